@@ -142,12 +142,17 @@ def test_hypervolume_custom_reference_and_constant_column():
 def test_dominated_points_do_not_change_hypervolume():
     rng = np.random.default_rng(7)
     R = rng.uniform(size=(20, 3))
-    R = np.vstack([R, R.min(axis=0), R.max(axis=0)])  # keep the normalisation range fixed
+    R = np.vstack([R, R.min(axis=0) - 0.5])  # a dominated row that fixes the lower end of each column
     nd = pareto.non_dominated(R)
-    assert len(nd) < len(R)
-    # normalisation range is set by the extremes, which are kept by appending the same min row
-    keep = np.concatenate([nd, [len(R) - 2]])
+    assert 1 < len(nd) < len(R) - 1
+    # the top of each column is reached by a non-dominated point, so keeping nd + the low row keeps the
+    # per-round normalisation unchanged; the other dominated points lie inside the dominated volume
+    keep = np.concatenate([nd, [len(R) - 1]])
     assert pareto.hypervolume(R[keep]) == pytest.approx(pareto.hypervolume(R))
+    inner = [i for i in nd if i not in set(R.argmax(axis=0).tolist())]  # front points that set no range
+    assert inner
+    smaller = np.setdiff1d(np.arange(len(R)), [inner[0]])
+    assert pareto.hypervolume(R[smaller]) < pareto.hypervolume(R)  # dropping a front point does change it
 
 
 def test_front_line_sorted_by_first_objective():
