@@ -1,0 +1,303 @@
+"""The one core object: the UI, the CLI and the API all go through `Explorer`.
+
+It turns a prompt into a stored, scored round (generate -> score -> store, candidates stored as soon as they
+are scored), reranks stored rounds for a new direction, and manages sessions, votes and exports.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from mo_explorer import exporting, ranking
+from mo_explorer.config import Settings
+from mo_explorer.errors import ModelError, UserError
+from mo_explorer.schema import (
+    MEASURED_LENGTH,
+    MEASURED_LOGPROB,
+    MEASURED_TIME,
+    Candidate,
+    Direction,
+    Generation,
+    GenerationParams,
+    Prompt,
+    RewardOutput,
+    Round,
+    SessionSummary,
+    Vote,
+    as_messages,
+)
+
+log = logging.getLogger(__name__)
+
+SCORE_CHUNK = 4  # candidates scored (and stored) per step, so a UI sees them arrive
+
+
+@dataclass(frozen=True)
+class RoundEvent:
+    """One step of a streamed round: 'started', 'progress' (tokens), 'scored' (a chunk stored), 'done'."""
+
+    kind: str
+    round: Round | None = None
+    step: int = 0
+    total: int = 0
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class LearnedDirection:
+    """The direction fitted to a session's decisive votes, with how well it and the gate explain them."""
+
+    direction: Direction
+    fit: ranking.DirectionFit
+    n_votes: int  # decisive votes used
+    agreement: float  # fraction of those votes the learned direction explains
+    gate_agreement: float  # fraction the reward model's gated score explains
+
+
+class Explorer:
+    """Generate, score, rank and store candidates; one instance serves every user of the process."""
+
+    def __init__(self, settings: Settings, generator, reward_model, store):
+        self.settings = settings
+        self.generator = generator
+        self.reward_model = reward_model
+        self.store = store
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Explorer:
+        """Load the configured models and open the configured database."""
+        from mo_explorer.models import registry
+        from mo_explorer.storage.store import Store
+
+        reward_model = registry.load_reward_model(settings)
+        generator = registry.load_generator(settings)
+        return cls(settings, generator, reward_model, Store(settings.storage.resolved_url()))
+
+    # ----- sessions -----------------------------------------------------------------------------------------
+    def new_session(self) -> str:
+        """Create an empty session and return its unguessable id."""
+        return self.store.create_session()
+
+    def ensure_session(self, session_id: str | None) -> str:
+        """An existing session id (unknown ids are refused) or a new session when none is given."""
+        if not session_id:
+            return self.new_session()
+        self.store.get_session(session_id)  # raises NotFoundError with a clear message
+        return session_id
+
+    def list_sessions(self, limit: int = 50) -> list[SessionSummary]:
+        """Newest sessions first."""
+        return self.store.list_sessions(limit=limit)
+
+    def session_rounds(self, session_id: str) -> list[Round]:
+        """A session's rounds, oldest first, each with its latest direction."""
+        self.store.get_session(session_id)
+        return self.store.list_rounds(session_id)
+
+    def get_round(self, round_id: str, session_id: str | None = None) -> Round:
+        """One stored round (optionally checked to belong to session_id)."""
+        return self.store.get_round(round_id, session_id)
+
+    def default_params(self) -> GenerationParams:
+        """Sampling parameters from the settings' defaults."""
+        d = self.settings.defaults
+        return GenerationParams(n=d.n, max_new_tokens=d.max_new_tokens, temperature=d.temperature, top_p=d.top_p)
+
+    # ----- rounds -------------------------------------------------------------------------------------------
+    def validate(self, prompt: Prompt, params: GenerationParams) -> list[dict]:
+        """Check a request against the limits; returns the prompt as chat messages or raises UserError."""
+        limits = self.settings.limits
+        try:
+            messages = as_messages(prompt)
+        except (KeyError, TypeError) as exc:
+            raise UserError("a chat prompt must be a list of {'role', 'content'} messages") from exc
+        if not messages or not any(m["content"].strip() for m in messages):
+            raise UserError("The prompt is empty: type something to generate from.")
+        chars = sum(len(m["content"]) for m in messages)
+        if chars > limits.max_prompt_chars:
+            raise UserError(f"The prompt has {chars} characters; the limit is {limits.max_prompt_chars}.")
+        if not 1 <= params.n <= min(limits.max_candidates, 32):
+            raise UserError(f"Number of candidates must be between 1 and {min(limits.max_candidates, 32)}.")
+        if not 1 <= params.max_new_tokens <= limits.max_new_tokens:
+            raise UserError(f"Max new tokens must be between 1 and {limits.max_new_tokens}.")
+        if params.temperature < 0 or not 0 < params.top_p <= 1:
+            raise UserError("Temperature must be >= 0 and top-p in (0, 1].")
+        n_tokens = self.generator.count_prompt_tokens(messages)
+        if n_tokens > limits.max_prompt_tokens:
+            raise UserError(f"The prompt is {n_tokens} tokens long; the limit is {limits.max_prompt_tokens}.")
+        return messages
+
+    def stream_round(self, prompt: Prompt, params: GenerationParams | None = None, session_id: str | None = None,
+                     direction: Direction | None = None) -> Iterator[RoundEvent]:
+        """Generate, score and store one round, yielding progress and each stored chunk of candidates."""
+        params = params or self.default_params()
+        messages = self.validate(prompt, params)
+        session_id = self.ensure_session(session_id)
+        yield RoundEvent("started", total=params.max_new_tokens, message="generating")
+        generations: list[Generation] = []
+        for event in self._generate_in_thread(messages, params):
+            if isinstance(event, list):
+                generations = event
+            else:
+                yield RoundEvent("progress", step=event[0], total=event[1], message="generating")
+        if isinstance(generations, Exception):  # pragma: no cover - handled in _generate_in_thread
+            raise generations
+        round_id: str | None = None
+        try:
+            for start in range(0, len(generations), SCORE_CHUNK):
+                chunk = generations[start:start + SCORE_CHUNK]
+                out = self._score(messages, [g.text for g in chunk])
+                if round_id is None:
+                    round_id = self._create_round(session_id, messages, params, out)
+                self.store.add_candidates(round_id, self._candidates(start, chunk, out))
+                yield RoundEvent("scored", round=self.store.get_round(round_id), step=start + len(chunk),
+                                 total=len(generations), message="scoring")
+        except Exception as exc:
+            if round_id is not None:
+                self.store.finish_round(round_id, status="failed", error=str(exc))
+            raise ModelError(f"The reward model failed while scoring: {exc}") from exc
+        self.store.finish_round(round_id, status="complete")
+        if direction is not None:
+            self.rerank(round_id, direction, session_id)
+        yield RoundEvent("done", round=self.store.get_round(round_id), step=len(generations),
+                         total=len(generations), message="done")
+
+    def run_round(self, prompt: Prompt, params: GenerationParams | None = None, session_id: str | None = None,
+                  direction: Direction | None = None,
+                  progress: Callable[[RoundEvent], None] | None = None) -> Round:
+        """Non-streaming `stream_round`: returns the complete stored round."""
+        final = None
+        for event in self.stream_round(prompt, params, session_id, direction):
+            if progress is not None:
+                progress(event)
+            final = event.round or final
+        return final
+
+    def _generate_in_thread(self, messages, params):
+        """Run the blocking batched generate in a worker thread, yielding (step, total) then the generations."""
+        events: queue.Queue = queue.Queue()
+        result: dict = {}
+
+        def work():
+            try:
+                result["generations"] = self.generator.generate(
+                    messages, params, progress=lambda step, total: events.put((step, total)))
+            except Exception as exc:  # reported to the caller below, with the round left unstored
+                result["error"] = exc
+            finally:
+                events.put(None)
+
+        thread = threading.Thread(target=work, name="generate", daemon=True)
+        thread.start()
+        last = 0.0
+        while (item := events.get()) is not None:
+            if time.perf_counter() - last > 0.1 or item[0] == item[1]:  # throttle UI updates to ~10/s
+                last = time.perf_counter()
+                yield item
+        thread.join()
+        if "error" in result:
+            exc = result["error"]
+            if isinstance(exc, UserError):
+                raise exc
+            raise ModelError(f"The generator failed: {exc}") from exc
+        yield result["generations"]
+
+    def _score(self, messages, texts: list[str]) -> RewardOutput:
+        max_chars = self.settings.limits.max_response_tokens * 8  # coarse cap; the model truncates by tokens
+        return self.reward_model.score(messages, [t[:max_chars] for t in texts])
+
+    def _objectives(self, out: RewardOutput) -> tuple[tuple[str, ...], tuple[bool, ...], tuple[bool, ...]]:
+        measured = [MEASURED_LENGTH, MEASURED_TIME] + ([MEASURED_LOGPROB] if MEASURED_LOGPROB in out.extras else [])
+        names = tuple(out.objectives) + tuple(measured)
+        is_measured = (False,) * len(out.objectives) + (True,) * len(measured)
+        maximize = tuple(name != MEASURED_TIME for name in names)  # generation time is a cost
+        return names, is_measured, maximize
+
+    def _create_round(self, session_id: str, messages, params: GenerationParams, out: RewardOutput) -> str:
+        names, is_measured, maximize = self._objectives(out)
+        return self.store.create_round(
+            session_id, messages, params, self.generator.model_id, self.reward_model.model_id, names,
+            is_measured, maximize, np.asarray(out.gating, np.float32), np.asarray(out.transform, np.float32))
+
+    def _candidates(self, start: int, chunk: list[Generation], out: RewardOutput) -> list[Candidate]:
+        logprob = out.extras.get(MEASURED_LOGPROB)
+        result = []
+        for i, g in enumerate(chunk):
+            measured = [g.n_tokens, g.seconds] + ([float(logprob[i])] if logprob is not None else [])
+            rewards = np.concatenate([out.rewards[i], np.asarray(measured, np.float32)]).astype(np.float32)
+            result.append(Candidate(index=start + i, text=g.text, rewards=rewards, score=float(out.score[i]),
+                                    n_tokens=g.n_tokens, gen_seconds=g.seconds))
+        return result
+
+    # ----- directions ---------------------------------------------------------------------------------------
+    def default_direction(self, round: Round) -> Direction:
+        """The gate's per-objective coefficients (gating @ T.T) over the model objectives, as a direction."""
+        k = len(round.gating)
+        coeffs = round.transform @ round.gating if k else np.ones(1)
+        if not np.any(coeffs):
+            coeffs = np.ones(k)
+        return Direction(tuple(round.objectives[:k]), tuple(float(c) for c in coeffs))
+
+    def rerank(self, round_id: str, direction: Direction, session_id: str | None = None,
+               store: bool = True) -> ranking.Ranking:
+        """Rank a stored round's candidates by a direction (and store the direction in its history)."""
+        rnd = self.store.get_round(round_id, session_id)
+        try:
+            result = ranking.rank(rnd.reward_matrix(), rnd.maximize, direction, rnd.objectives)
+        except ValueError as exc:
+            raise UserError(str(exc)) from exc
+        if store:
+            self.store.add_direction(round_id, direction)
+        return result
+
+    # ----- votes --------------------------------------------------------------------------------------------
+    def vote(self, session_id: str, round_id: str, a_index: int, b_index: int, outcome: str) -> Vote:
+        """Store a side-by-side vote with the direction in force; refuses candidates outside the session."""
+        rnd = self.store.get_round(round_id, session_id)
+        return self.store.add_vote(session_id, round_id, a_index, b_index, outcome, rnd.direction)
+
+    def learned_direction(self, session_id: str, l2: float = 1.0) -> LearnedDirection | None:
+        """Fit the user's direction to the session's decisive votes; None with fewer than two."""
+        rounds = {r.round_id: r for r in self.session_rounds(session_id)}
+        diffs, outcomes, gate, names = [], [], [], None
+        for vote in self.store.list_votes(session_id):
+            rnd = rounds.get(vote.round_id)
+            if vote.outcome not in ("a", "b") or rnd is None:
+                continue
+            if names is None:
+                names = rnd.objectives
+            if rnd.objectives != names:
+                continue  # votes from rounds scored by another reward model live in another space
+            values = ranking.normalise(ranking.orient(rnd.reward_matrix(), rnd.maximize))
+            diffs.append(values[vote.a_index] - values[vote.b_index])
+            outcomes.append(1.0 if vote.outcome == "a" else 0.0)
+            scores = rnd.scores()
+            gate.append(float(scores[vote.a_index] > scores[vote.b_index]) == outcomes[-1])
+        if len(diffs) < 2:
+            return None
+        fit = ranking.fit_direction(np.asarray(diffs), np.asarray(outcomes), l2=l2)
+        return LearnedDirection(Direction(tuple(names), tuple(float(w) for w in fit.weights)), fit, len(diffs),
+                                float(fit.agreement), float(np.mean(gate)))
+
+    # ----- export / import ----------------------------------------------------------------------------------
+    def export_session(self, session_id: str, fmt: str) -> str:
+        """A session as TRL preference JSON Lines ('trl'), the whole session ('json') or candidates ('csv')."""
+        self.store.get_session(session_id)
+        if fmt == "trl":
+            return exporting.to_trl(self.store.vote_records(session_id))
+        if fmt == "json":
+            return exporting.to_json(self.store.export_session(session_id))
+        if fmt == "csv":
+            return exporting.to_csv(self.store.list_rounds(session_id))
+        raise UserError(f"unknown export format {fmt!r}; use trl, json or csv")
+
+    def import_session(self, text: str) -> str:
+        """Restore a 'json' export as a new session; returns its id."""
+        return self.store.import_session(exporting.parse_json(text))
