@@ -1,0 +1,99 @@
+"""Engine construction: SQLite pragmas, explicit BEGIN control, and the schema version check."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import Engine, create_engine, event, inspect, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import StaticPool
+
+from mo_explorer.storage.tables import Base, MetaRow
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 10_000
+WRITE_OPTION = "mo_explorer_write"  # execution option marking a connection that will write
+
+
+class SchemaVersionError(RuntimeError):
+    """The database was written by another (newer) schema version of mo-explorer."""
+
+
+def is_sqlite_memory(url: str) -> bool:
+    """Whether a URL names an in-memory SQLite database (one per connection unless shared)."""
+    parsed = make_url(url)
+    return parsed.get_backend_name() == "sqlite" and (
+        parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for any SQLAlchemy URL; for SQLite: WAL (files), foreign keys, busy timeout, BEGIN IMMEDIATE writes."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    memory = is_sqlite_memory(url)
+    # In memory every connection is a separate database: StaticPool makes all threads share one.
+    kwargs = {"poolclass": StaticPool} if memory else {}
+    engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        # Take over BEGIN from the sqlite3 driver (its legacy mode skips BEGIN before SELECT) so each
+        # transaction is explicit; see "Transactions with SQLite and the sqlite3 driver" in the SQLAlchemy docs.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            if not memory:
+                # WAL: readers never block the single writer, which suits a web server with many threads.
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:
+        # A write transaction takes the write lock up front: a deferred one that reads first and then
+        # writes can fail with SQLITE_BUSY without waiting, when another writer committed in between.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "BEGIN")
+
+    return engine
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create missing tables and record SCHEMA_VERSION; refuse a database of another version."""
+    tables = set(inspect(engine).get_table_names())
+    if MetaRow.__tablename__ in tables:
+        with Session(engine) as session:
+            stored = session.scalar(select(MetaRow.value).where(MetaRow.key == "schema_version"))
+        if stored is not None:
+            check_version(stored, str(engine.url))
+    Base.metadata.create_all(engine)
+    with Session(engine.execution_options(**{WRITE_OPTION: True})) as session, session.begin():
+        row = session.get(MetaRow, "schema_version")
+        if row is None:
+            session.add(MetaRow(key="schema_version", value=str(SCHEMA_VERSION)))
+            logger.info("initialised mo-explorer schema version %d at %s", SCHEMA_VERSION,
+                        engine.url.render_as_string(hide_password=True))
+        else:
+            check_version(row.value, str(engine.url))
+
+
+def check_version(stored: str, where: str) -> None:
+    """Raise SchemaVersionError unless a stored version string equals SCHEMA_VERSION."""
+    try:
+        version = int(stored)
+    except ValueError as exc:
+        raise SchemaVersionError(f"database {where} has an unreadable schema version {stored!r}") from exc
+    if version > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"database {where} uses schema version {version}, but this mo-explorer only knows version "
+            f"{SCHEMA_VERSION}: upgrade mo-explorer or point it at another database")
+    if version < SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"database {where} uses old schema version {version} (current {SCHEMA_VERSION}) and no migration "
+            "exists: export its sessions with the old version, then import them into a new database")

@@ -1,0 +1,239 @@
+"""The Store: every read and write of sessions, rounds, directions and votes, one short transaction each."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from mo_explorer.errors import NotFoundError, UserError
+from mo_explorer.schema import Candidate, Direction, GenerationParams, Message, Round, SessionSummary, Vote
+from mo_explorer.storage import convert, exchange
+from mo_explorer.storage.engine import WRITE_OPTION, ensure_schema, is_sqlite_memory, make_engine
+from mo_explorer.storage.tables import DirectionRow, RoundRow, SessionRow, VoteRow
+
+logger = logging.getLogger(__name__)
+
+
+class Store:
+    """Sessions stored in any SQLAlchemy database; returns schema types, safe to share between threads."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine = make_engine(url)
+        self._write_engine = self._engine.execution_options(**{WRITE_OPTION: True})
+        # SQLite has one writer: queueing writes here is cheaper than busy-waiting on the file lock.
+        # In memory all threads share one connection, so reads must queue too (one transaction at a time).
+        self._write_lock = threading.Lock()
+        self._read_lock = self._write_lock if is_sqlite_memory(url) else contextlib.nullcontext()
+        try:
+            ensure_schema(self._engine)
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self._engine.dispose()
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[Session]:
+        with self._read_lock, Session(self._engine) as session, session.begin():
+            yield session
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[Session]:
+        with self._write_lock, Session(self._write_engine) as session, session.begin():
+            yield session
+
+    # ---- sessions -------------------------------------------------------------------------------------------
+
+    def create_session(self) -> str:
+        """Start an empty session; returns its unguessable id."""
+        session_id = convert.new_id()
+        with self._writing() as s:
+            s.add(SessionRow(id=session_id, created_at=convert.now_utc()))
+        return session_id
+
+    def session_exists(self, session_id: str) -> bool:
+        """Whether a session id is stored."""
+        with self._reading() as s:
+            return s.scalar(select(SessionRow.pk).where(SessionRow.id == session_id)) is not None
+
+    def get_session(self, session_id: str) -> SessionSummary:
+        """One session with its rounds' ids and prompt previews; NotFoundError if unknown."""
+        with self._reading() as s:
+            row = _session_row(s, session_id)
+            return _summaries(s, [row])[0]
+
+    def list_sessions(self, limit: int = 50) -> list[SessionSummary]:
+        """The newest `limit` sessions, newest first."""
+        with self._reading() as s:
+            rows = s.scalars(select(SessionRow).order_by(SessionRow.pk.desc()).limit(max(0, int(limit)))).all()
+            return _summaries(s, rows)
+
+    def delete_session(self, session_id: str) -> None:
+        """Delete a session with its rounds, candidates, directions and votes; NotFoundError if unknown."""
+        with self._writing() as s:
+            s.delete(_session_row(s, session_id))
+
+    # ---- rounds ---------------------------------------------------------------------------------------------
+
+    def create_round(self, session_id: str, prompt: list[Message], params: GenerationParams, generator_id: str,
+                     reward_model_id: str, objectives: tuple[str, ...], measured: tuple[bool, ...],
+                     maximize: tuple[bool, ...], gating: np.ndarray, transform: np.ndarray) -> str:
+        """Open a "running" round; gating (k_model,), transform (k_model, k_model) over non-measured objectives."""
+        messages = convert.check_messages(list(prompt))
+        params = convert.params_from_json(params.to_dict())
+        gating_arr, transform_arr = convert.check_layout(objectives, measured, maximize, gating, transform)
+        round_id = convert.new_id()
+        with self._writing() as s:
+            session_row = _session_row(s, session_id)
+            s.add(RoundRow(
+                id=round_id, session_pk=session_row.pk, created_at=convert.now_utc(), prompt=messages,
+                params=params.to_dict(), generator_id=str(generator_id), reward_model_id=str(reward_model_id),
+                objectives=list(objectives), measured=[bool(m) for m in measured],
+                maximize=[bool(m) for m in maximize], gating=convert.floats_to_json(gating_arr),
+                transform=convert.floats_to_json(transform_arr), status="running", error=None))
+        return round_id
+
+    def add_candidates(self, round_id: str, candidates: Sequence[Candidate]) -> None:
+        """Append scored candidates (rewards (k_all,) each) to a running round."""
+        with self._writing() as s:
+            row = _round_row(s, round_id)
+            if row.status != "running":
+                raise UserError(f"round '{round_id}' is {row.status}; candidates can only be added while it runs")
+            s.add_all(exchange.candidate_rows(row, candidates))
+
+    def finish_round(self, round_id: str, status: str = "complete", error: str | None = None) -> None:
+        """Mark a round "complete" or "failed" (with why); its stored candidates are kept either way."""
+        if status not in ("complete", "failed"):
+            raise UserError(f"a round finishes as 'complete' or 'failed', not {status!r}")
+        with self._writing() as s:
+            row = _round_row(s, round_id)
+            row.status, row.error = status, error
+
+    def get_round(self, round_id: str, session_id: str | None = None) -> Round:
+        """One round with its candidates and latest direction; NotFoundError if unknown or in another session."""
+        with self._reading() as s:
+            row = _round_row(s, round_id, session_id)
+            return convert.round_from_row(row, row.candidates, _latest_directions(s, [row.pk]).get(row.pk))
+
+    def list_rounds(self, session_id: str) -> list[Round]:
+        """A session's rounds, oldest first; NotFoundError if the session is unknown."""
+        with self._reading() as s:
+            session_row = _session_row(s, session_id)
+            rows = s.scalars(select(RoundRow).where(RoundRow.session_pk == session_row.pk)
+                             .options(selectinload(RoundRow.candidates)).order_by(RoundRow.pk)).all()
+            latest = _latest_directions(s, [r.pk for r in rows])
+            return [convert.round_from_row(r, r.candidates, latest.get(r.pk)) for r in rows]
+
+    # ---- directions -----------------------------------------------------------------------------------------
+
+    def add_direction(self, round_id: str, direction: Direction) -> None:
+        """Record a direction as the round's current one; earlier ones stay in its history."""
+        with self._writing() as s:
+            row = _round_row(s, round_id)
+            convert.check_direction_fits(direction, row.objectives)
+            s.add(DirectionRow(round_pk=row.pk, created_at=convert.now_utc(),
+                               direction=convert.direction_to_json(direction)))
+
+    def list_directions(self, round_id: str) -> list[tuple[str, Direction]]:
+        """A round's direction history as (UTC timestamp, direction), oldest first."""
+        with self._reading() as s:
+            row = _round_row(s, round_id)
+            return [(d.created_at, convert.direction_from_json(d.direction)) for d in row.directions]
+
+    # ---- votes ----------------------------------------------------------------------------------------------
+
+    def add_vote(self, session_id: str, round_id: str, a_index: int, b_index: int, outcome: str,
+                 direction: Direction | None = None) -> Vote:
+        """Store a judgement between candidates a and b of a round of this session, with copies of what was seen."""
+        if outcome not in Vote.OUTCOMES:
+            raise UserError(f"unknown vote outcome {outcome!r}; use one of {', '.join(Vote.OUTCOMES)}")
+        if int(a_index) == int(b_index):
+            raise UserError("a vote compares two different candidates")
+        with self._writing() as s:
+            session_row = _session_row(s, session_id)
+            round_row = _round_row(s, round_id, session_id)
+            if direction is not None:
+                convert.check_direction_fits(direction, round_row.objectives)
+            row = exchange.vote_row(session_row, round_row, int(a_index), int(b_index), outcome,
+                                    convert.direction_to_json(direction), convert.now_utc())
+            s.add(row)
+            s.flush()
+            return convert.vote_from_row(row)
+
+    def list_votes(self, session_id: str) -> list[Vote]:
+        """A session's votes, oldest first."""
+        with self._reading() as s:
+            return [convert.vote_from_row(v) for v in _votes(s, _session_row(s, session_id))]
+
+    def vote_records(self, session_id: str) -> list[dict[str, Any]]:
+        """A session's votes as self-contained JSON-friendly preference records, oldest first."""
+        with self._reading() as s:
+            return [convert.vote_record(v) for v in _votes(s, _session_row(s, session_id))]
+
+    # ---- import / export ------------------------------------------------------------------------------------
+
+    def export_session(self, session_id: str) -> dict[str, Any]:
+        """The whole session (rounds, candidates, directions, votes) as a JSON-friendly dict."""
+        with self._reading() as s:
+            return exchange.export_session(s, _session_row(s, session_id))
+
+    def import_session(self, data: dict[str, Any]) -> str:
+        """Store an exported session as a NEW session with new ids; UserError naming what is malformed."""
+        parsed = exchange.parse_export(data)
+        with self._writing() as s:
+            session_id = exchange.insert_session(s, parsed)
+        logger.info("imported session %s with %d rounds", session_id, len(parsed.rounds))
+        return session_id
+
+
+def _session_row(s: Session, session_id: str) -> SessionRow:
+    row = s.scalar(select(SessionRow).where(SessionRow.id == str(session_id)))
+    if row is None:
+        raise NotFoundError(f"unknown session id '{session_id}'")
+    return row
+
+
+def _round_row(s: Session, round_id: str, session_id: str | None = None) -> RoundRow:
+    query = select(RoundRow).where(RoundRow.id == str(round_id))
+    if session_id is not None:
+        query = query.join(SessionRow).where(SessionRow.id == str(session_id))
+    row = s.scalar(query)
+    if row is None:
+        where = "" if session_id is None else f" in session '{session_id}'"
+        raise NotFoundError(f"unknown round id '{round_id}'{where}")
+    return row
+
+
+def _latest_directions(s: Session, round_pks: list[int]) -> dict[int, Any]:
+    """round pk -> JSON of its most recent direction, for rounds that have one."""
+    if not round_pks:
+        return {}
+    newest = (select(func.max(DirectionRow.pk)).where(DirectionRow.round_pk.in_(round_pks))
+              .group_by(DirectionRow.round_pk))
+    rows = s.scalars(select(DirectionRow).where(DirectionRow.pk.in_(newest))).all()
+    return {d.round_pk: d.direction for d in rows}
+
+
+def _summaries(s: Session, rows: Sequence[SessionRow]) -> list[SessionSummary]:
+    by_session: dict[int, list[tuple[str, str]]] = {r.pk: [] for r in rows}
+    if rows:
+        query = (select(RoundRow.session_pk, RoundRow.id, RoundRow.prompt)
+                 .where(RoundRow.session_pk.in_(list(by_session))).order_by(RoundRow.pk))
+        for session_pk, round_id, prompt in s.execute(query):
+            by_session[session_pk].append((round_id, convert.preview(prompt)))
+    return [SessionSummary(session_id=r.id, created_at=r.created_at, rounds=tuple(by_session[r.pk])) for r in rows]
+
+
+def _votes(s: Session, session_row: SessionRow) -> Sequence[VoteRow]:
+    return s.scalars(select(VoteRow).where(VoteRow.session_pk == session_row.pk)
+                     .options(selectinload(VoteRow.round)).order_by(VoteRow.pk)).all()

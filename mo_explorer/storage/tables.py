@@ -1,0 +1,135 @@
+"""ORM tables (SQLAlchemy 2 typed declarative). Rows never leave the storage package.
+
+Public ids are random strings; integer primary keys only order rows and join them, so insertion order
+(not clock resolution) decides "oldest first" and "newest first".
+Arrays and small structures are JSON columns: portable across SQLite and server databases.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+ID_LENGTH = 32  # secrets.token_urlsafe(16) is 22 characters; leave room
+TIME_LENGTH = 40  # ISO-8601 with microseconds and offset
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every mo-explorer table."""
+
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class MetaRow(Base):
+    """Key/value facts about the database itself (the schema version)."""
+
+    __tablename__ = "mo_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
+
+
+class SessionRow(Base):
+    """One user session: a sequence of rounds and votes."""
+
+    __tablename__ = "mo_sessions"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), unique=True, index=True)
+    created_at: Mapped[str] = mapped_column(String(TIME_LENGTH))
+
+    rounds: Mapped[list[RoundRow]] = relationship(
+        back_populates="session", cascade="all, delete-orphan", order_by="RoundRow.pk", passive_deletes=True)
+    votes: Mapped[list[VoteRow]] = relationship(
+        back_populates="session", cascade="all, delete-orphan", order_by="VoteRow.pk", passive_deletes=True)
+
+
+class RoundRow(Base):
+    """One prompt with its generation parameters, model ids, objective layout and gate."""
+
+    __tablename__ = "mo_rounds"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), unique=True, index=True)
+    session_pk: Mapped[int] = mapped_column(ForeignKey("mo_sessions.pk", ondelete="CASCADE"), index=True)
+    created_at: Mapped[str] = mapped_column(String(TIME_LENGTH))
+    prompt: Mapped[list[Any]] = mapped_column(JSON)  # [{"role", "content"}, ...]
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)  # GenerationParams.to_dict()
+    generator_id: Mapped[str] = mapped_column(String(512))
+    reward_model_id: Mapped[str] = mapped_column(String(512))
+    objectives: Mapped[list[Any]] = mapped_column(JSON)
+    measured: Mapped[list[Any]] = mapped_column(JSON)
+    maximize: Mapped[list[Any]] = mapped_column(JSON)
+    gating: Mapped[list[Any]] = mapped_column(JSON)  # (k_model,)
+    transform: Mapped[list[Any]] = mapped_column(JSON)  # (k_model, k_model) as nested lists
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    session: Mapped[SessionRow] = relationship(back_populates="rounds")
+    candidates: Mapped[list[CandidateRow]] = relationship(
+        back_populates="round", cascade="all, delete-orphan", order_by="CandidateRow.idx", passive_deletes=True)
+    directions: Mapped[list[DirectionRow]] = relationship(
+        back_populates="round", cascade="all, delete-orphan", order_by="DirectionRow.pk", passive_deletes=True)
+
+
+class CandidateRow(Base):
+    """One scored response of a round."""
+
+    __tablename__ = "mo_candidates"
+    __table_args__ = (UniqueConstraint("round_pk", "idx"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    round_pk: Mapped[int] = mapped_column(ForeignKey("mo_rounds.pk", ondelete="CASCADE"), index=True)
+    idx: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    rewards: Mapped[list[Any]] = mapped_column(JSON)  # (k_all,)
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)  # None encodes a non-finite score
+    n_tokens: Mapped[int] = mapped_column(Integer)
+    gen_seconds: Mapped[float] = mapped_column(Float)
+
+    round: Mapped[RoundRow] = relationship(back_populates="candidates")
+
+
+class DirectionRow(Base):
+    """One preference direction set on a round; the history is kept, the last one is current."""
+
+    __tablename__ = "mo_directions"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    round_pk: Mapped[int] = mapped_column(ForeignKey("mo_rounds.pk", ondelete="CASCADE"), index=True)
+    created_at: Mapped[str] = mapped_column(String(TIME_LENGTH))
+    direction: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"objectives", "weights", "method"}
+
+    round: Mapped[RoundRow] = relationship(back_populates="directions")
+
+
+class VoteRow(Base):
+    """A side-by-side judgement, denormalised so an export of votes alone is self-contained."""
+
+    __tablename__ = "mo_votes"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), unique=True, index=True)
+    session_pk: Mapped[int] = mapped_column(ForeignKey("mo_sessions.pk", ondelete="CASCADE"), index=True)
+    round_pk: Mapped[int] = mapped_column(ForeignKey("mo_rounds.pk", ondelete="CASCADE"), index=True)
+    created_at: Mapped[str] = mapped_column(String(TIME_LENGTH))
+    a_index: Mapped[int] = mapped_column(Integer)
+    b_index: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))
+    direction: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # Copies taken at vote time, so one row is a complete preference record (vote_records reads no joins).
+    prompt: Mapped[list[Any]] = mapped_column(JSON)
+    a_text: Mapped[str] = mapped_column(Text)
+    b_text: Mapped[str] = mapped_column(Text)
+    a_rewards: Mapped[list[Any]] = mapped_column(JSON)
+    b_rewards: Mapped[list[Any]] = mapped_column(JSON)
+    objectives: Mapped[list[Any]] = mapped_column(JSON)
+    maximize: Mapped[list[Any]] = mapped_column(JSON)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    generator_id: Mapped[str] = mapped_column(String(512))
+    reward_model_id: Mapped[str] = mapped_column(String(512))
+
+    session: Mapped[SessionRow] = relationship(back_populates="votes")
+    round: Mapped[RoundRow] = relationship()
