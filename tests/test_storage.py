@@ -1,0 +1,233 @@
+"""Store: sessions, rounds, candidates and directions on a real SQLite file under tmp_path."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import numpy as np
+import pytest
+
+from mo_explorer.errors import NotFoundError, UserError
+from mo_explorer.schema import Candidate, Direction, GenerationParams
+from mo_explorer.storage import SCHEMA_VERSION, SchemaVersionError, Store
+
+OBJECTIVES = ("helpfulness", "safety", "length_tokens", "gen_seconds")
+MEASURED = (False, False, True, True)
+MAXIMIZE = (True, True, True, False)
+PROMPT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is a Pareto front?"}]
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    yield s
+    s.close()
+
+
+def make_round(store: Store, session_id: str, gating=(0.25, 0.75), transform=((1.0, 0.5), (0.0, 2.0))) -> str:
+    return store.create_round(session_id, PROMPT, GenerationParams(n=3, temperature=0.7, seed=5), "gen/x", "rm/y",
+                              OBJECTIVES, MEASURED, MAXIMIZE, np.asarray(gating, np.float32),
+                              np.asarray(transform, np.float32))
+
+
+def candidate(index: int, rewards=None) -> Candidate:
+    rewards = np.asarray(rewards if rewards is not None else [index + 0.5, -index, 10 + index, 0.25], np.float32)
+    return Candidate(index=index, text=f"answer {index}", rewards=rewards, score=0.1 * index, n_tokens=10 + index,
+                     gen_seconds=0.25)
+
+
+def test_session_create_list_get(store):
+    first, second = store.create_session(), store.create_session()
+    assert first != second and len(first) >= 20
+    assert store.session_exists(first) and not store.session_exists("nope")
+    listed = store.list_sessions()
+    assert [s.session_id for s in listed] == [second, first]  # newest first
+    assert store.list_sessions(limit=1)[0].session_id == second
+    rid = make_round(store, first)
+    summary = store.get_session(first)
+    assert summary.rounds == ((rid, "What is a Pareto front?"),)
+    assert summary.created_at.endswith("+00:00")
+    with pytest.raises(NotFoundError, match="unknown session id 'nope'"):
+        store.get_session("nope")
+
+
+def test_round_round_trip(store):
+    sid = store.create_session()
+    rid = make_round(store, sid)
+    store.add_candidates(rid, [candidate(0), candidate(1)])
+    store.add_candidates(rid, [candidate(2, [np.nan, 1.0, 2.0, 3.0])])  # a second batch appends
+    store.finish_round(rid)
+    rnd = store.get_round(rid)
+    assert (rnd.round_id, rnd.session_id, rnd.status, rnd.error) == (rid, sid, "complete", None)
+    assert rnd.prompt == PROMPT
+    assert rnd.params == GenerationParams(n=3, temperature=0.7, seed=5)
+    assert (rnd.generator_id, rnd.reward_model_id) == ("gen/x", "rm/y")
+    assert (rnd.objectives, rnd.measured, rnd.maximize) == (OBJECTIVES, MEASURED, MAXIMIZE)
+    assert rnd.gating.dtype == np.float32 and np.array_equal(rnd.gating, [0.25, 0.75])
+    assert rnd.transform.shape == (2, 2) and np.array_equal(rnd.transform, [[1.0, 0.5], [0.0, 2.0]])
+    assert [c.index for c in rnd.candidates] == [0, 1, 2]
+    for got, want in zip(rnd.candidates[:2], [candidate(0), candidate(1)]):
+        assert got.rewards.dtype == np.float32 and np.array_equal(got.rewards, want.rewards)
+        assert (got.text, got.score, got.n_tokens, got.gen_seconds) == (want.text, pytest.approx(want.score),
+                                                                       want.n_tokens, want.gen_seconds)
+    assert np.isnan(rnd.candidates[2].rewards[0])  # NaN survives as JSON null
+    assert rnd.reward_matrix().shape == (3, 4)
+    assert rnd.direction is None and rnd.created_at.endswith("+00:00")
+
+
+def test_candidates_visible_while_running(store):
+    rid = make_round(store, store.create_session())
+    assert store.get_round(rid).status == "running" and store.get_round(rid).candidates == ()
+    store.add_candidates(rid, [candidate(0)])
+    assert [c.index for c in store.get_round(rid).candidates] == [0]
+
+
+def test_failed_round_keeps_candidates_and_error(store):
+    rid = make_round(store, store.create_session())
+    store.add_candidates(rid, [candidate(0), candidate(1)])
+    store.finish_round(rid, status="failed", error="out of memory")
+    rnd = store.get_round(rid)
+    assert (rnd.status, rnd.error, len(rnd.candidates)) == ("failed", "out of memory", 2)
+    with pytest.raises(UserError, match="failed"):
+        store.add_candidates(rid, [candidate(2)])
+    with pytest.raises(UserError):
+        store.finish_round(rid, status="done")
+
+
+def test_round_validation(store):
+    sid = store.create_session()
+    with pytest.raises(UserError, match="gating"):
+        make_round(store, sid, gating=(1.0, 2.0, 3.0))
+    with pytest.raises(UserError, match="transform"):
+        make_round(store, sid, transform=np.eye(3))
+    with pytest.raises(UserError, match="measured"):
+        store.create_round(sid, PROMPT, GenerationParams(), "g", "r", OBJECTIVES, (False,), MAXIMIZE,
+                           np.ones(2), np.eye(2))
+    with pytest.raises(NotFoundError):
+        make_round(store, "missing-session")
+    rid = make_round(store, sid)
+    with pytest.raises(UserError, match="rewards"):
+        store.add_candidates(rid, [candidate(0, [1.0, 2.0])])
+    store.add_candidates(rid, [candidate(0)])
+    with pytest.raises(UserError, match="already has a candidate 0"):
+        store.add_candidates(rid, [candidate(1), candidate(0)])
+    assert [c.index for c in store.get_round(rid).candidates] == [0]  # the refused batch left nothing behind
+
+
+def test_rounds_listed_oldest_first_and_scoped_to_session(store):
+    sid, other = store.create_session(), store.create_session()
+    rids = [make_round(store, sid) for _ in range(3)]
+    foreign = make_round(store, other)
+    assert [r.round_id for r in store.list_rounds(sid)] == rids
+    assert store.get_round(rids[0], sid).round_id == rids[0]
+    with pytest.raises(NotFoundError, match="unknown round id"):
+        store.get_round(foreign, sid)
+    with pytest.raises(NotFoundError):
+        store.get_round("no-such-round")
+    with pytest.raises(NotFoundError):
+        store.list_rounds("no-such-session")
+
+
+def test_direction_history(store):
+    sid = store.create_session()
+    rid = make_round(store, sid)
+    d1 = Direction(("helpfulness", "safety"), (1.0, 0.0))
+    d2 = Direction(("helpfulness", "safety", "gen_seconds"), (0.2, 0.7, 0.1), method="tchebycheff")
+    store.add_direction(rid, d1)
+    store.add_direction(rid, d2)
+    history = store.list_directions(rid)
+    assert [d for _, d in history] == [d1, d2]
+    assert history[0][0] <= history[1][0] and history[1][0].endswith("+00:00")
+    assert store.get_round(rid).direction == d2
+    assert store.list_rounds(sid)[0].direction == d2
+    with pytest.raises(UserError, match="does not have"):
+        store.add_direction(rid, Direction(("verbosity",), (1.0,)))
+    with pytest.raises(NotFoundError):
+        store.add_direction("nope", d1)
+
+
+def test_delete_session(store, tmp_path):
+    sid, keep = store.create_session(), store.create_session()
+    rid = make_round(store, sid)
+    store.add_candidates(rid, [candidate(0), candidate(1)])
+    store.add_direction(rid, Direction(("safety",), (1.0,)))
+    store.add_vote(sid, rid, 0, 1, "a")
+    store.delete_session(sid)
+    assert not store.session_exists(sid) and store.session_exists(keep)
+    with pytest.raises(NotFoundError):
+        store.get_round(rid)
+    with sqlite3.connect(tmp_path / "db.sqlite") as conn:  # the database cascade left no orphans
+        for table in ("mo_rounds", "mo_candidates", "mo_directions", "mo_votes"):
+            assert conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0
+
+
+def test_wal_foreign_keys_and_version_on_file(tmp_path):
+    path = tmp_path / "wal.sqlite"
+    Store(f"sqlite:///{path}").close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # WAL persists in the file
+        assert conn.execute("SELECT value FROM mo_meta WHERE key='schema_version'").fetchone()[0] == str(
+            SCHEMA_VERSION)
+    store = Store(f"sqlite:///{path}")  # reopening an up-to-date database works
+    with store._engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() > 0
+    store.close()
+
+
+def test_newer_schema_version_refused(tmp_path):
+    path = tmp_path / "future.sqlite"
+    Store(f"sqlite:///{path}").close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE mo_meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION + 1),))
+    with pytest.raises(SchemaVersionError, match=f"schema version {SCHEMA_VERSION + 1}"):
+        Store(f"sqlite:///{path}")
+
+
+def test_memory_database_shared_between_threads():
+    store = Store("sqlite:///:memory:")
+    sid = store.create_session()
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(store.session_exists(sid)))
+    thread.start()
+    thread.join()
+    assert seen == [True]
+    store.close()
+
+
+@pytest.mark.parametrize("url_kind", ["file", "file_two_stores", "memory"])
+def test_concurrent_writes_from_threads(tmp_path, url_kind):
+    url = "sqlite:///:memory:" if url_kind == "memory" else f"sqlite:///{tmp_path / 'busy.sqlite'}"
+    store = Store(url)
+    # Two Store objects on one file stand in for two processes: only SQLite's own locking orders their writes.
+    stores = [store, Store(url)] if url_kind == "file_two_stores" else [store]
+    sid = store.create_session()
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def work(worker: int) -> None:
+        store = stores[worker % len(stores)]
+        try:
+            start.wait()
+            for _ in range(3):
+                rid = make_round(store, sid)
+                store.add_candidates(rid, [candidate(0), candidate(1)])
+                store.add_direction(rid, Direction(("safety",), (1.0 + worker,)))
+                store.add_vote(sid, rid, 0, 1, "b")
+                store.finish_round(rid)
+                store.list_rounds(sid)
+        except BaseException as exc:  # collected so the main thread can fail the test with it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    rounds = store.list_rounds(sid)
+    assert len(rounds) == 24 and all(r.status == "complete" and len(r.candidates) == 2 for r in rounds)
+    assert len(store.list_votes(sid)) == 24
+    for s in stores:
+        s.close()
