@@ -150,8 +150,10 @@ def winning_intervals(R2: np.ndarray) -> list[list[tuple[float, float]]]:
     """Per candidate of R2 (n, 2), the angle intervals (degrees) where it is the argmax of v(θ) · r.
 
     Over the full circle [0, 360); the intervals of all candidates partition it (for n >= 1). An interval
-    that crosses 0° is reported as two pieces, (a, 360) and (0, b). Candidates that win nowhere (dominated,
-    inside the convex hull, in a concave dent, or a duplicate of a lower index) get an empty list.
+    that crosses 0° is reported as two pieces, (a, 360) and (0, b). Candidates that win nowhere (strictly
+    inside the convex hull, on a hull edge between two others, or a duplicate of a lower index) get an empty
+    list. Over the full circle a dominated candidate, or one in a concave dent of the front, can still win
+    for directions that prefer less of some objective; within [0, 90] (more of both) neither ever wins.
     Exact: the winner can only change where two candidates tie, at angles perpendicular to r_i - r_j,
     so we evaluate the winner at the midpoint of each piece between consecutive tie angles.
     """
