@@ -16,6 +16,8 @@ OBJECTIVES = ("helpfulness", "safety", "length_tokens", "gen_seconds")
 MEASURED = (False, False, True, True)
 MAXIMIZE = (True, True, True, False)
 PROMPT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is a Pareto front?"}]
+# An ORM warning (e.g. a row silently not saved) is a storage bug here.
+pytestmark = pytest.mark.filterwarnings("error::sqlalchemy.exc.SAWarning")
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ EXPORT_VERSION = 1
 
 
 def candidate_rows(row: RoundRow, candidates: Sequence[Candidate]) -> list[CandidateRow]:
-    """Validated rows for candidates appended to a round: unique non-negative indices, rewards (k_all,)."""
+    """Validated rows (for the caller to add) of candidates appended to a round: unique indices, rewards (k_all,)."""
     taken = {c.idx for c in row.candidates}
     k = len(row.objectives)
     rows = []
@@ -146,7 +146,8 @@ def insert_session(s: Session, parsed: ParsedSession) -> str:
             objectives=list(r.objectives), measured=list(r.measured), maximize=list(r.maximize),
             gating=convert.floats_to_json(r.gating), transform=convert.floats_to_json(r.transform),
             status=r.status, error=r.error)
-        candidate_rows(row, r.candidates)  # attaches the rows to row.candidates
+        s.add(row)  # SQLAlchemy 2 no longer cascades through backrefs: add each round explicitly, in order
+        s.add_all(candidate_rows(row, r.candidates))
         for created_at, direction in r.directions:
             row.directions.append(DirectionRow(created_at=created_at, direction=convert.direction_to_json(direction)))
         round_rows[r.old_id] = row
