@@ -211,6 +211,8 @@ def test_fit_direction_recovers_a_known_direction():
     # at the optimum the gradient of the penalised log-likelihood vanishes
     p = 1.0 / (1.0 + np.exp(-(diffs @ fit.raw)))
     np.testing.assert_allclose(diffs.T @ (p - y) + 1.0 * fit.raw, 0.0, atol=1e-8)
+    hessian = (diffs * (p * (1 - p))[:, None]).T @ diffs + np.eye(2)  # Laplace: covariance = H^-1
+    np.testing.assert_allclose(fit.covariance @ hessian, np.eye(2), atol=1e-8)
 
 
 def test_fit_direction_uncertainty_shrinks_with_more_votes():
