@@ -1,0 +1,166 @@
+"""The core object on tiny real models: rounds stream and are stored, bad input is refused, nothing is lost."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mo_explorer.config import Settings
+from mo_explorer.errors import ModelError, NotFoundError, UserError
+from mo_explorer.explorer import Explorer
+from mo_explorer.schema import Direction, GenerationParams
+
+
+@pytest.fixture(scope="module")
+def models(tiny_lm_dir, tiny_classifier_dir, tmp_path_factory):
+    from mo_explorer.models.generator import Generator
+    from mo_explorer.models.reward import SequenceClassificationRewardModel
+
+    cache = str(tmp_path_factory.mktemp("cache"))
+    return (Generator.load(str(tiny_lm_dir), cache_dir=cache, dtype="float32"),
+            SequenceClassificationRewardModel.load(str(tiny_classifier_dir), cache_dir=cache))
+
+
+@pytest.fixture
+def explorer(models, tmp_path):
+    from mo_explorer.storage.store import Store
+
+    settings = Settings.from_env({"MO_EXPLORER_MAX_PROMPT_CHARS": "200", "MO_EXPLORER_MAX_NEW_TOKENS_LIMIT": "16"})
+    return Explorer(settings, models[0], models[1], Store(f"sqlite:///{tmp_path / 'db.sqlite'}"))
+
+
+PARAMS = GenerationParams(n=6, max_new_tokens=6, temperature=1.0, top_p=1.0, seed=3)
+
+
+def test_round_is_generated_scored_and_stored(explorer):
+    rnd = explorer.run_round("Write a poem about the sea", PARAMS)
+    assert len(rnd.candidates) == 6 and rnd.status == "complete"
+    assert rnd.objectives == ("helpful", "safe", "concise", "length_tokens", "gen_seconds")
+    assert rnd.measured == (False, False, False, True, True)
+    assert rnd.maximize[-1] is False  # generation time is a cost
+    R = rnd.reward_matrix()
+    # ArmoRM identity on the stored round: score == sum(gating * (rewards @ T)) over the model objectives.
+    np.testing.assert_allclose(rnd.scores(), (R[:, :3] @ rnd.transform) @ rnd.gating, rtol=1e-5, atol=1e-6)
+    assert [c.n_tokens for c in rnd.candidates] == R[:, 3].astype(int).tolist()
+    stored = explorer.get_round(rnd.round_id, rnd.session_id)
+    np.testing.assert_array_equal(stored.reward_matrix(), R)
+    assert [r.round_id for r in explorer.session_rounds(rnd.session_id)] == [rnd.round_id]
+
+
+def test_stream_reports_progress_then_chunks(explorer):
+    events = list(explorer.stream_round("Hello there", PARAMS))
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "started" and kinds[-1] == "done" and "progress" in kinds
+    scored = [e for e in events if e.kind == "scored"]
+    assert [len(e.round.candidates) for e in scored] == [4, 6]  # stored as each chunk is scored
+
+
+def test_same_seed_same_candidates(explorer):
+    a = explorer.run_round("Hello", PARAMS)
+    b = explorer.run_round("Hello", PARAMS, session_id=a.session_id)
+    assert [c.text for c in a.candidates] == [c.text for c in b.candidates]
+    assert len(explorer.session_rounds(a.session_id)) == 2
+
+
+@pytest.mark.parametrize("prompt,params,message", [
+    ("   ", PARAMS, "empty"),
+    ("x" * 201, PARAMS, "201 characters"),
+    ("hi", GenerationParams(n=33), "between 1 and 32"),
+    ("hi", GenerationParams(n=2, max_new_tokens=17), "Max new tokens"),
+    ("hi", GenerationParams(n=2, max_new_tokens=4, top_p=0.0), "top-p"),
+])
+def test_bad_requests_are_refused_before_anything_runs(explorer, prompt, params, message):
+    with pytest.raises(UserError, match=message):
+        explorer.run_round(prompt, params)
+    assert explorer.list_sessions() == []
+
+
+def test_prompt_token_limit(models, tmp_path):
+    from mo_explorer.storage.store import Store
+
+    settings = Settings.from_env({"MO_EXPLORER_MAX_PROMPT_TOKENS": "10"})
+    explorer = Explorer(settings, models[0], models[1], Store("sqlite://"))
+    with pytest.raises(UserError, match="tokens long"):
+        explorer.run_round("Write a short poem about the sea and the wind, please, today", PARAMS)
+
+
+def test_unknown_session_is_refused(explorer):
+    with pytest.raises(NotFoundError, match="unknown session"):
+        explorer.run_round("hi", PARAMS, session_id="not-a-session")
+
+
+class FailingSecondChunk:
+    """Wraps a reward model and fails on its second call, as a model crashing mid-round would."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, 0
+        self.model_id, self.objectives = inner.model_id, inner.objectives
+
+    def score(self, prompt, responses):
+        self.calls += 1
+        if self.calls == 2:
+            raise RuntimeError("out of memory")
+        return self.inner.score(prompt, responses)
+
+
+def test_model_failure_mid_round_keeps_what_was_stored(explorer):
+    explorer.reward_model = FailingSecondChunk(explorer.reward_model)
+    session = explorer.new_session()
+    with pytest.raises(ModelError, match="out of memory"):
+        explorer.run_round("Hello", PARAMS, session_id=session)
+    (rnd,) = explorer.session_rounds(session)
+    assert rnd.status == "failed" and "out of memory" in rnd.error
+    assert len(rnd.candidates) == 4
+
+
+def test_generator_failure_is_a_clear_error(explorer, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("CUDA error: device lost")
+
+    monkeypatch.setattr(explorer.generator, "generate", boom)
+    with pytest.raises(ModelError, match="generator failed.*device lost"):
+        explorer.run_round("Hello", PARAMS)
+
+
+def test_rerank_follows_the_direction_and_is_stored(explorer):
+    rnd = explorer.run_round("Tell me a joke", PARAMS)
+    up = Direction(("helpful",), (1.0,))
+    down = Direction(("helpful",), (-1.0,))
+    best_up = explorer.rerank(rnd.round_id, up).order[0]
+    best_down = explorer.rerank(rnd.round_id, down).order[0]
+    helpful = rnd.reward_matrix()[:, 0]
+    assert helpful[best_up] == helpful.max() and helpful[best_down] == helpful.min()
+    assert explorer.get_round(rnd.round_id).direction == down
+    with pytest.raises(UserError, match="nope"):
+        explorer.rerank(rnd.round_id, Direction(("nope",), (1.0,)))
+
+
+def test_votes_learned_direction_and_exports(explorer):
+    rnd = explorer.run_round("Tell me a joke", PARAMS)
+    sid = rnd.session_id
+    assert explorer.learned_direction(sid) is None
+    helpful = rnd.reward_matrix()[:, 0]
+    pairs = [(0, 1), (2, 3), (4, 5), (1, 2), (3, 4)]
+    for a, b in pairs:  # the user always prefers the more "helpful" one
+        explorer.vote(sid, rnd.round_id, a, b, "a" if helpful[a] > helpful[b] else "b")
+    explorer.vote(sid, rnd.round_id, 0, 5, "tie")
+    learned = explorer.learned_direction(sid, l2=0.01)
+    assert learned.n_votes == 5 and learned.agreement == 1.0
+    assert learned.direction.weights[0] == max(learned.direction.weights)
+    trl = [json.loads(line) for line in explorer.export_session(sid, "trl").splitlines()]
+    assert len(trl) == 5 and all(set(row) == {"prompt", "chosen", "rejected"} for row in trl)
+    best = max(pairs[0], key=lambda i: helpful[i])
+    assert trl[0]["chosen"][0]["content"] == rnd.candidates[best].text
+    csv_text = explorer.export_session(sid, "csv")
+    assert csv_text.count("\n") >= 7 and "length_tokens" in csv_text.splitlines()[0]
+    restored = explorer.import_session(explorer.export_session(sid, "json"))
+    assert restored != sid
+    (copy,) = explorer.session_rounds(restored)
+    assert [c.text for c in copy.candidates] == [c.text for c in rnd.candidates]
+    with pytest.raises(UserError):
+        explorer.import_session("{not json")
+    other = explorer.new_session()
+    with pytest.raises(NotFoundError):
+        explorer.vote(other, rnd.round_id, 0, 1, "a")
