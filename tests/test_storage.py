@@ -233,3 +233,17 @@ def test_concurrent_writes_from_threads(tmp_path, url_kind):
     assert len(store.list_votes(sid)) == 24
     for s in stores:
         s.close()
+
+
+def test_numpy_scalars_accepted_and_stored_as_plain_numbers():
+    store = Store("sqlite://")  # the other spelling of an in-memory database
+    sid = store.create_session()
+    params = GenerationParams(n=np.int64(2), seed=np.int64(9), temperature=np.float32(0.5))
+    rid = store.create_round(sid, PROMPT, params, "g", "r", ("a", "b"), (np.bool_(False), np.bool_(True)),
+                             (True, True), np.ones(1, np.float32), np.eye(1, dtype=np.float32))
+    store.add_candidates(rid, [Candidate(np.int64(0), "t", np.asarray([1, 2], np.float32), np.float32(0.5),
+                                         np.int64(4), np.float64(0.1))])
+    rnd = store.get_round(rid)
+    assert rnd.params == GenerationParams(n=2, seed=9, temperature=0.5) and type(rnd.params.seed) is int
+    assert rnd.candidates[0].score == 0.5 and rnd.measured == (False, True)
+    store.close()

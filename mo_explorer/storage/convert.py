@@ -95,6 +95,8 @@ def params_from_json(data: Any, what: str = "params") -> GenerationParams:
     """GenerationParams from its to_dict() form, else UserError."""
     if not isinstance(data, dict):
         raise UserError(f"{what} must be an object")
+    # numpy scalars (np.int64 seeds and the like) become plain numbers, which JSON columns can hold.
+    data = {k: v.item() if isinstance(v, np.generic) else v for k, v in data.items()}
     try:
         params = GenerationParams(**data)
     except TypeError as exc:
