@@ -69,6 +69,9 @@ class Explorer:
         self.generator = generator
         self.reward_model = reward_model
         self.store = store
+        # One model call at a time: the models are not re-entrant, seeding is global, and two rounds
+        # decoding at once on a 2-core CPU would only make both slower.
+        self._model_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Explorer:
@@ -187,8 +190,9 @@ class Explorer:
 
         def work():
             try:
-                result["generations"] = self.generator.generate(
-                    messages, params, progress=lambda step, total: events.put((step, total)))
+                with self._model_lock:
+                    result["generations"] = self.generator.generate(
+                        messages, params, progress=lambda step, total: events.put((step, total)))
             except Exception as exc:  # reported to the caller below, with the round left unstored
                 result["error"] = exc
             finally:
@@ -211,7 +215,8 @@ class Explorer:
 
     def _score(self, messages, texts: list[str]) -> RewardOutput:
         max_chars = self.settings.limits.max_response_tokens * 8  # coarse cap; the model truncates by tokens
-        return self.reward_model.score(messages, [t[:max_chars] for t in texts])
+        with self._model_lock:
+            return self.reward_model.score(messages, [t[:max_chars] for t in texts])
 
     def _objectives(self, out: RewardOutput) -> tuple[tuple[str, ...], tuple[bool, ...], tuple[bool, ...]]:
         measured = [MEASURED_LENGTH, MEASURED_TIME] + ([MEASURED_LOGPROB] if MEASURED_LOGPROB in out.extras else [])
