@@ -247,3 +247,28 @@ def test_numpy_scalars_accepted_and_stored_as_plain_numbers():
     assert rnd.params == GenerationParams(n=2, seed=9, temperature=0.5) and type(rnd.params.seed) is int
     assert rnd.candidates[0].score == 0.5 and rnd.measured == (False, True)
     store.close()
+
+
+def test_stores_opening_one_fresh_file_at_once(tmp_path):
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
+    start, opened, errors = threading.Barrier(4), [], []
+
+    def open_store() -> None:
+        try:
+            start.wait()
+            opened.append(Store(url))
+        except BaseException as exc:  # collected so the main thread can fail the test with it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(opened) == 4
+    sid = opened[0].create_session()
+    assert all(s.session_exists(sid) for s in opened)
+    with sqlite3.connect(tmp_path / "fresh.sqlite") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM mo_meta").fetchone()[0] == 1
+    for s in opened:
+        s.close()

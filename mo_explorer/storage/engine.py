@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import Engine, create_engine, event, inspect, select
+from sqlalchemy import Engine, create_engine, event, insert, inspect, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
 from mo_explorer.storage.tables import Base, MetaRow
@@ -66,21 +65,17 @@ def make_engine(url: str) -> Engine:
 
 def ensure_schema(engine: Engine) -> None:
     """Create missing tables and record SCHEMA_VERSION; refuse a database of another version."""
-    tables = set(inspect(engine).get_table_names())
-    if MetaRow.__tablename__ in tables:
-        with Session(engine) as session:
-            stored = session.scalar(select(MetaRow.value).where(MetaRow.key == "schema_version"))
-        if stored is not None:
-            check_version(stored, str(engine.url))
-    Base.metadata.create_all(engine)
-    with Session(engine.execution_options(**{WRITE_OPTION: True})) as session, session.begin():
-        row = session.get(MetaRow, "schema_version")
-        if row is None:
-            session.add(MetaRow(key="schema_version", value=str(SCHEMA_VERSION)))
-            logger.info("initialised mo-explorer schema version %d at %s", SCHEMA_VERSION,
-                        engine.url.render_as_string(hide_password=True))
-        else:
-            check_version(row.value, str(engine.url))
+    # One write transaction (BEGIN IMMEDIATE on SQLite, whose DDL is transactional): two processes opening
+    # a fresh file at once take turns instead of both trying to create the tables.
+    with engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
+        if inspect(conn).has_table(MetaRow.__tablename__):
+            stored = conn.scalar(select(MetaRow.value).where(MetaRow.key == "schema_version"))
+            if stored is not None:
+                check_version(stored, str(engine.url))
+                return
+        Base.metadata.create_all(conn)
+        conn.execute(insert(MetaRow).values(key="schema_version", value=str(SCHEMA_VERSION)))
+    logger.info("initialised mo-explorer schema version %d at %s", SCHEMA_VERSION, engine.url)
 
 
 def check_version(stored: str, where: str) -> None:
