@@ -19,8 +19,6 @@ TIME_LENGTH = 40  # ISO-8601 with microseconds and offset
 class Base(DeclarativeBase):
     """Declarative base of every mo-explorer table."""
 
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
-
 
 class MetaRow(Base):
     """Key/value facts about the database itself (the schema version)."""
