@@ -1,0 +1,54 @@
+"""The app's programmatic endpoints (`/generate`, `/rerank`), typed for gradio_client and the API page."""
+
+from __future__ import annotations
+
+import math
+
+from mo_explorer.errors import UserError
+from mo_explorer.schema import Direction, GenerationParams
+from mo_explorer.ui import render
+from mo_explorer.ui.handlers import shown_as_gr_error
+
+
+class Api:
+    """Functions registered with gr.api: JSON in, JSON out, the same core calls as the page."""
+
+    def __init__(self, explorer):
+        self.explorer = explorer
+
+    def generate(self, prompt: str, n: int = 4, temperature: float = 0.8, top_p: float = 0.95,
+                 max_new_tokens: int = 128, seed: int = 0, session_id: str = "") -> dict:
+        """Generate, score and store one round; returns its summary (candidates, rewards, gating, Pareto front)."""
+        return _generate(self.explorer, prompt, n, temperature, top_p, max_new_tokens, seed, session_id)
+
+    def rerank(self, round_id: str, weights: list[float] | None = None, method: str = "linear",
+               session_id: str = "", objectives: list[str] | None = None, angle: float | None = None) -> dict:
+        """Rank a stored round by a direction and store it: weights over `objectives` (default: the round's
+        objectives in order, the first len(weights) of them), or an angle in degrees over the first two."""
+        return _rerank(self.explorer, round_id, weights, method, session_id, objectives, angle)
+
+
+@shown_as_gr_error
+def _generate(explorer, prompt, n, temperature, top_p, max_new_tokens, seed, session_id) -> dict:
+    params = GenerationParams(n=int(n), max_new_tokens=int(max_new_tokens), temperature=float(temperature),
+                              top_p=float(top_p), seed=int(seed))
+    rnd = explorer.run_round(prompt, params, session_id or None)
+    return render.round_summary(rnd)
+
+
+@shown_as_gr_error
+def _rerank(explorer, round_id, weights, method, session_id, objectives, angle) -> dict:
+    rnd = explorer.get_round(round_id, session_id or None)
+    if angle is not None and not weights:
+        weights = [math.cos(math.radians(angle)), math.sin(math.radians(angle))]
+    if not weights:
+        raise UserError("give weights (one per objective) or an angle")
+    names = list(objectives) if objectives else list(rnd.objectives[:len(weights)])
+    if len(names) != len(weights):
+        raise UserError(f"{len(weights)} weights for {len(names)} objectives")
+    try:
+        direction = Direction(tuple(names), tuple(float(w) for w in weights), method)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    ranked = explorer.rerank(round_id, direction, session_id or None, store=True)
+    return render.round_summary(explorer.get_round(round_id, session_id or None), ranked)

@@ -1,0 +1,80 @@
+"""Build and launch the page: `build_demo(explorer, settings)` wires components to handlers; nothing at import."""
+
+from __future__ import annotations
+
+import logging
+
+import gradio as gr
+
+from mo_explorer.config import Settings
+from mo_explorer.ui import assets
+from mo_explorer.ui.api import Api
+from mo_explorer.ui.handlers import Handlers
+from mo_explorer.ui.layout import Components, build_components
+
+log = logging.getLogger(__name__)
+
+# Keeps the address bar's ?session= in step with the session shown, so a reload resumes it.
+SESSION_URL_JS = """(sid) => {
+  if (sid) {
+    const url = new URL(window.location.href);
+    url.searchParams.set("session", sid);
+    window.history.replaceState(null, "", url.toString());
+  }
+  return [];
+}"""
+
+
+def wire(c: Components, h: Handlers) -> None:
+    """Connect every event; main flows read as the user's: generate, drag, click, switch, new session."""
+    params = [c.prompt, c.n, c.temperature, c.top_p, c.max_new_tokens, c.seed, c.session, c.x_axis, c.y_axis]
+    round_outputs = [c.widget, c.round_id, c.gating, c.parallel, c.x_axis, c.y_axis]
+    page = [*round_outputs, c.status, c.session, c.rounds, c.selected, c.response]
+    gen = dict(fn=h.generate, inputs=params, outputs=[*round_outputs, c.status, c.rounds, c.selected],
+               show_progress_on=[c.status], api_visibility="undocumented", api_name="generate_stream")
+    c.generate.click(**gen)
+    c.prompt.submit(**{**gen, "api_name": None, "api_visibility": "private"})
+    c.widget.direction(h.store_direction, inputs=[c.session], outputs=[c.parallel, c.status],
+                       api_visibility="undocumented", api_name="store_direction", show_progress="hidden")
+    c.widget.select(h.select, inputs=[c.session, c.selected], outputs=[c.response, c.selected],
+                    api_visibility="undocumented", api_name="select_candidate", show_progress="hidden")
+    gr.on([c.x_axis.input, c.y_axis.input], h.change_axes, inputs=[c.x_axis, c.y_axis, c.round_id, c.session],
+          outputs=round_outputs, api_visibility="private", show_progress="hidden")
+    c.rounds.input(h.switch_round, inputs=[c.rounds, c.session, c.x_axis, c.y_axis],
+                   outputs=[*round_outputs, c.selected, c.status, c.response], api_visibility="private")
+    c.new_session.click(h.new_session, outputs=page, api_visibility="private")
+    c.session.change(None, inputs=[c.session], js=SESSION_URL_JS, api_visibility="private")
+
+
+def build_demo(explorer, settings: Settings) -> gr.Blocks:
+    """The whole page for one Explorer, with the API endpoints `generate` and `rerank`."""
+    assets.register_static_files()
+    with gr.Blocks(title="mo-explorer") as demo:
+        c = build_components(settings)
+        handlers = Handlers(explorer, c)
+        wire(c, handlers)
+        api = Api(explorer)
+        gr.api(api.generate, api_name="generate")
+        gr.api(api.rerank, api_name="rerank")
+        demo.load(handlers.load_page, outputs=[c.widget, c.round_id, c.gating, c.parallel, c.x_axis, c.y_axis,
+                                               c.status, c.session, c.rounds, c.selected, c.response],
+                  api_visibility="private")
+    demo.mo_components = c  # for tests and for features added to this page later
+    demo.mo_handlers = handlers
+    return demo
+
+
+def launch_options(settings: Settings) -> dict:
+    """Keyword arguments for Blocks.launch from the settings (theme and CSS go to launch in Gradio 6)."""
+    return {"server_name": settings.server.host, "server_port": settings.server.port,
+            "theme": gr.themes.Soft(), "footer_links": ["api"]}
+
+
+def launch(explorer, settings: Settings, share: bool = False, **kwargs) -> gr.Blocks:
+    """Build the page and serve it (blocks until the server stops unless prevent_thread_lock=True)."""
+    demo = build_demo(explorer, settings)
+    demo.queue(default_concurrency_limit=1)  # one generation at a time: the models share this CPU
+    options = {**launch_options(settings), "share": share, **kwargs}
+    log.info("serving on http://%s:%s", settings.server.host, settings.server.port)
+    demo.launch(**options)
+    return demo

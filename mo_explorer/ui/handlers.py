@@ -1,0 +1,187 @@
+"""Event handlers: convert widget values, call the Explorer once, format the result.
+
+Each handler returns a dict {component: new value} naming only what it changes. Core errors
+(errors.UserError, errors.ModelError) become gr.Error in one place, `shown_as_gr_error`; a streamed
+round that fails first shows the message in the status line, and whatever was stored stays stored.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable, Iterator
+
+import gradio as gr
+
+from mo_explorer import plotting
+from mo_explorer.errors import ModelError, NotFoundError, UserError
+from mo_explorer.schema import Direction, GenerationParams, Round
+from mo_explorer.ui import render
+from mo_explorer.ui.layout import Components
+
+log = logging.getLogger(__name__)
+
+
+def shown_as_gr_error(fn: Callable) -> Callable:
+    """Turn the core's UserError/ModelError into gr.Error (a message in the page), for functions and generators."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen_wrapper(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except (UserError, ModelError) as exc:
+                raise gr.Error(str(exc)) from exc
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (UserError, ModelError) as exc:
+            raise gr.Error(str(exc)) from exc
+    return wrapper
+
+
+def direction_from_event(data: dict) -> Direction:
+    """The Direction a widget event describes (objectives with a zero weight are left out)."""
+    try:
+        pairs = [(str(n), float(w)) for n, w in zip(data["objectives"], data["weights"]) if float(w) != 0.0]
+        names, weights = zip(*pairs)
+        return Direction(tuple(names), tuple(weights), str(data.get("method", "linear")))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"malformed direction from the page: {exc}") from exc
+
+
+class Handlers:
+    """The page's handlers, bound to one Explorer and the page's components."""
+
+    def __init__(self, explorer, components: Components):
+        self.explorer = explorer
+        self.c = components
+
+    # ----- shared views ---------------------------------------------------------------------------------
+    def direction_of(self, rnd: Round) -> Direction | None:
+        """The round's stored direction, else the gate's (None before any candidate is scored)."""
+        if rnd.direction is not None:
+            return rnd.direction
+        return self.explorer.default_direction(rnd) if len(rnd.gating) else None
+
+    def round_view(self, rnd: Round, x: str | None, y: str | None) -> dict:
+        """Widget, plots and axis choices for one round."""
+        c = self.c
+        x, y = render.default_axes(rnd, x, y)
+        direction = self.direction_of(rnd)
+        columns = plotting.plot_columns(rnd)
+        return {
+            c.widget: plotting.widget_payload(rnd, direction, x, y),
+            c.round_id: rnd.round_id,
+            c.gating: plotting.gating_figure(rnd),
+            c.parallel: plotting.parallel_figure(rnd, direction) if rnd.candidates else None,
+            c.x_axis: gr.Dropdown(choices=columns, value=x),
+            c.y_axis: gr.Dropdown(choices=columns, value=y),
+        }
+
+    def rounds_view(self, session_id: str, current: str | None) -> dict:
+        """The session's rounds as dropdown choices, newest last."""
+        rounds = self.explorer.session_rounds(session_id)
+        choices = [(render.round_label(r), r.round_id) for r in rounds]
+        return {self.c.rounds: gr.Dropdown(choices=choices, value=current)}
+
+    def empty_view(self) -> dict:
+        """What the page shows before the first round."""
+        c = self.c
+        return {c.widget: None, c.round_id: None, c.gating: None, c.parallel: None, c.selected: [],
+                c.x_axis: gr.Dropdown(choices=[], value=None), c.y_axis: gr.Dropdown(choices=[], value=None),
+                c.response: "*Click a point or a card to read the full response here.*"}
+
+    # ----- events ---------------------------------------------------------------------------------------
+    @shown_as_gr_error
+    def generate(self, prompt: str, n: float, temperature: float, top_p: float, max_new_tokens: float,
+                 seed: float | None, session_id: str, x: str | None, y: str | None) -> Iterator[dict]:
+        """Stream one round: progress in the status line, the plot as each chunk of candidates is scored."""
+        c = self.c
+        params = GenerationParams(n=int(n), max_new_tokens=int(max_new_tokens), temperature=float(temperature),
+                                  top_p=float(top_p), seed=int(seed or 0))
+        session_id = self.explorer.ensure_session(session_id or None)
+        previous = self.explorer.session_rounds(session_id)
+        direction = previous[-1].direction if previous else None  # the user's last direction carries over
+        listed = False
+        try:
+            for event in self.explorer.stream_round(prompt, params, session_id, direction):
+                if event.kind in ("started", "progress"):
+                    yield {c.status: f"Generating {params.n} candidates: token {event.step} / {event.total}"}
+                    continue
+                rnd = event.round
+                update = {**self.round_view(rnd, x, y), c.selected: []}
+                if not listed or event.kind == "done":
+                    update.update(self.rounds_view(session_id, rnd.round_id))
+                    listed = True
+                done = event.kind == "done"
+                update[c.status] = (f"Done: {len(rnd.candidates)} candidates scored." if done else
+                                    f"Scored {event.step} / {event.total} candidates…")
+                yield update
+        except (UserError, ModelError) as exc:
+            yield {c.status: f"**Error:** {exc}", **self.rounds_view(session_id, None)}
+            raise
+
+    @shown_as_gr_error
+    def store_direction(self, evt: gr.EventData, session_id: str) -> dict:
+        """Store the direction the user released the arrow at, and recolour the all-objectives view."""
+        data = evt._data or {}
+        direction = direction_from_event(data)
+        round_id = str(data.get("round_id", ""))
+        ranked = self.explorer.rerank(round_id, direction, session_id or None, store=True)
+        rnd = self.explorer.get_round(round_id, session_id or None)
+        best = rnd.candidates[ranked.best].index if rnd.candidates else None
+        return {self.c.parallel: plotting.parallel_figure(rnd, direction),
+                self.c.status: f"Direction saved ({render.direction_label(direction)}); top: #{best}."}
+
+    @shown_as_gr_error
+    def select(self, evt: gr.EventData, session_id: str, selected: list) -> dict:
+        """Show a clicked candidate's full response (escaped Markdown) and remember the last two clicked."""
+        data = evt._data or {}
+        rnd = self.explorer.get_round(str(data.get("round_id", "")), session_id or None)
+        index = int(data.get("index", -1))
+        return {self.c.response: render.response_markdown(rnd, index),
+                self.c.selected: ([*selected, index] if index not in selected else list(selected))[-2:]}
+
+    @shown_as_gr_error
+    def change_axes(self, x: str, y: str, round_id: str | None, session_id: str) -> dict:
+        """Redraw the plot of the current round on other axes."""
+        if not round_id:
+            return {}
+        return self.round_view(self.explorer.get_round(round_id, session_id or None), x, y)
+
+    @shown_as_gr_error
+    def switch_round(self, round_id: str | None, session_id: str, x: str | None, y: str | None) -> dict:
+        """Show another round of the session, with its stored direction."""
+        if not round_id:
+            return self.empty_view()
+        rnd = self.explorer.get_round(round_id, session_id or None)
+        return {**self.round_view(rnd, x, y), self.c.selected: [], self.c.status: f"Round {render.round_label(rnd)}",
+                self.c.response: "*Click a point or a card to read the full response here.*"}
+
+    def load_page(self, request: gr.Request) -> dict:
+        """Resume the session named in ?session= (its latest round) or start a new one."""
+        c = self.c
+        wanted = (request.query_params.get("session") if request is not None else None) or None
+        notice = ""
+        try:
+            session_id = self.explorer.ensure_session(wanted)
+        except NotFoundError:
+            session_id, notice = self.explorer.new_session(), "Session not found; started a new one. "
+        rounds = self.explorer.session_rounds(session_id)
+        if not rounds:
+            return {**self.empty_view(), c.session: session_id, **self.rounds_view(session_id, None),
+                    c.status: notice + "New session: type a prompt and Generate."}
+        latest = rounds[-1]
+        return {**self.empty_view(), **self.round_view(latest, None, None), c.session: session_id,
+                **self.rounds_view(session_id, latest.round_id),
+                c.status: notice + f"Resumed session with {len(rounds)} round(s)."}
+
+    def new_session(self) -> dict:
+        """Start an empty session (the page's URL follows)."""
+        session_id = self.explorer.new_session()
+        return {**self.empty_view(), self.c.session: session_id, **self.rounds_view(session_id, None),
+                self.c.status: "New session: type a prompt and Generate."}

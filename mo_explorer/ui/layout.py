@@ -1,0 +1,89 @@
+"""The page's components, laid out in the user's order: prompt, plot and lists, then the details."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from mo_explorer.config import Settings
+from mo_explorer.ui import render
+from mo_explorer.ui.widget import pareto_widget
+
+INTRO = """# mo-explorer
+Type a prompt and **Generate**: candidates land on the Pareto plot as they are scored. **Drag the red arrow**
+(or the ring around it) to set your preference direction; the ranking follows while you drag and the direction
+is saved when you let go. Click a point or a card to read the full response."""
+
+
+@dataclass
+class Components:
+    """Every component an event reads or writes (built inside a gr.Blocks context)."""
+
+    prompt: gr.Textbox
+    n: gr.Slider
+    temperature: gr.Slider
+    top_p: gr.Slider
+    max_new_tokens: gr.Slider
+    seed: gr.Number
+    generate: gr.Button
+    status: gr.Markdown
+    session: gr.Textbox
+    rounds: gr.Dropdown
+    new_session: gr.Button
+    x_axis: gr.Dropdown
+    y_axis: gr.Dropdown
+    widget: gr.HTML
+    gating: gr.Plot
+    parallel: gr.Plot
+    response: gr.Markdown
+    round_id: gr.State
+    selected: gr.State  # the last two clicked candidate indices, for the side-by-side comparison
+
+
+def _prompt_panel(settings: Settings) -> dict:
+    """Prompt box, examples, the parameters accordion and Generate."""
+    d, lim = settings.defaults, settings.limits
+    prompt = gr.Textbox(label="Prompt", lines=3, placeholder="Ask the model something…", elem_id="prompt")
+    gr.Examples(examples=[[p] for p in render.load_examples()], inputs=[prompt], label="Examples")
+    with gr.Accordion("Parameters", open=False):
+        n = gr.Slider(1, min(lim.max_candidates, 32), value=d.n, step=1, label="Candidates (N)", elem_id="param-n")
+        temperature = gr.Slider(0.0, 2.0, value=d.temperature, step=0.05, label="Temperature")
+        top_p = gr.Slider(0.05, 1.0, value=d.top_p, step=0.05, label="Top-p")
+        max_new_tokens = gr.Slider(1, lim.max_new_tokens, value=d.max_new_tokens, step=1, label="Max new tokens",
+                                   elem_id="param-max-new-tokens")
+        seed = gr.Number(value=0, precision=0, label="Seed")
+    generate = gr.Button("Generate", variant="primary", elem_id="generate")
+    status = gr.Markdown("", elem_id="status")
+    return {"prompt": prompt, "n": n, "temperature": temperature, "top_p": top_p,
+            "max_new_tokens": max_new_tokens, "seed": seed, "generate": generate, "status": status}
+
+
+def build_components(settings: Settings) -> Components:
+    """Create and place every component; call inside `with gr.Blocks():`."""
+    gr.Markdown(INTRO)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=320):
+            panel = _prompt_panel(settings)
+            with gr.Accordion("Session", open=False):
+                session = gr.Textbox(label="Session id (in the URL as ?session=…)", interactive=False,
+                                     elem_id="session-id")
+                rounds = gr.Dropdown(label="Rounds of this session", choices=[], interactive=True, elem_id="rounds")
+                new_session = gr.Button("New session", size="sm", elem_id="new-session")
+            gating = gr.Plot(label="Gate: what the reward model weighs for this prompt", elem_id="gating")
+        with gr.Column(scale=2, min_width=480):
+            with gr.Row():
+                x_axis = gr.Dropdown(label="x axis", choices=[], interactive=True, elem_id="x-axis")
+                y_axis = gr.Dropdown(label="y axis", choices=[], interactive=True, elem_id="y-axis")
+            widget = pareto_widget()
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1):
+            parallel = gr.Plot(label="All objectives (better is up; colour: the current direction)",
+                               elem_id="parallel")
+        with gr.Column(scale=1):
+            response = gr.Markdown("*Click a point or a card to read the full response here.*",
+                                   elem_id="response", sanitize_html=True)
+    # The side-by-side comparison and votes (issue 5) go below this row.
+    return Components(**panel, session=session, rounds=rounds, new_session=new_session, x_axis=x_axis,
+                      y_axis=y_axis, widget=widget, gating=gating, parallel=parallel, response=response,
+                      round_id=gr.State(None), selected=gr.State([]))

@@ -1,0 +1,142 @@
+"""Text the UI shows, built from schema types without gradio: escaped Markdown, summaries, labels.
+
+Model output is untrusted. Before it reaches a Markdown renderer every `&`, `<` and `>` outside code is
+replaced by an entity, so raw HTML in a response is shown as text and never becomes elements. Code spans
+and fenced blocks are left alone because the renderer already prints their content literally (escaping
+there would show `&lt;` instead of `<` in code).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from mo_explorer import pareto, plotting
+from mo_explorer.ranking import Ranking
+from mo_explorer.schema import Direction, Round, prompt_text
+
+FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+EXAMPLES_FILE = Path(__file__).resolve().parents[2] / "data" / "example_prompts.json"
+
+
+def escape_html(text: str) -> str:
+    """`&`, `<`, `>` as entities: the text can no longer open or close an HTML element."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _escape_inline(text: str) -> str:
+    """Escape prose, keeping `code spans` (a run of n backticks closed by a run of exactly n) verbatim."""
+    out, i = [], 0
+    for run in re.finditer(r"`+", text):
+        if run.start() < i:
+            continue
+        close = re.compile(r"(?<!`)" + "`" * len(run.group()) + r"(?!`)").search(text, run.end())
+        if close is None:
+            continue  # an unmatched run is plain text; it is escaped with the prose around it
+        out.append(escape_html(text[i:run.start()]))
+        out.append(text[run.start():close.end()])
+        i = close.end()
+    out.append(escape_html(text[i:]))
+    return "".join(out)
+
+
+def safe_markdown(text: str) -> str:
+    """Markdown of untrusted text with raw HTML escaped outside code spans and fenced code blocks."""
+    out, prose, fence = [], [], None
+    for line in text.splitlines(keepends=True):
+        opening = FENCE.match(line)
+        if fence is None and opening:
+            out.append(_escape_inline("".join(prose)))
+            prose, fence = [], opening.group(1)
+            out.append(line)
+        elif fence is not None:
+            out.append(line)
+            closing = FENCE.match(line)
+            if closing and closing.group(1)[0] == fence[0] and len(closing.group(1)) >= len(fence) \
+                    and not line.strip().lstrip(fence[0]):
+                fence = None
+        else:
+            prose.append(line)
+    out.append(_escape_inline("".join(prose)))
+    return "".join(out)
+
+
+def response_markdown(rnd: Round, index: int) -> str:
+    """The full response of one candidate with its rewards, as safe Markdown."""
+    cand = next((c for c in rnd.candidates if c.index == index), None)
+    if cand is None:
+        return f"Candidate #{index} is not in this round."
+    rows = "\n".join(f"| {escape_html(name)} | {value:.4g} |" for name, value in zip(rnd.objectives, cand.rewards))
+    return (f"### Candidate #{cand.index}\n\n"
+            f"**Prompt:** {_escape_inline(prompt_text(rnd.prompt))}\n\n"
+            f"---\n\n{safe_markdown(cand.text) or '*(empty response)*'}\n\n---\n\n"
+            f"| objective | value |\n|---|---|\n| gated score | {cand.score:.4g} |\n{rows}\n")
+
+
+def round_summary(rnd: Round, ranked: Ranking | None = None) -> dict:
+    """A JSON-able summary of a round for API clients: candidates, rewards, fronts and the ranking."""
+    R = rnd.reward_matrix()
+    return {
+        "session_id": rnd.session_id, "round_id": rnd.round_id, "status": rnd.status, "error": rnd.error,
+        "prompt": rnd.prompt, "params": rnd.params.to_dict(), "created_at": rnd.created_at,
+        "generator": rnd.generator_id, "reward_model": rnd.reward_model_id,
+        "objectives": list(rnd.objectives), "maximize": list(rnd.maximize), "measured": list(rnd.measured),
+        "gating": [float(g) for g in np.asarray(rnd.gating).ravel()],
+        "candidates": [{"index": c.index, "text": c.text, "rewards": [float(r) for r in c.rewards],
+                        "score": float(c.score), "n_tokens": c.n_tokens, "gen_seconds": float(c.gen_seconds)}
+                       for c in rnd.candidates],
+        "pareto_front": pareto.non_dominated(R, rnd.maximize).tolist() if len(R) else [],
+        "direction": direction_dict(rnd.direction),
+        "ranking": ranking_dict(rnd, ranked),
+    }
+
+
+def direction_dict(direction: Direction | None) -> dict | None:
+    """A direction as JSON."""
+    if direction is None:
+        return None
+    return {"objectives": list(direction.objectives), "weights": [float(w) for w in direction.weights],
+            "method": direction.method}
+
+
+def ranking_dict(rnd: Round, ranked: Ranking | None) -> dict | None:
+    """A ranking as JSON, with candidate indices (not positions) best first."""
+    if ranked is None:
+        return None
+    idx = [c.index for c in rnd.candidates]
+    return {"order": [idx[int(p)] for p in ranked.order], "values": [float(v) for v in ranked.values],
+            "best": idx[ranked.best] if ranked.order.size else None}
+
+
+def round_label(rnd: Round) -> str:
+    """How a round is listed: time, candidate count and the start of its prompt."""
+    text = " ".join(prompt_text(rnd.prompt).split())
+    text = text[:48] + ("…" if len(text) > 48 else "")
+    status = "" if rnd.status == "complete" else f" [{rnd.status}]"
+    return f"{rnd.created_at[11:19]} · {len(rnd.candidates)} × · {text}{status}"
+
+
+def direction_label(direction: Direction) -> str:
+    """A short description of a stored direction."""
+    parts = ", ".join(f"{name} {w:+.2f}" for name, w in zip(direction.objectives, direction.unit()) if abs(w) > 5e-3)
+    return f"{direction.method}: {parts}"
+
+
+def load_examples(path: Path = EXAMPLES_FILE) -> list[str]:
+    """Example prompts from data/example_prompts.json (a list of {"kind", "prompt"})."""
+    with open(path, encoding="utf-8") as f:
+        return [str(item["prompt"]) for item in json.load(f)]
+
+
+def default_axes(rnd: Round, x: str | None = None, y: str | None = None) -> tuple[str, str]:
+    """The plot axes to show: the requested ones when the round has them, else its first two model objectives."""
+    columns = plotting.plot_columns(rnd)
+    if x in columns and y in columns and x != y:
+        return x, y
+    k_model = len(rnd.gating)
+    if k_model >= 2:
+        return rnd.objectives[0], rnd.objectives[1]
+    return columns[0], columns[1] if len(columns) > 1 else columns[0]
