@@ -70,11 +70,14 @@ def launch_options(settings: Settings) -> dict:
             "theme": gr.themes.Soft(), "footer_links": ["api"]}
 
 
-def launch(explorer, settings: Settings, share: bool = False, **kwargs) -> gr.Blocks:
-    """Build the page and serve it (blocks until the server stops unless prevent_thread_lock=True)."""
-    demo = build_demo(explorer, settings)
+def serve(demo: gr.Blocks, settings: Settings, **kwargs) -> gr.Blocks:
+    """Queue and launch a built page (blocks until the server stops unless prevent_thread_lock=True)."""
     demo.queue(default_concurrency_limit=1)  # one generation at a time: the models share this CPU
-    options = {**launch_options(settings), "share": share, **kwargs}
     log.info("serving on http://%s:%s", settings.server.host, settings.server.port)
-    demo.launch(**options)
+    demo.launch(**{**launch_options(settings), **kwargs})
     return demo
+
+
+def launch(explorer, settings: Settings, share: bool = False, **kwargs) -> gr.Blocks:
+    """Build the page for an Explorer and serve it (`python -m mo_explorer serve`)."""
+    return serve(build_demo(explorer, settings), settings, share=share, **kwargs)

@@ -1,0 +1,109 @@
+"""Figures and the widget payload: the same normalised values as ranking, fronts from pareto, inert text."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mo_explorer import pareto, plotting, ranking
+from mo_explorer.schema import Direction
+from tests.ui_support import MAXIMIZE, NAMES, synthetic_round
+
+R = np.array([[0.9, 0.1, 0.5, 120, 2.0],
+              [0.2, 0.8, 0.4, 30, 1.0],
+              [0.5, 0.5, 0.9, 60, 3.0],
+              [0.1, 0.1, 0.1, 20, 4.0]])
+
+
+def test_plotting_does_not_import_gradio():
+    code = "import sys, mo_explorer.plotting; print('gradio' in sys.modules, 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_payload_values_are_rankings_normalised_oriented_columns():
+    rnd = synthetic_round(R, scores=[0.3, 0.1, 0.7, 0.0])
+    payload = plotting.widget_payload(rnd, None, "helpful", "safe")
+    json.dumps(payload)  # must reach the browser as JSON
+    assert payload["columns"] == [*NAMES, "score"] and payload["n_objectives"] == 5
+    Z = np.asarray(payload["values"])
+    expected = ranking.normalise(ranking.orient(R, MAXIMIZE))
+    np.testing.assert_allclose(Z[:, :5], expected, atol=1e-6)
+    assert Z[3, 4] == 0.0 and Z[1, 4] == 1.0  # gen_seconds is a cost: the slowest is 0, the fastest 1
+    np.testing.assert_allclose(Z[:, 5], [3 / 7, 1 / 7, 1.0, 0.0], atol=1e-6)  # the gated score column
+    assert payload["weights"] == [1.0] * 5 and payload["method"] == "linear"
+    assert (payload["x"], payload["y"]) == (0, 1)
+
+
+def test_payload_spreads_a_direction_over_all_objectives():
+    rnd = synthetic_round(R)
+    d = Direction(("safe", "gen_seconds"), (0.6, -0.8), "tchebycheff")
+    payload = plotting.widget_payload(rnd, d, "safe", "score")
+    assert payload["weights"] == [0.0, 0.6, 0.0, 0.0, -0.8] and payload["method"] == "tchebycheff"
+    assert (payload["x"], payload["y"]) == (1, 5)
+    with pytest.raises(ValueError, match="does not have"):
+        plotting.full_weights(rnd, Direction(("nope",), (1.0,)))
+
+
+@pytest.mark.parametrize("method", ["linear", "tchebycheff"])
+def test_zero_weights_do_not_change_the_ranking(method):
+    """The browser ranks with every objective (zeros for the unnamed ones); ranking.rank uses the named ones."""
+    rng = np.random.default_rng(0)
+    rnd = synthetic_round(rng.normal(size=(12, 5)))
+    for _ in range(20):
+        d = Direction(("helpful", "concise"), tuple(rng.normal(size=2)), method)
+        full = Direction(NAMES, tuple(plotting.full_weights(rnd, d)), method)
+        a = ranking.rank(rnd.reward_matrix(), MAXIMIZE, d, NAMES)
+        b = ranking.rank(rnd.reward_matrix(), MAXIMIZE, full, NAMES)
+        np.testing.assert_array_equal(a.order, b.order)
+
+
+def test_pareto_figure_points_front_and_ideal():
+    rnd = synthetic_round(R)
+    fig = plotting.pareto_figure(rnd, "helpful", "safe")
+    front, points, ideal = fig.data
+    Z = plotting.normalised(rnd)
+    np.testing.assert_allclose(points.x, Z[:, 0])
+    np.testing.assert_allclose(points.y, Z[:, 1])
+    assert list(points.customdata) == [0, 1, 2, 3]
+    idx = pareto.front_line(Z[:, :2])
+    np.testing.assert_allclose(front.x, Z[idx, 0])
+    everywhere = set(pareto.non_dominated(R, MAXIMIZE).tolist())
+    assert [s == "diamond" for s in points.marker.symbol] == [i in everywhere for i in range(4)]
+    assert 3 not in everywhere  # dominated by candidate 1 on every objective
+    assert (ideal.x, ideal.y) == ((1.0,), (1.0,))
+    assert fig.layout.yaxis.scaleanchor == "x"  # equal aspect: the arrow's angle on screen is the direction's
+    with pytest.raises(ValueError, match="unknown plot column"):
+        plotting.pareto_figure(rnd, "helpful", "nope")
+
+
+def test_axis_ticks_show_raw_values_in_the_better_direction():
+    rnd = synthetic_round(R)
+    fig = plotting.pareto_figure(rnd, "length_tokens", "gen_seconds")
+    assert fig.layout.xaxis.ticktext[0] == "20" and fig.layout.xaxis.ticktext[-1] == "120"
+    assert fig.layout.yaxis.ticktext[0] == "4.00" and fig.layout.yaxis.ticktext[-1] == "1.00"  # cost: flipped
+    assert "cost" in fig.layout.yaxis.title.text
+
+
+def test_hover_texts_are_inert():
+    rnd = synthetic_round(R, texts=["<script>alert(1)</script>", "<img src=x onerror=alert(2)>", "a & b", ""])
+    hover = plotting.hover_texts(rnd)
+    assert "<script" not in hover[0] and "&lt;script&gt;" in hover[0]
+    assert "<img" not in hover[1] and "&lt;img" in hover[1]
+    assert "a &amp; b" in hover[2] and "(empty response)" in hover[3]
+
+
+def test_gating_and_parallel_figures():
+    rnd = synthetic_round(R)
+    bars = plotting.gating_figure(rnd).data[0]
+    assert list(bars.x) == ["helpful", "safe", "concise"]
+    np.testing.assert_allclose(bars.y, rnd.gating)
+    par = plotting.parallel_figure(rnd, Direction(("helpful",), (1.0,))).data[0]
+    assert [d.label for d in par.dimensions] == list(NAMES)
+    assert tuple(par.dimensions[4].range) == (4.0, 1.0)  # a cost is drawn upside down: up is better
+    np.testing.assert_allclose(par.line.color, ranking.normalise(R[:, :1])[:, 0])
+    assert len(plotting.parallel_figure(synthetic_round(R[:1]), None).data[0].dimensions) == 5

@@ -1,0 +1,134 @@
+"""The page's handlers on tiny real models: streaming, storing the dragged direction, sessions, errors."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import gradio as gr
+import numpy as np
+import pytest
+
+from mo_explorer import ranking
+from mo_explorer.errors import ModelError
+from mo_explorer.ui.app import build_demo
+from mo_explorer.ui.handlers import direction_from_event
+from tests.ui_support import tiny_explorer, tiny_settings
+
+
+@pytest.fixture(scope="module")
+def page(tiny_lm_dir, tiny_classifier_dir, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ui")
+    settings = tiny_settings()
+    explorer = tiny_explorer(tiny_lm_dir, tiny_classifier_dir, tmp / "db.sqlite", tmp / "cache", settings)
+    demo = build_demo(explorer, settings)
+    return SimpleNamespace(explorer=explorer, h=demo.mo_handlers, c=demo.mo_components, demo=demo)
+
+
+def event(**data):
+    return gr.EventData(None, data)
+
+
+def generate(page, prompt="Write a haiku", n=5, session_id=""):
+    return list(page.h.generate(prompt, n, 1.0, 1.0, 4, 7, session_id, None, None))
+
+
+def test_generate_streams_progress_then_candidates(page):
+    c = page.c
+    session_id = page.explorer.new_session()
+    updates = generate(page, session_id=session_id)
+    assert any("Generating" in u.get(c.status, "") for u in updates)
+    payloads = [u[c.widget] for u in updates if c.widget in u]
+    assert [len(p["values"]) for p in payloads] == [4, 5, 5]  # a chunk of 4 is shown before the last one
+    final = updates[-1]
+    assert "Done: 5 candidates" in final[c.status]
+    rnd = page.explorer.get_round(final[c.round_id], session_id)
+    assert len(rnd.candidates) == 5 and rnd.session_id == session_id
+    assert final[c.rounds].value == rnd.round_id
+    assert final[c.x_axis].value == "helpful" and ("score", "score") in final[c.x_axis].choices
+    # the widget starts from the gate's direction over the model objectives
+    gate = page.explorer.default_direction(rnd)
+    assert payloads[-1]["weights"][:3] == pytest.approx(list(gate.weights))
+
+
+def test_released_arrow_is_stored_and_ranks_like_the_core(page):
+    c = page.c
+    updates = generate(page)
+    rnd_id, session_id = updates[-1][c.round_id], updates[-1][c.widget]["session_id"]
+    objectives = updates[-1][c.widget]["columns"][:5]
+    weights = [-0.6, 0.8, 0.0, 0.0, 0.0]
+    out = page.h.store_direction(event(round_id=rnd_id, objectives=objectives, weights=weights,
+                                       method="tchebycheff", angle=126.87), session_id)
+    rnd = page.explorer.get_round(rnd_id, session_id)
+    assert rnd.direction.objectives == ("helpful", "safe") and rnd.direction.method == "tchebycheff"
+    np.testing.assert_allclose(rnd.direction.weights, [-0.6, 0.8])
+    best = ranking.rank(rnd.reward_matrix(), rnd.maximize, rnd.direction, rnd.objectives).best
+    assert f"top: #{rnd.candidates[best].index}" in out[c.status]
+    assert out[c.parallel] is not None
+    # the next round of the session starts from the user's direction, not the gate's
+    nxt = generate(page, session_id=session_id)[-1]
+    assert page.explorer.get_round(nxt[c.round_id], session_id).direction == rnd.direction
+    assert nxt[c.widget]["method"] == "tchebycheff"
+
+
+def test_bad_direction_events_are_user_errors(page):
+    with pytest.raises(gr.Error, match="malformed direction"):
+        page.h.store_direction(event(round_id="x", objectives=["a"], weights=["nan?"]), "")
+    assert direction_from_event({"objectives": ["a", "b"], "weights": [0.0, 2.0]}).objectives == ("b",)
+
+
+def test_select_shows_escaped_full_response_and_keeps_last_two(page):
+    c = page.c
+    final = generate(page)[-1]
+    rnd_id, session_id = final[c.round_id], final[c.widget]["session_id"]
+    out = page.h.select(event(round_id=rnd_id, index=3), session_id, [0, 1])
+    assert out[c.response].startswith("### Candidate #3") and out[c.selected] == [1, 3]
+    with pytest.raises(gr.Error, match="not found|does not belong|unknown"):
+        page.h.select(event(round_id=rnd_id, index=0), page.explorer.new_session(), [])
+
+
+def test_reload_resumes_the_session_in_the_url(page):
+    c = page.c
+    final = generate(page)[-1]
+    session_id = final[c.widget]["session_id"]
+    out = page.h.load_page(SimpleNamespace(query_params={"session": session_id}))
+    assert out[c.session] == session_id and out[c.round_id] == final[c.round_id]
+    assert "Resumed" in out[c.status]
+    fresh = page.h.load_page(SimpleNamespace(query_params={"session": "no-such-session"}))
+    assert fresh[c.session] != session_id and "not found" in fresh[c.status] and fresh[c.widget] is None
+    assert page.h.load_page(SimpleNamespace(query_params={}))[c.session]
+
+
+def test_axes_and_round_switching(page):
+    c = page.c
+    final = generate(page)[-1]
+    session_id, first = final[c.widget]["session_id"], final[c.round_id]
+    out = page.h.change_axes("score", "gen_seconds", first, session_id)
+    assert (out[c.widget]["x"], out[c.widget]["y"]) == (5, 4)
+    second = generate(page, session_id=session_id)[-1]
+    assert [v for _, v in second[c.rounds].choices] == [first, second[c.round_id]]
+    back = page.h.switch_round(first, session_id, "helpful", "safe")
+    assert back[c.round_id] == first and back[c.widget]["round_id"] == first
+    assert page.h.new_session()[c.session] not in (session_id, "")
+
+
+def test_errors_show_in_the_page_and_keep_what_was_stored(page, monkeypatch):
+    c = page.c
+    with pytest.raises(gr.Error, match="empty"):
+        generate(page, prompt="   ")
+    session_id = page.explorer.new_session()
+    real = page.explorer.stream_round
+
+    def failing(*args, **kwargs):
+        for ev in real(*args, **kwargs):
+            yield ev
+            if ev.kind == "scored":
+                raise ModelError("the reward model ran out of memory")
+
+    monkeypatch.setattr(page.explorer, "stream_round", failing)
+    seen = []
+    with pytest.raises(gr.Error, match="out of memory"):
+        for update in page.h.generate("Hello", 6, 1.0, 1.0, 4, 1, session_id, None, None):
+            seen.append(update)
+    assert "out of memory" in seen[-1][c.status]
+    rounds = page.explorer.session_rounds(session_id)
+    assert len(rounds) == 1 and len(rounds[0].candidates) == 4  # the scored chunk stays stored
