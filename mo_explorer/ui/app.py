@@ -33,7 +33,7 @@ def wire(c: Components, h: Handlers) -> None:
     gen = dict(fn=h.generate, inputs=params, outputs=[*round_outputs, c.status, c.rounds, c.selected],
                show_progress_on=[c.status], api_visibility="undocumented", api_name="generate_stream")
     c.generate.click(**gen)
-    c.prompt.submit(**{**gen, "api_name": None, "api_visibility": "private"})
+    c.prompt.submit(**{**gen, "api_name": "generate_on_enter", "api_visibility": "private"})
     c.widget.direction(h.store_direction, inputs=[c.session], outputs=[c.parallel, c.status],
                        api_visibility="undocumented", api_name="store_direction", show_progress="hidden")
     c.widget.select(h.select, inputs=[c.session, c.selected], outputs=[c.response, c.selected],
