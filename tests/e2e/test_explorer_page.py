@@ -1,0 +1,128 @@
+"""The page in Chromium on tiny models: generate, drag the arrow with the mouse, reload, read untrusted text."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+from mo_explorer import ranking
+from mo_explorer.schema import Candidate, GenerationParams
+from tests.e2e.conftest import SCREENSHOTS
+from tests.ui_support import served, tiny_explorer, tiny_settings
+
+pytestmark = pytest.mark.e2e
+TIMEOUT = 60_000  # ms; a 2-core CI machine shared with other jobs loads plotly.js slowly
+
+
+@pytest.fixture(scope="module")
+def app(tiny_lm_dir, tiny_classifier_dir, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("e2e")
+    settings = tiny_settings()
+    explorer = tiny_explorer(tiny_lm_dir, tiny_classifier_dir, tmp / "db.sqlite", tmp / "cache", settings)
+    with served(explorer, settings) as url:
+        yield explorer, url
+
+
+def widget(page, key: str) -> str:
+    return page.evaluate(f"document.querySelector('.moex').dataset.{key}")
+
+
+def wait_until(predicate, seconds: float = 20.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("condition not met in time")
+
+
+def drag_arrow_to(page, theta_deg: float, steps: int = 24) -> str:
+    """Drag the arrow's handle round the circle with real mouse events; returns the top candidate mid-drag."""
+    origin = page.locator(".moex-origin").bounding_box()
+    handle = page.locator(".moex-arrow-handle").bounding_box()
+    cx, cy = origin["x"] + origin["width"] / 2, origin["y"] + origin["height"] / 2
+    hx, hy = handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2
+    radius, start = math.hypot(hx - cx, hy - cy), math.atan2(cy - hy, hx - cx)
+    delta = (math.radians(theta_deg) - start + math.pi) % (2 * math.pi) - math.pi  # the short way round
+    page.mouse.move(hx, hy)
+    page.mouse.down()
+    for i in range(1, steps + 1):
+        a = start + delta * i / steps
+        page.mouse.move(cx + radius * math.cos(a), cy - radius * math.sin(a))
+    during = widget(page, "top")
+    page.mouse.up()
+    return during
+
+
+def test_generate_drag_store_and_reload(app, page):
+    explorer, url = app
+    page.goto(url)
+    page.wait_for_function("new URL(location.href).searchParams.get('session')", timeout=TIMEOUT)
+    session_id = page.evaluate("new URL(location.href).searchParams.get('session')")
+    page.wait_for_selector(".moex", timeout=TIMEOUT)
+    page.fill("#prompt textarea", "Write a poem about the sea")
+    page.click("#generate")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Done')", timeout=TIMEOUT)
+    page.wait_for_function("document.querySelectorAll('.moex-by-direction li').length === 4", timeout=TIMEOUT)
+    assert page.locator(".moex-plot .scatterlayer .point").count() >= 4 + 1  # 4 candidates and the ideal point
+
+    rounds = explorer.session_rounds(session_id)
+    assert len(rounds) == 1 and len(rounds[0].candidates) == 4
+    top_before = widget(page, "top")
+    sectors = page.evaluate("Array.from(document.querySelectorAll('.moex-sector'))"
+                            ".map(s => [s.dataset.index, +s.dataset.lo, +s.dataset.hi])")
+    others = [s for s in sectors if s[0] != top_before]
+    assert others, f"only one candidate wins anywhere: {sectors}"
+    index, lo, hi = max(others, key=lambda s: s[2] - s[1])
+    during = drag_arrow_to(page, (lo + hi) / 2)
+    assert during == index  # the browser reranked while the button was still down
+    assert widget(page, "top") == index != top_before
+    assert [li.get_attribute("data-index") for li in page.locator(".moex-by-direction li").all()][0] == index
+
+    angle = float(widget(page, "angle"))
+    assert lo <= angle <= hi
+    stored = wait_until(lambda: explorer.get_round(rounds[0].round_id, session_id).direction)
+    w = dict(zip(stored.objectives, stored.unit()))
+    assert math.degrees(math.atan2(w["safe"], w["helpful"])) % 360 == pytest.approx(angle, abs=0.01)
+    rnd = explorer.get_round(rounds[0].round_id, session_id)
+    best = ranking.rank(rnd.reward_matrix(), rnd.maximize, stored, rnd.objectives).best
+    assert str(rnd.candidates[best].index) == index  # the server agrees with the browser's winner
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Direction saved')",
+                           timeout=TIMEOUT)
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "explorer_after_drag.png"), full_page=True)
+
+    page.reload()
+    page.wait_for_selector(".moex-arrow-handle", timeout=TIMEOUT)
+    assert float(widget(page, "angle")) == pytest.approx(angle, abs=0.01) and widget(page, "top") == index
+    assert page.evaluate("new URL(location.href).searchParams.get('session')") == session_id
+    assert page.js_errors == []
+
+
+def test_untrusted_text_is_never_html(app, page):
+    explorer, url = app
+    store = explorer.store
+    session_id = store.create_session()
+    names = ("helpful", "safe", "concise", "length_tokens", "gen_seconds")
+    round_id = store.create_round(session_id, [{"role": "user", "content": "<img src=x onerror=window.pwned=1>"}],
+                                  GenerationParams(n=2), "gen", "rm", names, (False,) * 3 + (True,) * 2,
+                                  (True,) * 4 + (False,), np.full(3, 1 / 3, np.float32), np.eye(3, dtype=np.float32))
+    texts = ["<script>window.pwned=2</script>**bold**", "<img src=x onerror=window.pwned=3> and `<b>code</b>`"]
+    store.add_candidates(round_id, [Candidate(i, t, np.array([i, 1 - i, 0.5, 10, 1.0], np.float32), 0.1 * i, 10, 1.0)
+                                    for i, t in enumerate(texts)])
+    store.finish_round(round_id)
+    page.goto(f"{url}?session={session_id}")
+    page.wait_for_selector(".moex-by-direction li", timeout=TIMEOUT)
+    for i in (0, 1):
+        page.locator(f".moex-by-direction li[data-index='{i}']").click()
+        page.wait_for_function(f"document.querySelector('#response').innerText.includes('Candidate #{i}')",
+                               timeout=TIMEOUT)
+        shown = page.inner_text("#response")
+        assert texts[i].split("**")[0].split(" and")[0] in shown  # the markup is shown as text
+    assert page.locator("#response img, #response script, .moex img, .moex script").count() == 0
+    assert page.locator("#response code").inner_text() == "<b>code</b>"
+    assert page.evaluate("window.pwned") is None
