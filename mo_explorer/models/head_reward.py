@@ -1,0 +1,145 @@
+"""The embedded reward model: a frozen backbone's features read by an ArmoRM-style head directory.
+
+score = sum(gating * (rewards @ transform), axis=1), with
+- rewards[:, j] = regression_layer(response state) + offset_j for the learned objectives,
+- measured objectives filled from the text itself: `verbosity` = standardised log(1 + words) and, when the head
+  has it, `likelihood` = the standardised mean token log-prob of the response under the generator
+  (SmolLM2-135M-Instruct), both written in config.json under extra["measured"],
+- gating from the gate on the prompt state (prompt only, as in ArmoRM).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mo_explorer import schema
+from mo_explorer.errors import ModelError
+from mo_explorer.models.armo import ArmoHead, is_head_dir
+from mo_explorer.models.features import FeatureSpec, GroupFeatures, load_extractor
+
+log = logging.getLogger(__name__)
+
+LIKELIHOOD = "likelihood"
+VERBOSITY = "verbosity"
+
+
+def word_count(text: str) -> int:
+    """Whitespace words: the backbone-independent length behind the verbosity objective."""
+    return len(text.split())
+
+
+def measured_value(name: str, stats: dict, texts: Sequence[str], logprob: np.ndarray | None) -> np.ndarray:
+    """A measured objective (n,) float32, standardised with the head's stored mean and std."""
+    if stats["source"] == "log_words":
+        raw = np.log1p(np.array([word_count(t) for t in texts], np.float64))
+    elif stats["source"] == "mean_logprob":
+        if logprob is None:
+            raise ModelError(f"objective {name!r} needs the mean log-prob but none was computed")
+        raw = np.asarray(logprob, np.float64)
+    else:
+        raise ModelError(f"unknown measured source {stats['source']!r} for objective {name!r}")
+    return ((raw - stats["mean"]) / stats["std"]).astype(np.float32)
+
+
+class HeadRewardModel:
+    """Backbone features -> ArmoHead -> schema.RewardOutput (rewards, gating, transform, score)."""
+
+    def __init__(self, head: ArmoHead, extractor, likelihood_extractor=None, head_dir: str = ""):
+        self.head = head
+        self.extractor = extractor
+        self.likelihood_extractor = likelihood_extractor
+        self.head_dir = head_dir
+        config = head.config
+        self.objectives: tuple[str, ...] = tuple(config.objectives)
+        self.spec = FeatureSpec.from_json(config.backbone)
+        self.model_id = f"embedded-head:{self.spec.name}"
+        extra = config.extra or {}
+        self.offset = np.asarray(extra.get("reward_offset", [0.0] * len(self.objectives)), np.float32)
+        self.measured: dict[str, dict] = extra.get("measured", {})
+        self.feature_cache = None  # optional training.feature_cache.FeatureCache-like lookup for evaluations
+
+    @classmethod
+    def load(cls, head_dir: str | Path, cache_dir: str, device: str = "auto", dtype: str = "float32"
+             ) -> HeadRewardModel:
+        """Read a head directory and load the backbone it names (and the likelihood model if it has one)."""
+        if not is_head_dir(head_dir):
+            raise ModelError(f"{head_dir} is not a reward head directory (no mo-explorer config.json); "
+                             "train one with `python -m mo_explorer train`")
+        head = ArmoHead.load(head_dir)
+        spec = FeatureSpec.from_json(head.config.backbone)
+        extractor = load_extractor(spec, cache_dir, device, dtype)
+        lik = (head.config.extra or {}).get("measured", {}).get(LIKELIHOOD)
+        lik_extractor = None
+        if lik is not None:
+            lik_spec = FeatureSpec.from_json(lik["model"])
+            if lik_spec == spec:
+                lik_extractor = extractor
+            else:
+                lik_extractor = load_extractor(lik_spec, cache_dir, device, dtype)
+        log.info("loaded reward head %s on %s", head_dir, spec.name)
+        return cls(head, extractor, lik_extractor, str(head_dir))
+
+    def _features(self, extractor, prompt: schema.Prompt, responses: Sequence[str], full: bool) -> GroupFeatures:
+        if self.feature_cache is not None:
+            got = self.feature_cache(extractor.spec, prompt, responses)
+            if got is not None:
+                return got
+        encode = extractor.encode_full if full else extractor.encode
+        return encode(prompt, list(responses))
+
+    def features(self, prompt: schema.Prompt, responses: Sequence[str], full: bool = False):
+        """(prompt state (Dg,), response states (n, D), mean log-prob (n,) or None) at the head's layer."""
+        g = self._features(self.extractor, prompt, responses, full)
+        logprob = None
+        if self.likelihood_extractor is not None:
+            lik = g if self.likelihood_extractor is self.extractor else self._features(
+                self.likelihood_extractor, prompt, responses, full)
+            logprob = lik.mean_logprob
+        return g.prompt_states[-1], g.response_states[:, -1], logprob
+
+    @torch.no_grad()
+    def score_features(self, prompt_state: np.ndarray, response_states: np.ndarray, texts: Sequence[str],
+                       logprob: np.ndarray | None) -> schema.RewardOutput:
+        """RewardOutput from features: prompt_state (Dg,), response_states (n, D), texts n, logprob (n,)."""
+        states = torch.tensor(np.asarray(response_states, np.float32))
+        rewards = self.head.regression_layer(states).numpy() + self.offset
+        for name, stats in self.measured.items():
+            rewards[:, self.objectives.index(name)] = measured_value(name, stats, texts, logprob)
+        gating = self.head.gating(torch.tensor(np.asarray(prompt_state, np.float32))[None]).numpy()[0]
+        transform = self.head.reward_transform_matrix.detach().numpy().astype(np.float32)
+        rewards = rewards.astype(np.float32)
+        score = np.sum(gating[None] * (rewards @ transform), axis=1).astype(np.float32)
+        extras = {}
+        if logprob is not None:
+            extras[schema.MEASURED_LOGPROB] = np.asarray(logprob, np.float32)
+        return schema.RewardOutput(self.objectives, rewards, gating.astype(np.float32), transform, score, extras)
+
+    def score(self, prompt: schema.Prompt, responses: Sequence[str]) -> schema.RewardOutput:
+        """Score n responses to one prompt, encoding the prompt once (KV cache shared by the responses)."""
+        if not responses:
+            k = len(self.objectives)
+            return schema.RewardOutput(self.objectives, np.zeros((0, k), np.float32), np.zeros(k, np.float32),
+                                       np.eye(k, dtype=np.float32), np.zeros(0, np.float32))
+        p, r, lp = self.features(prompt, responses)
+        return self.score_features(p, r, responses, lp)
+
+    def score_full_pass(self, prompt: schema.Prompt, responses: Sequence[str]) -> schema.RewardOutput:
+        """Score with one full forward per (prompt, response), as in ArmoRM's model card (reference path)."""
+        p, r, lp = self.features(prompt, responses, full=True)
+        return self.score_features(p, r, responses, lp)
+
+    def coefficients(self, prompt_gating: np.ndarray) -> np.ndarray:
+        """Per-objective coefficients gating @ T.T (k,): score == sum(rewards * coefficients)."""
+        transform = self.head.reward_transform_matrix.detach().numpy()
+        return (prompt_gating @ transform.T).astype(np.float32)
+
+
+def bradley_terry_probability(score_a: float, score_b: float) -> float:
+    """P(a beats b) = sigmoid(score_a - score_b)."""
+    return 1.0 / (1.0 + math.exp(-(score_a - score_b)))

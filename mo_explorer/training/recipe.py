@@ -1,0 +1,144 @@
+"""The two-stage recipe on cached features, numpy only (the gate itself is trained in models.gate_trainer).
+
+Rewards are standardised per objective over the training responses (0 = an average training response, 1 = one
+standard deviation better), so the gate mixes comparable scales and the UI shows comparable axes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mo_explorer.training.ridge import debias_transform, fit_ridge, spearman
+
+log = logging.getLogger(__name__)
+
+LIKELIHOOD = "likelihood"
+VERBOSITY = "verbosity"
+LOGIT_TARGETS = ("helpfulness",)  # skewed win probabilities: regress their logit
+
+
+@dataclass
+class FeatureTable:
+    """Aligned features of n (prompt, response) rows."""
+
+    prompt_states: np.ndarray  # (n, Dg)
+    response_states: np.ndarray  # (n, D)
+    logprob: np.ndarray  # (n,) NaN where the likelihood model was not run
+    words: np.ndarray  # (n,) whitespace words of the response
+
+    def take(self, idx) -> FeatureTable:
+        """Rows idx of this table."""
+        return FeatureTable(self.prompt_states[idx], self.response_states[idx], self.logprob[idx], self.words[idx])
+
+
+@dataclass
+class HeadParams:
+    """Everything a head directory stores except the gate: linear heads, offsets, measured stats, transform."""
+
+    objectives: tuple[str, ...]
+    weight: np.ndarray  # (k, D), zero rows for measured objectives
+    offset: np.ndarray  # (k,)
+    measured: dict[str, dict]
+    transform: np.ndarray  # (k, k)
+    stage1: dict = field(default_factory=dict)  # validation metrics per objective
+
+
+def target(name: str, y: np.ndarray) -> np.ndarray:
+    """Regression target: logit of clipped win probabilities for skewed objectives, else the label."""
+    if name in LOGIT_TARGETS:
+        p = np.clip(y, 0.02, 0.98)
+        return np.log(p / (1 - p))
+    return y
+
+
+def fit_heads(table: FeatureTable, labels: dict[str, np.ndarray], learned: tuple[str, ...],
+              measured: tuple[str, ...], seed: int = 0) -> HeadParams:
+    """Stage 1: one ridge per learned objective on rows where labels[name] (n,) is finite; measured stats."""
+    objectives = learned + measured
+    d = table.response_states.shape[1]
+    weight = np.zeros((len(objectives), d))
+    offset = np.zeros(len(objectives))
+    stage1 = {}
+    for j, name in enumerate(learned):
+        y = labels[name]
+        rows = np.isfinite(y)
+        fit = fit_ridge(table.response_states[rows], target(name, y[rows]), seed=seed)
+        pred = table.response_states @ fit.weight + fit.intercept
+        mu, sd = float(pred.mean()), float(pred.std() + 1e-9)
+        weight[j], offset[j] = fit.weight / sd, (fit.intercept - mu) / sd
+        stage1[name] = {"rows": int(rows.sum()), "alpha": fit.alpha, "val_spearman": fit.val_spearman,
+                        "n_train": fit.n_train, "n_val": fit.n_val}
+        log.info("stage 1 %-12s rows %5d alpha %8.1f val Spearman %.3f", name, rows.sum(), fit.alpha,
+                 fit.val_spearman)
+    stats = {}
+    for name in measured:
+        raw = _measured_raw(name, table)
+        ok = np.isfinite(raw)
+        stats[name] = {"source": "log_words" if name == VERBOSITY else "mean_logprob",
+                       "mean": float(raw[ok].mean()), "std": float(raw[ok].std() + 1e-9)}
+    return HeadParams(objectives, weight, offset, stats, np.eye(len(objectives)), stage1)
+
+
+def _measured_raw(name: str, table: FeatureTable) -> np.ndarray:
+    if name == VERBOSITY:
+        return np.log1p(table.words.astype(np.float64))
+    if name == LIKELIHOOD:
+        return table.logprob.astype(np.float64)
+    raise ValueError(f"unknown measured objective {name!r}")
+
+
+def rewards(params: HeadParams, table: FeatureTable) -> np.ndarray:
+    """Rewards (n, k) float64 as the head computes them; NaN likelihood where it was not measured."""
+    out = table.response_states @ params.weight.T + params.offset
+    for name, stats in params.measured.items():
+        out[:, params.objectives.index(name)] = (_measured_raw(name, table) - stats["mean"]) / stats["std"]
+    return out
+
+
+def set_transform(params: HeadParams, reference: np.ndarray, verbosity_in_score: bool) -> dict:
+    """Debias every objective against verbosity on reference rewards (n, k); returns Spearman before/after."""
+    ok = np.all(np.isfinite(reference), axis=1)
+    if ok.sum() < 20:  # the likelihood is measured on few rows: debias the others on the full set
+        ok = np.all(np.isfinite(np.delete(reference, _idx(params, LIKELIHOOD), axis=1)), axis=1)
+    ref = reference[ok]
+    transform = debias_transform(np.nan_to_num(ref), params.objectives)
+    if LIKELIHOOD in params.objectives and VERBOSITY in params.objectives:
+        j, v = params.objectives.index(LIKELIHOOD), params.objectives.index(VERBOSITY)
+        lik_ok = np.isfinite(reference[:, j])
+        transform[v, j] = 0.0
+        if lik_ok.sum() >= 20:
+            from mo_explorer.training.ridge import debias_lambda
+            transform[v, j] = -debias_lambda(reference[lik_ok, j], reference[lik_ok, v])
+    if VERBOSITY in params.objectives and not verbosity_in_score:
+        # Verbosity stays visible as an objective but cannot buy score: its column of T is zero.
+        transform[:, params.objectives.index(VERBOSITY)] = 0.0
+    params.transform = transform
+    report = {}
+    if VERBOSITY in params.objectives:
+        v = params.objectives.index(VERBOSITY)
+        after = np.nan_to_num(reference) @ transform
+        for i, name in enumerate(params.objectives):
+            if i != v:
+                rows = np.isfinite(reference[:, i])
+                report[name] = {"before": spearman(reference[rows, i], reference[rows, v]),
+                                "after": spearman(after[rows, i], reference[rows, v]),
+                                "lambda": float(-transform[v, i])}
+    return report
+
+
+def _idx(params: HeadParams, name: str) -> list[int]:
+    return [params.objectives.index(name)] if name in params.objectives else []
+
+
+def pair_reward_diff(params: HeadParams, chosen: FeatureTable, rejected: FeatureTable) -> np.ndarray:
+    """(r_chosen - r_rejected) @ T (n, k), with unmeasured likelihood differences set to 0 (no evidence)."""
+    diff = rewards(params, chosen) - rewards(params, rejected)
+    return np.nan_to_num(diff, nan=0.0) @ params.transform
+
+
+def scores(params: HeadParams, gating: np.ndarray, table: FeatureTable) -> np.ndarray:
+    """Gated scores (n,) from gating (n, k) and features."""
+    return np.sum(gating * (np.nan_to_num(rewards(params, table)) @ params.transform), axis=1)

@@ -1,0 +1,71 @@
+"""Training maths on small synthetic data: ridge, debiasing, gate, metrics, sampling."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mo_explorer.models.gate_trainer import GateTrainConfig, gate_weights, train_gate
+from mo_explorer.training import data as D
+from mo_explorer.training.metrics import difficulty, evaluate_pairs, expected_calibration_error
+from mo_explorer.training.ridge import debias_transform, fit_ridge, spearman
+
+
+def test_ridge_recovers_known_linear_map():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 10)) * rng.uniform(0.5, 3, size=10) + rng.normal(size=10)
+    w = rng.normal(size=10)
+    y = x @ w + 2.0 + rng.normal(scale=0.01, size=400)
+    fit = fit_ridge(x, y)
+    np.testing.assert_allclose(fit.weight, w, atol=0.02)
+    assert abs(fit.intercept - 2.0) < 0.1
+    assert fit.val_spearman > 0.99
+
+
+def test_debiasing_zeroes_spearman_with_verbosity():
+    rng = np.random.default_rng(1)
+    verbosity = rng.normal(size=500)
+    quality = rng.normal(size=500)
+    rewards = np.stack([quality + 0.8 * verbosity, verbosity], axis=1)
+    assert spearman(rewards[:, 0], verbosity) > 0.4
+    t = debias_transform(rewards, ("helpfulness", "verbosity"))
+    debiased = rewards @ t
+    assert abs(spearman(debiased[:, 0], verbosity)) < 0.02
+    assert t[1, 1] == 1.0 and t[0, 0] == 1.0 and t[1, 0] < 0
+
+
+def test_gate_learns_known_preference():
+    # Two prompt kinds: for kind A objective 0 decides the preference, for kind B objective 1 does.
+    rng = np.random.default_rng(2)
+    n = 600
+    kind = rng.integers(0, 2, size=n)
+    prompts = np.stack([kind * 2.0 - 1, rng.normal(size=n) * 0.1, rng.normal(size=n) * 0.1], axis=1)
+    diff = rng.normal(size=(n, 2))
+    diff[kind == 0, 0] = np.abs(diff[kind == 0, 0]) * 3  # objective 0 agrees with the label on kind A
+    diff[kind == 1, 1] = np.abs(diff[kind == 1, 1]) * 3
+    gate, log = train_gate(prompts, diff, GateTrainConfig(steps=300, hidden=16, n_hidden=1, entropy_weight=0.0,
+                                                          temperature=1.0))
+    g = gate_weights(gate, np.array([[-1.0, 0, 0], [1.0, 0, 0]]))
+    assert g[0, 0] > g[0, 1] and g[1, 1] > g[1, 0]
+    assert log["train_accuracy"] > 0.9
+
+
+def test_metrics_split_and_calibration():
+    subsets = ["a", "a", "b", "b"]
+    chosen, rejected = np.array([1.0, 0.0, 2.0, 3.0]), np.array([0.0, 1.0, 1.0, 0.0])
+    out = evaluate_pairs(subsets, chosen, rejected, styles=[(0, 2), (1, 1), (2, 0), (0, 0)],
+                         lengths=(np.array([5, 5, 5, 5]), np.array([9, 1, 1, 1])))
+    assert out["accuracy"] == 0.75 and out["subsets"]["a"]["accuracy"] == 0.5
+    assert out["difficulty"]["hard"]["n"] == 1 and out["difficulty"]["normal"]["n"] == 2
+    assert difficulty(0, 2) == "hard" and difficulty(2, 0) == "easy"
+    assert out["longer_wins"]["a"] == 0.5
+    # A model that is always right with huge margins is calibrated; one always wrong is not.
+    assert expected_calibration_error(np.full(50, 20.0)) < 0.01
+    assert expected_calibration_error(np.full(50, -20.0)) > 0.9
+
+
+def test_stratified_sample_is_proportional_and_seeded():
+    groups = ["x"] * 70 + ["y"] * 30
+    a = D.stratified_sample(groups, 10, seed=0)
+    assert len(a) == 10 and sum(groups[i] == "x" for i in a) == 7
+    assert list(a) == list(D.stratified_sample(groups, 10, seed=0))
+    assert list(a) != list(D.stratified_sample(groups, 10, seed=1))

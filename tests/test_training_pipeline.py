@@ -1,0 +1,96 @@
+"""train -> head directory -> HeadRewardModel -> eval, end to end on a tiny backbone and tiny hand-made data."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mo_explorer import config
+from mo_explorer.training import train
+
+GOOD = ["Paris is the capital of France.", "Water boils at 100 degrees Celsius at sea level.",
+        "Here is a detailed, helpful answer with several steps: first, second, third.",
+        "```python\ndef add(a, b):\n    return a + b\n```\nThis function adds two numbers."]
+BAD = ["I cannot help with that request, sorry.", "Hello.", "The sea and the wind.", "No."]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    """Write rows as gzip JSON Lines."""
+    with gzip.open(path, "wt") as fh:
+        for r in rows:
+            fh.write(json.dumps(r) + "\n")
+    return path
+
+
+def tiny_data(tmp: Path) -> tuple[Path, Path]:
+    """A ratings file and a pairs file in our formats (12 prompts)."""
+    ratings, pairs = [], []
+    for i in range(12):
+        prompt = [{"role": "user", "content": f"Question number {i}: tell me something useful about topic {i}."}]
+        for j, (g, b) in enumerate(zip(GOOD, BAD)):
+            obj = ["helpfulness", "overall", "harmlessness", "compliance"][(i + j) % 4]
+            for text, value in ((g, 0.9), (b, 0.1)):
+                row = {"id": f"r{i}-{j}-{value}", "source": "tiny", "prompt": prompt, "response": text,
+                       "helpfulness": None, "overall": None, "harmlessness": None, "compliance": None}
+                row[obj] = value
+                ratings.append(row)
+            pairs.append({"id": f"p{i}-{j}", "source": "tiny", "subset": ["s1", "s2"][j % 2], "prompt": prompt,
+                          "chosen": g, "rejected": b})
+    return write_jsonl(tmp / "ratings.jsonl.gz", ratings), write_jsonl(tmp / "pairs.jsonl.gz", pairs)
+
+
+def train_args(tmp: Path, lm: Path, out: Path, **overrides) -> argparse.Namespace:
+    """Parsed train arguments for the tiny backbone."""
+    ratings, pairs = tiny_data(tmp)
+    parser = argparse.ArgumentParser()
+    train.configure(parser)
+    argv = ["--ratings", str(ratings), "--pairs", str(pairs), "--backbone", str(lm), "--layer", "2",
+            "--likelihood-model", str(lm), "--out", str(out), "--pairs-limit", "40", "--contrastive", "4",
+            "--likelihood-pairs", "40", "--gate-steps", "60", "--features", str(tmp / "features")]
+    for k, v in overrides.items():
+        argv += [f"--{k.replace('_', '-')}", str(v)]
+    return parser.parse_args(argv)
+
+
+@pytest.fixture(scope="module")
+def trained_head(tiny_lm_dir, tmp_path_factory):
+    """A head trained on tiny data with the tiny LM as backbone and likelihood model."""
+    tmp = tmp_path_factory.mktemp("train")
+    out = tmp / "head"
+    settings = config.Settings(models=config.ModelSettings(cache_dir=str(tmp / "cache"), device="cpu"))
+    args = train_args(tmp, tiny_lm_dir, out)
+    assert train.main(args, settings) == 0
+    return out, settings, tmp
+
+
+def test_train_writes_a_loadable_head(trained_head):
+    out, settings, _ = trained_head
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["objectives"][-2:] == ["verbosity", "likelihood"]
+    assert cfg["backbone"]["layers"] == [2]
+    assert (out / "model.safetensors").stat().st_size < 2_000_000
+    assert cfg["extra"]["training"]["gate"]["pairs"]["s1"] > 0
+
+
+def test_head_reward_identity_and_full_pass(trained_head):
+    from mo_explorer.models.head_reward import HeadRewardModel
+
+    out, settings, _ = trained_head
+    model = HeadRewardModel.load(out, settings.models.cache_dir, device="cpu")
+    assert model.model_id.startswith("embedded-head:")
+    prompt = [{"role": "user", "content": "Tell me something useful."}]
+    res = model.score(prompt, GOOD[:3])
+    assert res.rewards.shape == (3, len(model.objectives)) and res.rewards.dtype == np.float32
+    np.testing.assert_allclose(res.score, np.sum(res.gating * (res.rewards @ res.transform), axis=1), atol=1e-5)
+    assert res.extras["mean_logprob"].shape == (3,)
+    full = model.score_full_pass(prompt, GOOD[:3])
+    np.testing.assert_allclose(res.score, full.score, atol=1e-3)
+    np.testing.assert_allclose(res.rewards, full.rewards, atol=1e-3)
+    # The verbosity objective follows length: the longest response gets the highest value.
+    v = model.objectives.index("verbosity")
+    assert int(np.argmax(res.rewards[:, v])) == 2
