@@ -94,3 +94,31 @@ def test_head_reward_identity_and_full_pass(trained_head):
     # The verbosity objective follows length: the longest response gets the highest value.
     v = model.objectives.index("verbosity")
     assert int(np.argmax(res.rewards[:, v])) == 2
+
+
+@pytest.mark.parametrize("fmt", ["ours", "rewardbench", "trl"])
+def test_eval_command_on_each_format(trained_head, fmt):
+    from mo_explorer.training import evaluate
+
+    out, settings, tmp = trained_head
+    rows = []
+    for i, (g, b) in enumerate(zip(GOOD, BAD)):
+        q = f"Question number {i}: tell me something useful about topic {i}."
+        if fmt == "ours":
+            rows.append({"subset": "a" if i % 2 else "b", "prompt": [{"role": "user", "content": q}],
+                         "chosen": g, "rejected": b, "chosen_style": i % 3, "rejected_style": 1})
+        elif fmt == "rewardbench":
+            rows.append({"id": i, "subset": "a" if i % 2 else "b", "prompt": q, "chosen": g, "rejected": b})
+        else:
+            rows.append({"prompt": [{"role": "user", "content": q}], "chosen": [{"role": "assistant", "content": g}],
+                         "rejected": [{"role": "assistant", "content": b}]})
+    path = tmp / f"{fmt}.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    parser = argparse.ArgumentParser()
+    evaluate.configure(parser)
+    args = parser.parse_args([str(path), "--rm", str(out), "--out", str(tmp / f"{fmt}.json"), "--limit", "4"])
+    assert evaluate.main(args, settings) == 0
+    res = json.loads((tmp / f"{fmt}.json").read_text())
+    assert 0.0 <= res["accuracy"] <= 1.0 and sum(s["n"] for s in res["subsets"].values()) == 4
+    assert set(res["objective_agreement"]) == set(json.loads((out / "config.json").read_text())["objectives"])
+    assert "ece" in res and ("difficulty" in res) == (fmt == "ours")
