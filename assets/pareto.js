@@ -168,39 +168,64 @@
       return `M${x1},${y1} A${ro},${ro} 0 ${large} 0 ${x2},${y2} L${x3},${y3} A${ri},${ri} 0 ${large} 1 ${x4},${y4} Z`;
     }
 
-    function drawOverlay(top) {
-      overlay.replaceChildren();
+    // Overlay nodes are made once; a drag frame only moves the arrow and the winner mark (drawDynamic),
+    // the sectors change only with the payload, the method or an off-plane weight (drawStatic).
+    const sectorLayer = svg("g", { class: "moex-sectors" });
+    const ring = svg("circle", { class: "moex-ring" });
+    const winner = svg("circle", { class: "moex-winner", r: 13 });
+    const arrowLine = svg("line", { class: "moex-arrow" });
+    const arrowHead = svg("path", { class: "moex-arrow-head" });
+    const origin = svg("circle", { class: "moex-origin", r: 3 });
+    const handle = svg("circle", { class: "moex-arrow-handle", r: 11 });
+    const arrowParts = [sectorLayer, ring, arrowLine, arrowHead, origin, handle];
+    overlay.append(sectorLayer, winner, ring, arrowLine, arrowHead, origin, handle);
+    ring.addEventListener("pointerdown", startDrag);
+    handle.addEventListener("pointerdown", startDrag);
+
+    function drawStatic() {
       const p = state.payload;
       const ax = axes();
       if (!p || !ax) return;
       overlay.setAttribute("width", plot.clientWidth);
       overlay.setAttribute("height", plot.clientHeight);
-      if (top !== undefined && p.values[top]) {
-        const row = p.values[top];
-        overlay.append(svg("circle", { class: "moex-winner", cx: ax.px(row[p.x]), cy: ax.py(row[p.y]), r: 13,
-          stroke: p.colours[top], "data-index": p.indices[top] }));
+      const shown = planar();
+      for (const part of arrowParts) part.style.display = shown ? "" : "none";
+      if (!shown) return;
+      sectorLayer.replaceChildren(...state.sectors.map((s) => svg("path", { class: "moex-sector",
+        d: arcPath(ax, s.lo, s.hi), fill: p.colours[s.pos], "data-index": p.indices[s.pos], "data-lo": s.lo,
+        "data-hi": s.hi })));
+      const attrs = { cx: ax.cx, cy: ax.cy, r: ((RING_INNER + RING_OUTER) / 2) * ax.unit,
+        "stroke-width": (RING_OUTER - RING_INNER) * ax.unit };
+      for (const [key, value] of Object.entries(attrs)) ring.setAttribute(key, value);
+      origin.setAttribute("cx", ax.cx);
+      origin.setAttribute("cy", ax.cy);
+    }
+
+    function drawDynamic(top) {
+      const p = state.payload;
+      const ax = axes();
+      if (!p || !ax) return;
+      const row = p.values[top];
+      winner.style.display = row ? "" : "none";
+      if (row) {
+        winner.setAttribute("cx", ax.px(row[p.x]));
+        winner.setAttribute("cy", ax.py(row[p.y]));
+        winner.setAttribute("stroke", p.colours[top]);
+        winner.dataset.index = p.indices[top];
       }
       if (!planar()) return;
-      for (const s of state.sectors) {
-        overlay.append(svg("path", { class: "moex-sector", d: arcPath(ax, s.lo, s.hi), fill: p.colours[s.pos],
-          "data-index": p.indices[s.pos], "data-lo": s.lo, "data-hi": s.hi }));
-      }
-      const ring = svg("circle", { class: "moex-ring", cx: ax.cx, cy: ax.cy,
-        r: ((RING_INNER + RING_OUTER) / 2) * ax.unit, "stroke-width": (RING_OUTER - RING_INNER) * ax.unit });
-      ring.addEventListener("pointerdown", startDrag);
-      overlay.append(ring);
       const t = (currentAngle() * Math.PI) / 180;
       const tipX = ax.cx + ARROW_LEN * ax.unit * Math.cos(t), tipY = ax.cy - ARROW_LEN * ax.unit * Math.sin(t);
       const head = 12, back = t + Math.PI;
       const wing = (d) => [tipX + head * Math.cos(back + d), tipY - head * Math.sin(back + d)];
       const [l1, l2] = wing(0.45), [r1, r2] = wing(-0.45);
-      overlay.append(
-        svg("line", { class: "moex-arrow", x1: ax.cx, y1: ax.cy, x2: tipX, y2: tipY }),
-        svg("path", { class: "moex-arrow-head", d: `M${tipX},${tipY} L${l1},${l2} L${r1},${r2} Z` }),
-        svg("circle", { class: "moex-origin", cx: ax.cx, cy: ax.cy, r: 3 }));
-      const handle = svg("circle", { class: "moex-arrow-handle", cx: tipX, cy: tipY, r: 11 });
-      handle.addEventListener("pointerdown", startDrag);
-      overlay.append(handle);
+      arrowLine.setAttribute("x1", ax.cx);
+      arrowLine.setAttribute("y1", ax.cy);
+      arrowLine.setAttribute("x2", tipX);
+      arrowLine.setAttribute("y2", tipY);
+      arrowHead.setAttribute("d", `M${tipX},${tipY} L${l1},${l2} L${r1},${r2} Z`);
+      handle.setAttribute("cx", tipX);
+      handle.setAttribute("cy", tipY);
     }
 
     function card(pos) {
@@ -228,10 +253,14 @@
     /** Put the cards (one per position) in ranked order; nodes are moved, not rebuilt, on every frame. */
     function renderList(target, cards, positions, values, label) {
       const ol = target.querySelector("ol");
+      const key = positions.join(",");
       positions.forEach((pos, r) => {
         cards[pos].querySelector(".moex-card-value").textContent = `${r + 1}. ${label} ${fmt(values[pos])}`;
-        ol.append(cards[pos]);
       });
+      if (ol.dataset.order !== key || ol.children.length !== positions.length) {
+        ol.replaceChildren(...positions.map((pos) => cards[pos]));
+        ol.dataset.order = key;
+      }
     }
 
     function syncControls() {
@@ -264,7 +293,7 @@
       const ranked = order(values);
       renderList(byDir, state.dirCards, ranked, values, state.method === "linear" ? "v·r" : "tcheb");
       root.dataset.top = String(p.indices[ranked[0]]);
-      drawOverlay(ranked[0]);
+      drawDynamic(ranked[0]);
       syncControls();
     }
 
@@ -284,6 +313,7 @@
           if (unit(w) === null) return; // all zero: keep the last valid direction
           state.weights = w;
           computeSectors();
+          drawStatic();
           update();
           commit("weights");
         });
@@ -350,6 +380,7 @@
     methodSelect.addEventListener("change", () => {
       state.method = methodSelect.value;
       computeSectors();
+      drawStatic();
       update();
       commit("method");
     });
@@ -358,6 +389,7 @@
     function load(payload) {
       if (!payload || typeof payload !== "object" || !payload.columns) {
         state.payload = null;
+        for (const part of [...arrowParts, winner]) part.style.display = "none";
         status.textContent = "Generate to see candidates here.";
         root.classList.add("moex-empty");
         return;
@@ -379,6 +411,7 @@
       const fig = payload.figure;
       Plotly.react(plot, fig.data, fig.layout, { displayModeBar: false, responsive: true }).then(() => {
         computeSectors();
+        drawStatic();
         update();
         const scores = payload.raw.map((row) => row[payload.n_objectives]);
         renderList(byScore, state.scoreCards, order(scores), scores, "score");
@@ -387,7 +420,11 @@
 
     Plotly.newPlot(plot, [], { height: 480, template: "plotly_white" }, { displayModeBar: false, responsive: true })
       .then(() => {
-        plot.on("plotly_afterplot", () => state.payload && !state.dragging && update());
+        plot.on("plotly_afterplot", () => {
+          if (!state.payload || state.dragging) return;
+          drawStatic();
+          update();
+        });
         plot.on("plotly_click", (ev) => {
           const pt = ev.points && ev.points[0];
           if (pt && pt.customdata !== undefined && state.payload) {
