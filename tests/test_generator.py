@@ -90,6 +90,7 @@ def test_count_prompt_tokens_matches_template(generator):
     assert text.endswith("<|im_start|>assistant\n")
     assert generator.count_prompt_tokens(MESSAGES) == len(generator.tokenizer(text, add_special_tokens=False)
                                                           ["input_ids"])
+    assert generator.count_prompt_tokens(MESSAGES[0]["content"]) == generator.count_prompt_tokens(MESSAGES)
 
 
 @pytest.mark.parametrize("params", [

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
@@ -82,7 +82,7 @@ class Generator:
             start = time.perf_counter()
             tokenizer = AutoTokenizer.from_pretrained(path)
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(torch_device).eval()
-        except (OSError, ValueError, FileNotFoundError, RuntimeError) as exc:
+        except (OSError, ValueError, RuntimeError, ImportError) as exc:
             raise errors.ModelError(f"could not load generator {name!r}: {exc}") from exc
         log.info("loaded generator %s (%s, %s) in %.1f s", name, torch_device, torch_dtype,
                  time.perf_counter() - start)
@@ -102,9 +102,9 @@ class Generator:
             raise errors.ModelError(f"generator {self.model_id!r} defines no EOS token")
         return torch.tensor(sorted(ids), dtype=torch.long)
 
-    def _encode(self, messages: Sequence[schema.Message]) -> torch.Tensor:
+    def _encode(self, messages: schema.Prompt) -> torch.Tensor:
         """Chat-formatted prompt ids (1, T), ending with the assistant header."""
-        messages = schema.as_messages(list(messages))
+        messages = schema.as_messages(messages)  # also accepts a plain string prompt
         if self.tokenizer.chat_template is None:
             # Base models have no template: plain text, one message per line, the model continues it.
             log.warning("generator %s has no chat template; using plain text", self.model_id)
@@ -114,11 +114,11 @@ class Generator:
                                                      return_dict=True, return_tensors="pt")
         return encoded["input_ids"]
 
-    def count_prompt_tokens(self, messages: Sequence[schema.Message]) -> int:
+    def count_prompt_tokens(self, messages: schema.Prompt) -> int:
         """Number of prompt tokens after the chat template (with the assistant header)."""
         return int(self._encode(messages).shape[1])
 
-    def generate(self, messages: Sequence[schema.Message], params: schema.GenerationParams,
+    def generate(self, messages: schema.Prompt, params: schema.GenerationParams,
                  progress: Progress | None = None) -> list[schema.Generation]:
         """Sample params.n candidates in one batched call; same seed, same candidates.
 
