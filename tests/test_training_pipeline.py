@@ -75,6 +75,8 @@ def test_train_writes_a_loadable_head(trained_head):
     assert cfg["backbone"]["layers"] == [2]
     assert (out / "model.safetensors").stat().st_size < 2_000_000
     assert cfg["extra"]["training"]["gate"]["pairs"]["s1"] > 0
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "non-commercial" in card and "| verbosity |" in card and "Gate concentration" in card
 
 
 def test_head_reward_identity_and_full_pass(trained_head):

@@ -40,7 +40,7 @@ class FeatureCache:
         self.responses: dict[str, tuple[np.ndarray, float, int]] = {}
         self._pending_p: dict[str, np.ndarray] = {}
         self._pending_r: dict[str, tuple[np.ndarray, float, int]] = {}
-        for shard in sorted(self.dir.glob("shard-*.npz")):
+        for shard in sorted(p for p in self.dir.glob("shard-*.npz") if not p.name.endswith(".tmp.npz")):
             with np.load(shard) as z:
                 for k, v in zip(z["p_keys"], z["p_states"]):
                     self.prompts[str(k)] = v

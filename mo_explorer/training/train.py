@@ -132,10 +132,10 @@ def prepare(args: argparse.Namespace, settings: config.Settings) -> Prepared:
                                                                           layer_index))
         fill(cache, spec, [(p.prompt, t) for p in extra for t in (p.chosen, p.rejected)], settings, state)
         pairs = pairs + extra
-    lik = None
+    lik_spec = likelihood_spec(args.likelihood_model)
+    # The likelihood cache is always read: rows already measured are used even when none are extracted now.
+    lik = cache if spec == lik_spec else FeatureCache(root, lik_spec)
     if args.likelihood_pairs > 0:
-        lik_spec = likelihood_spec(args.likelihood_model)
-        lik = cache if spec == lik_spec else FeatureCache(root, lik_spec)
         chosen_for_lik = _likelihood_rows(pairs, args.likelihood_pairs, args.seed)
         fill(lik, lik_spec, [(p.prompt, t) for p in chosen_for_lik for t in (p.chosen, p.rejected)],
              settings, state)
@@ -190,8 +190,16 @@ def fit(prep: Prepared, args: argparse.Namespace, use_contrastive: bool = True, 
     from mo_explorer.models.gate_trainer import gate_weights
     g_val = gate_weights(gate, prep.chosen.prompt_states[keep][val])
     val_acc = float(np.mean(np.sum(g_val * diff[val], axis=1) > 0)) if val.any() else float("nan")
+    g_all = gate_weights(gate, prep.chosen.prompt_states[keep])
+    concentration = {}
+    for s in sorted(counts):
+        sel = np.array([n == s for n in names])
+        top = np.bincount(g_all[sel].argmax(1), minlength=len(params.objectives))
+        concentration[s] = {"mean_max": float((g_all[sel].max(1) / g_all[sel].sum(1)).mean()),
+                            "top": params.objectives[int(top.argmax())],
+                            "mean": [float(x) for x in (g_all[sel] / g_all[sel].sum(1, keepdims=True)).mean(0)]}
     report = {"stage1": params.stage1, "debias": debias, "gate": {**gate_log, "val_accuracy": val_acc,
-              "pairs": counts}, "objectives": list(params.objectives)}
+              "pairs": counts, "concentration": concentration}, "objectives": list(params.objectives)}
     return params, gate, report
 
 
@@ -242,10 +250,15 @@ def main(args: argparse.Namespace, settings: config.Settings) -> int:
     report["features_seconds"] = prep.timings["features_s"]
     report["command"] = getattr(args, "command_line", "")
     save_head(args.out, params, gate, prep.spec, report, likelihood_spec(args.likelihood_model))
+    results = None
     if args.dev:
         from mo_explorer.training.evaluate import evaluate_file
         root = args.features or str(Path(settings.models.cache_dir).expanduser() / "features")
         results = evaluate_file(args.dev, args.out, settings, limit=args.dev_limit, seed=args.seed, features=root)
         (Path(args.out) / "dev_results.json").write_text(json.dumps(results, indent=2) + "\n")
+    from mo_explorer.training.card import write_card
+    write_card(args.out, dev=results if args.dev else None, command=report["command"],
+               eval_command=f"python -m mo_explorer eval {args.dev} --limit {args.dev_limit} --seed {args.seed}"
+               if args.dev else "")
     log.info("wrote %s in %.0f s", args.out, time.perf_counter() - start)
     return 0

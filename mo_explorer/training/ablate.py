@@ -1,0 +1,119 @@
+"""Ablations on cached features: each addition's effect on every dev subset, with 95% intervals.
+
+Runs the train recipe several times on the same prepared features (no backbone call when the cache is full) and
+scores a dev sample from the cache, so the comparison costs seconds. Writes ablation.json and prints Markdown.
+Usage: python -m mo_explorer.training.ablate --ratings R --pairs P --dev DEV [train options] --out ablation.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from mo_explorer import config
+from mo_explorer.training import data as D
+from mo_explorer.training import recipe, train
+from mo_explorer.training.feature_cache import FeatureCache
+from mo_explorer.training.metrics import evaluate_pairs
+
+log = logging.getLogger(__name__)
+
+
+def dev_tables(args, settings, spec: dict, limit: int, seed: int, lik_cover_only: bool = False):
+    """Dev pairs (stratified sample) and their FeatureTables from the caches (extracting what is missing)."""
+    pairs = D.read_pairs(args.dev)
+    pairs = [pairs[i] for i in D.stratified_sample([p.subset for p in pairs], limit, seed)]
+    root = args.features or str(Path(settings.models.cache_dir).expanduser() / "features")
+    cache = FeatureCache(root, spec)
+    train.fill(cache, spec, [(p.prompt, t) for p in pairs for t in (p.chosen, p.rejected)], settings, {})
+    lik = FeatureCache(root, train.likelihood_spec(args.likelihood_model))
+    layer_index = spec["layers"].index(args.layer) if args.layer in spec["layers"] else len(spec["layers"]) - 1
+    chosen = train.table(cache, [(p.prompt, p.chosen) for p in pairs], layer_index, lik)
+    rejected = train.table(cache, [(p.prompt, p.rejected) for p in pairs], layer_index, lik)
+    return pairs, chosen, rejected
+
+
+def score_variant(params: recipe.HeadParams, gate, chosen: recipe.FeatureTable, rejected: recipe.FeatureTable,
+                  uniform: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Scores (n,) and rewards (n, k) of both sides of dev pairs."""
+    from mo_explorer.models.gate_trainer import gate_weights
+
+    k = len(params.objectives)
+    g = np.full((len(chosen.words), k), 1.0 / k) if uniform else gate_weights(gate, chosen.prompt_states)
+    rc, rr = recipe.rewards(params, chosen), recipe.rewards(params, rejected)
+    return recipe.scores(params, g, chosen), recipe.scores(params, g, rejected), rc, rr
+
+
+def summarise(pairs, sc, sr, rc=None, rr=None, objectives=()) -> dict:
+    """evaluate_pairs on a dev sample."""
+    return evaluate_pairs([p.subset for p in pairs], sc, sr, [(p.chosen_style, p.rejected_style) for p in pairs],
+                          rc, rr, objectives,
+                          (np.array([len(p.chosen.split()) for p in pairs]),
+                           np.array([len(p.rejected.split()) for p in pairs])))
+
+
+def markdown(rows: dict[str, dict]) -> str:
+    """A Markdown table: one row per variant, overall and per-subset accuracy with 95% intervals."""
+    subsets = sorted({s for r in rows.values() for s in r["subsets"]})
+    head = "| variant | overall | " + " | ".join(s.replace("rmbench-", "") for s in subsets) + " | hard | rho(len) |"
+    lines = [head, "|" + "---|" * (len(subsets) + 4)]
+    for name, r in rows.items():
+        cell = [f"{100 * r['accuracy']:.1f} [{100 * r['ci95'][0]:.0f}, {100 * r['ci95'][1]:.0f}]"]
+        cell += [f"{100 * r['subsets'][s]['accuracy']:.1f} [{100 * r['subsets'][s]['ci95'][0]:.0f}, "
+                 f"{100 * r['subsets'][s]['ci95'][1]:.0f}]" if s in r["subsets"] else "" for s in subsets]
+        hard = r.get("difficulty", {}).get("hard")
+        cell.append(f"{100 * hard['accuracy']:.1f}" if hard else "")
+        cell.append(f"{r['length_spearman']:+.2f}" if "length_spearman" in r else "")
+        lines.append(f"| {name} | " + " | ".join(cell) + " |")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace, settings: config.Settings) -> dict:
+    """Fit every variant and evaluate each on the dev sample."""
+    prep = train.prepare(args, settings)
+    pairs, chosen, rejected = dev_tables(args, settings, prep.spec, args.dev_limit, args.seed)
+    rows: dict[str, dict] = {}
+    longer = np.array([len(p.chosen.split()) for p in pairs], float), np.array([len(p.rejected.split())
+                                                                              for p in pairs], float)
+    rows["longer response wins"] = summarise(pairs, *longer)
+    variants = {
+        "ridge heads, uniform weights": dict(use_contrastive=False, use_likelihood=False, uniform=True),
+        "ArmoRM recipe (gate on train pairs)": dict(use_contrastive=False, use_likelihood=False),
+        "+ contrastive pairs": dict(use_contrastive=True, use_likelihood=False),
+        "+ likelihood objective": dict(use_contrastive=True, use_likelihood=True),
+    }
+    fitted = {}
+    for name, v in variants.items():
+        params, gate, report = train.fit(prep, args, v["use_contrastive"], v["use_likelihood"])
+        sc, sr, rc, rr = score_variant(params, gate, chosen, rejected, v.get("uniform", False))
+        rows[name] = summarise(pairs, sc, sr, rc, rr, params.objectives)
+        fitted[name] = report
+        log.info("%-40s %.3f", name, rows[name]["accuracy"])
+    ok = np.isfinite(chosen.logprob) & np.isfinite(rejected.logprob)
+    if ok.any():
+        rows[f"likelihood alone (covered pairs, n={int(ok.sum())})"] = summarise(
+            [p for p, o in zip(pairs, ok) if o], chosen.logprob[ok], rejected.logprob[ok])
+    return {"rows": rows, "reports": fitted, "markdown": markdown(rows)}
+
+
+def main() -> int:
+    """Command-line entry: same options as train, plus --dev and --out."""
+    logging.basicConfig(level=logging.INFO)
+    parser = argparse.ArgumentParser(prog="mo_explorer.training.ablate")
+    train.configure(parser)
+    parser.set_defaults(out="ablation.json")
+    args = parser.parse_args()
+    if not args.dev:
+        parser.error("--dev is required")
+    result = run(args, config.Settings.from_env())
+    Path(args.out).write_text(json.dumps(result, indent=2, default=float) + "\n")
+    log.info("ablation table:\n%s", result["markdown"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,132 @@
+"""MODEL_CARD.md for a head directory, written from its config.json and the measured results (numpy-free)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+MEANINGS = {
+    "helpfulness": "How likely a strong judge prefers this response to GPT-4-turbo's (regressed on the logit of "
+                   "AlpacaEval 2.0 win probabilities).",
+    "overall": "Overall quality as rated by GPT-4 rubrics (Prometheus, Auto-J).",
+    "harmlessness": "Refuses clearly unsafe requests (XSTest v2 unsafe prompts: 1 = full refusal).",
+    "compliance": "Answers safe requests instead of over-refusing (XSTest v2 safe prompts: 1 = full compliance).",
+    "verbosity": "Measured length: log(1 + words) of the response. Shown, not rewarded (its column of the "
+                 "transform is zero), and every other objective is debiased against it.",
+    "likelihood": "Mean token log-probability of the response under SmolLM2-135M-Instruct (the generator), "
+                  "given the prompt: fluency and plausibility as the generator sees them.",
+}
+
+LICENCES = """| source | used for | licence as stated |
+|---|---|---|
+| AlpacaEval 2.0 (tatsu-lab/alpaca_eval, cd543a1) | helpfulness ratings, pairs | CC BY-NC 4.0 (**non-commercial**) |
+| XSTest v2 (exaggerated-safety, d7bb5bd) | harmlessness, compliance | prompts CC-BY-4.0; completions: makers' terms |
+| Prometheus eval sets (prometheus-eval, dcfb442) | overall ratings | Apache-2.0 |
+| Auto-J single ratings (GAIR-NLP/auto-j, 2ae17a3) | overall ratings | none stated |
+| RMB (Zhou-Zoey/RMB-Reward-Model-Benchmark, 2be3180) | pairs | none stated |
+| RM-Bench (THU-KEG/RM-Bench, 73c52d7) | dev evaluation only (never trained on) | none stated |
+
+Because of the AlpacaEval part, **this head is for non-commercial use**. The backbones are Apache-2.0
+(SmolLM2-135M-Instruct, all-MiniLM-L6-v2)."""
+
+
+def pct(x: float) -> str:
+    """A proportion as a percentage with one decimal."""
+    return f"{100 * x:.1f}"
+
+
+def results_table(res: dict) -> str:
+    """Per-subset, overall and easy/normal/hard accuracy with 95% intervals (from RESULTS.json)."""
+    lines = ["| subset | n | accuracy | 95% interval | longer wins |", "|---|---|---|---|---|"]
+    longer = res.get("longer_wins", {})
+    for name, s in res["subsets"].items():
+        lines.append(f"| {name} | {s['n']} | {pct(s['accuracy'])} | {pct(s['ci95'][0])}-{pct(s['ci95'][1])} | "
+                     f"{pct(longer[name]) if name in longer else ''} |")
+    lines.append(f"| **overall** | {res['n']} | **{pct(res['accuracy'])}** | {pct(res['ci95'][0])}-"
+                 f"{pct(res['ci95'][1])} | {pct(longer['overall']) if 'overall' in longer else ''} |")
+    for name, s in res.get("difficulty", {}).items():
+        lines.append(f"| RM-Bench {name} | {s['n']} | {pct(s['accuracy'])} | {pct(s['ci95'][0])}-"
+                     f"{pct(s['ci95'][1])} | |")
+    return "\n".join(lines)
+
+
+def agreement_table(res: dict) -> str:
+    """How often each objective alone prefers the chosen response, per subset."""
+    agree = res.get("objective_agreement", {})
+    if not agree:
+        return ""
+    subsets = list(res["subsets"])
+    lines = ["| objective | overall | " + " | ".join(subsets) + " |", "|---" * (len(subsets) + 2) + "|"]
+    for name, a in agree.items():
+        lines.append(f"| {name} | {pct(a['accuracy'])} | " + " | ".join(pct(a["subsets"][s]) for s in subsets)
+                     + " |")
+    return "\n".join(lines)
+
+
+def write_card(head_dir: str | Path, dev: dict | None = None, ablation: dict | None = None,
+               backbones: str | None = None, command: str = "", eval_command: str = "") -> Path:
+    """Write head_dir/MODEL_CARD.md and return its path."""
+    head_dir = Path(head_dir)
+    cfg = json.loads((head_dir / "config.json").read_text())
+    report = cfg.get("extra", {}).get("training", {})
+    measured = cfg.get("extra", {}).get("measured", {})
+    b = cfg["backbone"]
+    parts = [f"# mo-explorer embedded reward head ({b['name']})", "",
+             "An ArmoRM-style multi-objective reward model trained on a CPU: a frozen backbone, one linear head per "
+             "objective (ridge), ArmoRM's verbosity debiasing as a transform matrix, and a gating network on the "
+             "prompt trained with the Bradley-Terry loss. "
+             "`score = sum(gating * (rewards @ transform))`; rewards are standardised (0 = an average training "
+             "response, 1 = one standard deviation better).", "",
+             "## Backbone and features", "",
+             f"- Backbone: `{b['name']}`, layers {b['layers']}, pooling `{b['pooling']}`; prompt truncated to its "
+             f"last {b['max_prompt_tokens']} tokens, response to {b['max_response_tokens']} tokens.",
+             "- Gate input: the prompt's own feature (it never sees the response).",
+             ]
+    if "likelihood" in measured:
+        m = measured["likelihood"]["model"]
+        parts.append(f"- Likelihood: `{m['name']}` run to full depth in fp32, mean log-prob over the first "
+                     f"{m['max_response_tokens']} response tokens (prompt <= {m['max_prompt_tokens']} tokens).")
+    parts += ["", "## Objectives", "", "| objective | meaning | stage-1 rows | validation Spearman |",
+              "|---|---|---|---|"]
+    for name in cfg["objectives"]:
+        s1 = report.get("stage1", {}).get(name)
+        rows, rho = (s1["rows"], f"{s1['val_spearman']:.3f}") if s1 else ("measured", "")
+        parts.append(f"| {name} | {MEANINGS.get(name, '')} | {rows} | {rho} |")
+    debias = report.get("debias", {})
+    if debias:
+        parts += ["", "Verbosity debiasing (Spearman with verbosity on the training responses):", "",
+                  "| objective | before | after | lambda |", "|---|---|---|---|"]
+        parts += [f"| {k} | {v['before']:+.3f} | {v['after']:+.3f} | {v['lambda']:.3f} |" for k, v in debias.items()]
+    gate = report.get("gate", {})
+    if gate:
+        parts += ["", f"Gate: trained on {sum(gate.get('pairs', {}).values())} pairs "
+                      f"({', '.join(f'{k} {v}' for k, v in sorted(gate.get('pairs', {}).items()))}), each subset "
+                      f"weighted equally; train accuracy {pct(gate['train_accuracy'])}, held-out 10% "
+                      f"{pct(gate['val_accuracy'])}."]
+        if "concentration" in gate:
+            parts += ["", "Gate concentration (mean of the largest gate weight, per training subset; 1/k = "
+                          "uniform, 1 = collapsed):", "", "| subset | mean max weight | top objective |",
+                      "|---|---|---|"]
+            parts += [f"| {k} | {v['mean_max']:.2f} | {v['top']} |" for k, v in gate["concentration"].items()]
+    parts += ["", "## Data and licences", "", LICENCES]
+    if dev:
+        parts += ["", "## Results on dev (RM-Bench, stratified sample)", "",
+                  f"`{eval_command}`" if eval_command else "", "", results_table(dev), "",
+                  f"Expected calibration error of the Bradley-Terry probability: {dev['ece']:.3f}. "
+                  f"Spearman correlation of the score with response length (words) over all scored responses: "
+                  f"{dev.get('length_spearman', float('nan')):+.3f}.", "",
+                  "Each objective alone (how often it prefers the chosen response):", "", agreement_table(dev)]
+    if ablation:
+        parts += ["", "## Ablation (dev, 95% Wilson intervals)", "", ablation]
+    if backbones:
+        parts += ["", "## Backbone comparison", "", backbones]
+    if report.get("train_seconds"):
+        parts += ["", "## Reproduce", "",
+                  f"Training took {report['train_seconds'] / 60:.1f} min on a shared 2-core CPU "
+                  f"(feature extraction {report.get('features_seconds', 0) / 60:.1f} min of it, most of it cached "
+                  "and resumable under `<cache-dir>/features`).", ""]
+        if command:
+            parts += ["```", command, "```"]
+    path = head_dir / "MODEL_CARD.md"
+    path.write_text("\n".join(parts) + "\n")
+    return path
