@@ -45,6 +45,10 @@ class ModelSettings:
         "auto", "MO_EXPLORER_GENERATOR_DTYPE",
         "Generator dtype: 'auto' (bfloat16 where the CPU/GPU supports it, else float32), "
         "'bfloat16' or 'float32'.", "--generator-dtype")
+    threads: int = _setting(
+        0, "MO_EXPLORER_TORCH_THREADS",
+        "Torch intra-op threads; 0 keeps torch's default (one per core). Set 1 on a machine shared with other "
+        "busy processes, where threads fighting for cores made decoding several times slower.", "--threads")
     reward_dtype: str = _setting(
         "float32", "MO_EXPLORER_REWARD_DTYPE",
         "Reward model dtype; float32 by default because bfloat16 hidden states change with batch "

@@ -41,3 +41,10 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if cpu_supports_bf16() else torch.float32
+
+
+def configure_threads(threads: int) -> None:
+    """Set torch's intra-op thread count when asked (0 keeps torch's default)."""
+    if threads > 0 and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+        log.info("torch uses %d thread(s)", threads)

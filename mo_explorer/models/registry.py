@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mo_explorer import config, errors
 from mo_explorer.models import armo, official_armo
+from mo_explorer.models import device as devices
 from mo_explorer.models.generator import Generator
 from mo_explorer.models.reward import RewardModel, SequenceClassificationRewardModel
 
@@ -26,6 +27,7 @@ EMBEDDED = "embedded"
 def load_generator(settings: config.Settings) -> Generator:
     """The generator named in settings.models, on its device and dtype."""
     m = settings.models
+    devices.configure_threads(m.threads)
     return Generator.load(m.generator, cache_dir=m.cache_dir, device=m.device, dtype=m.generator_dtype)
 
 
