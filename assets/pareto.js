@@ -171,15 +171,13 @@
     // Overlay nodes are made once; a drag frame only moves the arrow and the winner mark (drawDynamic),
     // the sectors change only with the payload, the method or an off-plane weight (drawStatic).
     const sectorLayer = svg("g", { class: "moex-sectors" });
-    const ring = svg("circle", { class: "moex-ring" });
     const winner = svg("circle", { class: "moex-winner", r: 13 });
     const arrowLine = svg("line", { class: "moex-arrow" });
     const arrowHead = svg("path", { class: "moex-arrow-head" });
     const origin = svg("circle", { class: "moex-origin", r: 3 });
     const handle = svg("circle", { class: "moex-arrow-handle", r: 11 });
-    const arrowParts = [sectorLayer, ring, arrowLine, arrowHead, origin, handle];
-    overlay.append(sectorLayer, winner, ring, arrowLine, arrowHead, origin, handle);
-    ring.addEventListener("pointerdown", startDrag);
+    const arrowParts = [sectorLayer, arrowLine, arrowHead, origin, handle];
+    overlay.append(sectorLayer, winner, arrowLine, arrowHead, origin, handle);
     handle.addEventListener("pointerdown", startDrag);
 
     function drawStatic() {
@@ -194,9 +192,6 @@
       sectorLayer.replaceChildren(...state.sectors.map((s) => svg("path", { class: "moex-sector",
         d: arcPath(ax, s.lo, s.hi), fill: p.colours[s.pos], "data-index": p.indices[s.pos], "data-lo": s.lo,
         "data-hi": s.hi })));
-      const attrs = { cx: ax.cx, cy: ax.cy, r: ((RING_INNER + RING_OUTER) / 2) * ax.unit,
-        "stroke-width": (RING_OUTER - RING_INNER) * ax.unit };
-      for (const [key, value] of Object.entries(attrs)) ring.setAttribute(key, value);
       origin.setAttribute("cx", ax.cx);
       origin.setAttribute("cy", ax.cy);
     }
@@ -402,7 +397,7 @@
       const n = payload.values.length;
       status.textContent = payload.status === "running"
         ? `${n} candidate${n === 1 ? "" : "s"} scored so far…`
-        : `${n} candidate${n === 1 ? "" : "s"}. Drag the arrow (or the ring) to rerank; click a point or a card to read it.`;
+        : `${n} candidate${n === 1 ? "" : "s"}. Drag the arrow\u2019s head to rerank; click a point or a card to read it.`;
       if (!sameColumns) buildWeightInputs();
       state.dirCards = payload.values.map((row, pos) => card(pos));
       state.scoreCards = payload.values.map((row, pos) => card(pos));

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -71,3 +73,10 @@ def test_default_axes_and_labels():
     assert "Say <b>hi</b>" in render.round_label(rnd)  # a dropdown label is text, not HTML
     assert render.direction_label(Direction(("a", "b"), (3.0, -4.0))) == "linear: a +0.60, b -0.80"
     assert len(render.load_examples()) >= 5
+
+
+def test_the_web_layer_imports_no_model_code_and_builds_nothing():
+    code = ("import sys, mo_explorer.ui.app, mo_explorer.ui.render; "
+            "print('torch' in sys.modules, 'transformers' in sys.modules, 'sqlalchemy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False", "False"]

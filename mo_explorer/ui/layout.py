@@ -11,9 +11,9 @@ from mo_explorer.ui import render
 from mo_explorer.ui.widget import pareto_widget
 
 INTRO = """# mo-explorer
-Type a prompt and **Generate**: candidates land on the Pareto plot as they are scored. **Drag the red arrow**
-(or the ring around it) to set your preference direction; the ranking follows while you drag and the direction
-is saved when you let go. Click a point or a card to read the full response."""
+Type a prompt and **Generate**: candidates land on the Pareto plot as they are scored. **Drag the red arrow's
+head** to set your preference direction: the ranking follows while you drag, and the direction is saved when you
+let go. The coloured ring shows which candidate wins in each direction. Click a point or a card to read it."""
 
 
 @dataclass
@@ -65,7 +65,7 @@ def build_components(settings: Settings) -> Components:
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=320):
             panel = _prompt_panel(settings)
-            with gr.Accordion("Session", open=False):
+            with gr.Accordion("Session", open=False, elem_id="session-panel"):
                 session = gr.Textbox(label="Session id (in the URL as ?session=…)", interactive=False,
                                      elem_id="session-id")
                 rounds = gr.Dropdown(label="Rounds of this session", choices=[], interactive=True, elem_id="rounds")

@@ -100,6 +100,13 @@ def test_generate_drag_store_and_reload(app, page):
     page.wait_for_selector(".moex-arrow-handle", timeout=TIMEOUT)
     assert float(widget(page, "angle")) == pytest.approx(angle, abs=0.01) and widget(page, "top") == index
     assert page.evaluate("new URL(location.href).searchParams.get('session')") == session_id
+
+    page.click("#session-panel .label-wrap")
+    page.click("#new-session")
+    page.wait_for_function(f"new URL(location.href).searchParams.get('session') !== '{session_id}'", timeout=TIMEOUT)
+    new_id = page.evaluate("new URL(location.href).searchParams.get('session')")
+    assert explorer.session_rounds(new_id) == []
+    page.wait_for_selector(".moex.moex-empty", timeout=TIMEOUT)
     assert page.js_errors == []
 
 
@@ -123,6 +130,10 @@ def test_untrusted_text_is_never_html(app, page):
                                timeout=TIMEOUT)
         shown = page.inner_text("#response")
         assert texts[i].split("**")[0].split(" and")[0] in shown  # the markup is shown as text
-    assert page.locator("#response img, #response script, .moex img, .moex script").count() == 0
     assert page.locator("#response code").inner_text() == "<b>code</b>"
+    # a click on a point opens its response too
+    point = page.locator(".moex-plot .scatterlayer .trace").nth(1).locator(".point").nth(0).bounding_box()
+    page.mouse.click(point["x"] + point["width"] / 2, point["y"] + point["height"] / 2)
+    page.wait_for_function("document.querySelector('#response').innerText.includes('Candidate #0')", timeout=TIMEOUT)
+    assert page.locator("#response img, #response script, .moex img, .moex script").count() == 0
     assert page.evaluate("window.pwned") is None
