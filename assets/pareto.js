@@ -380,6 +380,16 @@
       commit("method");
     });
 
+    /** The figure's layout in the page's colours: Gradio's dark mode puts the class "dark" on <body>. */
+    function themed(layout) {
+      if (!document.body.classList.contains("dark")) return layout;
+      const text = getComputedStyle(root).color;
+      const grid = "rgba(255, 255, 255, 0.12)";
+      const axis = (a) => ({ ...a, gridcolor: grid, linecolor: grid, tickfont: { color: text } });
+      return { ...layout, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
+        font: { ...(layout.font || {}), color: text }, xaxis: axis(layout.xaxis), yaxis: axis(layout.yaxis) };
+    }
+
     // ---- a new payload from Python ----
     function load(payload) {
       if (!payload || typeof payload !== "object" || !payload.columns) {
@@ -404,7 +414,7 @@
       byDir.querySelector("ol").replaceChildren();
       byScore.querySelector("ol").replaceChildren();
       const fig = payload.figure;
-      Plotly.react(plot, fig.data, fig.layout, { displayModeBar: false, responsive: true }).then(() => {
+      Plotly.react(plot, fig.data, themed(fig.layout), { displayModeBar: false, responsive: true }).then(() => {
         computeSectors();
         drawStatic();
         update();
