@@ -51,3 +51,18 @@ def test_api_errors_are_clear(app):
     rnd = explorer.run_round("Hi", session_id=None)
     with pytest.raises(Exception, match="weights"):
         client.predict(round_id=rnd.round_id, api_name="/rerank")
+
+
+def test_scripts_are_served_locally_and_nothing_else_is(app):
+    import httpx
+
+    from mo_explorer.ui import assets
+
+    url = app[1].src
+    head = assets.widget_head()
+    assert "http" not in head and "plotly.min.js" in head  # no CDN: everything comes from this server
+    for path in assets.served_files():
+        r = httpx.get(url.rstrip("/") + "/" + assets.file_url(path))
+        assert r.status_code == 200 and len(r.content) == path.stat().st_size
+    r = httpx.get(url.rstrip("/") + "/" + assets.file_url(assets.plotly_js().with_name("widgetbundle.js")))
+    assert r.status_code == 403  # a neighbour of a served file stays private
