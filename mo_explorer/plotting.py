@@ -186,7 +186,9 @@ def parallel_figure(rnd: Round, direction: Direction | None) -> go.Figure:
         colour_by, title = rnd.scores().astype(np.float64), "gated score"
     fig = go.Figure(go.Parcoords(
         dimensions=dims,
+        labelangle=-20, labelside="top",
         line={"color": colour_by, "colorscale": "Viridis", "showscale": True,
-              "colorbar": {"title": {"text": title}}}))
-    fig.update_layout(margin={"l": 60, "r": 60, "t": 50, "b": 20}, height=340, template="plotly_white")
+              "colorbar": {"title": {"text": title, "side": "right"}, "x": 1.06, "thickness": 12}}))
+    # room above for the tilted objective names and on the right for the colour bar
+    fig.update_layout(margin={"l": 70, "r": 110, "t": 80, "b": 30}, height=380, template="plotly_white")
     return fig
