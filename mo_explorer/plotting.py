@@ -118,6 +118,9 @@ def pareto_figure(rnd: Round, x: str, y: str) -> go.Figure:
                     "symbol": ["diamond" if i in everywhere else "circle" for i in range(len(idx))],
                     "line": {"width": [2.5 if i in everywhere else 0.5 for i in range(len(idx))],
                              "color": "#222"}}))
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="◆ non-dominated on all objectives",
+                                 marker={"symbol": "diamond", "size": 11, "color": "#bbb",
+                                         "line": {"width": 2.5, "color": "#222"}}, hoverinfo="skip"))
         fig.add_trace(go.Scatter(x=[1.0], y=[1.0], mode="markers", name="ideal point", hoverinfo="name",
                                  marker={"symbol": "star", "size": 15, "color": "gold",
                                          "line": {"width": 1, "color": "#555"}}))

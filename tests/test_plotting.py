@@ -65,7 +65,8 @@ def test_zero_weights_do_not_change_the_ranking(method):
 def test_pareto_figure_points_front_and_ideal():
     rnd = synthetic_round(R)
     fig = plotting.pareto_figure(rnd, "helpful", "safe")
-    front, points, ideal = fig.data
+    front, points, legend_only, ideal = fig.data
+    assert legend_only.marker.symbol == "diamond" and legend_only.x == (None,)
     Z = plotting.normalised(rnd)
     np.testing.assert_allclose(points.x, Z[:, 0])
     np.testing.assert_allclose(points.y, Z[:, 1])
