@@ -40,22 +40,27 @@ def wait_until(predicate, seconds: float = 20.0):
     raise AssertionError("condition not met in time")
 
 
-def drag_arrow_to(page, theta_deg: float, steps: int = 24) -> str:
-    """Drag the arrow's handle round the circle with real mouse events; returns the top candidate mid-drag."""
+def drag_arrow_to(page, theta_deg: float, expected_top: str, steps: int = 24) -> None:
+    """Drag the arrow's handle round the circle with real mouse events; the list must rerank before release."""
     origin = page.locator(".moex-origin").bounding_box()
     handle = page.locator(".moex-arrow-handle").bounding_box()
     cx, cy = origin["x"] + origin["width"] / 2, origin["y"] + origin["height"] / 2
     hx, hy = handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2
     radius, start = math.hypot(hx - cx, hy - cy), math.atan2(cy - hy, hx - cx)
     delta = (math.radians(theta_deg) - start + math.pi) % (2 * math.pi) - math.pi  # the short way round
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
     page.mouse.move(hx, hy)
     page.mouse.down()
     for i in range(1, steps + 1):
         a = start + delta * i / steps
         page.mouse.move(cx + radius * math.cos(a), cy - radius * math.sin(a))
-    during = widget(page, "top")
+    # still holding the button: the browser has reranked on its own (one animation frame at most)
+    page.wait_for_function("(top) => document.querySelector('.moex').dataset.top === top", arg=expected_top,
+                           timeout=5_000)
+    assert not page.evaluate("document.querySelector('.moex-dragging') === null")
+    assert not [u for u in requests if "/gradio_api/" in u]  # no server round trip while dragging
     page.mouse.up()
-    return during
 
 
 def test_generate_drag_store_and_reload(app, page):
@@ -78,8 +83,7 @@ def test_generate_drag_store_and_reload(app, page):
     others = [s for s in sectors if s[0] != top_before]
     assert others, f"only one candidate wins anywhere: {sectors}"
     index, lo, hi = max(others, key=lambda s: s[2] - s[1])
-    during = drag_arrow_to(page, (lo + hi) / 2)
-    assert during == index  # the browser reranked while the button was still down
+    drag_arrow_to(page, (lo + hi) / 2, expected_top=index)
     assert widget(page, "top") == index != top_before
     assert [li.get_attribute("data-index") for li in page.locator(".moex-by-direction li").all()][0] == index
 
