@@ -42,28 +42,30 @@ def standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def train_gate(prompt_states: np.ndarray, reward_diff: np.ndarray, config: GateTrainConfig,
-               weights: np.ndarray | None = None) -> tuple[GatingNetwork, dict]:
+               weights: np.ndarray | None = None, mask: np.ndarray | None = None) -> tuple[GatingNetwork, dict]:
     """Fit a gate on pairs: prompt_states (n, D), reward_diff (n, K) = (r_c - r_r) @ T; returns (gate, log).
 
     The gate's first layer absorbs the feature standardisation, so the returned module reads raw states.
-    `weights` (n,) reweights pairs (e.g. to balance sources).
+    `weights` (n,) reweights pairs (e.g. to balance sources); `mask` (n, K) is 0 where an objective was not
+    measured on a pair: the gate's weight is renormalised over the measured ones for that pair.
     """
     threads = torch.get_num_threads()
     # The gate is tiny: one thread avoids OpenMP spinning against other processes on a shared CPU.
     torch.set_num_threads(1)
     try:
-        return _train_gate(prompt_states, reward_diff, config, weights)
+        return _train_gate(prompt_states, reward_diff, config, weights, mask)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train_gate(prompt_states, reward_diff, config, weights):
+def _train_gate(prompt_states, reward_diff, config, weights, mask):
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     mu, sd = standardiser(prompt_states)
     x = torch.tensor((prompt_states - mu) / sd, dtype=torch.float32)
     d = torch.tensor(reward_diff, dtype=torch.float32)
     w = torch.tensor(np.ones(len(d)) if weights is None else weights, dtype=torch.float32)
+    m = torch.tensor(np.ones(d.shape) if mask is None else mask, dtype=torch.float32)
     n, k = d.shape
     gate = GatingNetwork(x.shape[1], k, config.hidden, config.n_hidden, config.temperature,
                          dropout=config.dropout)
@@ -73,7 +75,7 @@ def _train_gate(prompt_states, reward_diff, config, weights):
     history = []
     for step in range(config.steps):
         idx = torch.tensor(rng.choice(n, size=min(config.batch_size, n), replace=False))
-        g = gate(x[idx])  # (B, K)
+        g = _masked(gate(x[idx]), m[idx])  # (B, K)
         margin = (g * d[idx]).sum(1)  # score_chosen - score_rejected
         bt = (F.softplus(-margin) * w[idx]).sum() / w[idx].sum()  # -log sigmoid(margin): Bradley-Terry
         p = g / g.sum(1, keepdim=True)
@@ -87,7 +89,7 @@ def _train_gate(prompt_states, reward_diff, config, weights):
             history.append({"step": step, "bt_loss": bt.item(), "entropy": entropy.item()})
     gate.eval()
     with torch.no_grad():
-        margin = (gate(x) * d).sum(1)
+        margin = (_masked(gate(x), m) * d).sum(1)
         train_acc = float((margin > 0).float().mean())
         first = gate.layers[0]
         # Fold the standardisation into the first layer: W' = W / sd, b' = b - W' @ mu.
@@ -97,6 +99,12 @@ def _train_gate(prompt_states, reward_diff, config, weights):
     log.info("gate: %d pairs, %d steps, train accuracy %.3f, final BT loss %.4f", n, config.steps, train_acc,
              history[-1]["bt_loss"])
     return gate, {"train_accuracy": train_acc, "history": history}
+
+
+def _masked(g: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Gate weights (B, K) renormalised over the objectives measured on each pair (same total)."""
+    kept = g * mask
+    return kept / kept.sum(1, keepdim=True).clamp(min=1e-12) * g.sum(1, keepdim=True)
 
 
 @torch.no_grad()

@@ -71,6 +71,13 @@ def write_card(head_dir: str | Path, dev: dict | None = None, ablation: dict | N
     report = cfg.get("extra", {}).get("training", {})
     measured = cfg.get("extra", {}).get("measured", {})
     b = cfg["backbone"]
+    if b["pooling"] == "mean":
+        feature_line = (f"- Backbone: `{b['name']}`, mean pooling over at most 256 tokens of the last user turn "
+                        "followed by the response (the prompt feature: the last user turn alone).")
+    else:
+        feature_line = (f"- Backbone: `{b['name']}`, hidden state after layer(s) {b['layers']} at the last token of "
+                        f"the chat-templated prompt + response; prompt truncated to its last {b['max_prompt_tokens']} "
+                        f"tokens, response to its first {b['max_response_tokens']} tokens (closing tokens kept).")
     parts = [f"# mo-explorer embedded reward head ({b['name']})", "",
              "An ArmoRM-style multi-objective reward model trained on a CPU: a frozen backbone, one linear head per "
              "objective (ridge), ArmoRM's verbosity debiasing as a transform matrix, and a gating network on the "
@@ -78,8 +85,7 @@ def write_card(head_dir: str | Path, dev: dict | None = None, ablation: dict | N
              "`score = sum(gating * (rewards @ transform))`; rewards are standardised (0 = an average training "
              "response, 1 = one standard deviation better).", "",
              "## Backbone and features", "",
-             f"- Backbone: `{b['name']}`, layers {b['layers']}, pooling `{b['pooling']}`; prompt truncated to its "
-             f"last {b['max_prompt_tokens']} tokens, response to {b['max_response_tokens']} tokens.",
+             feature_line,
              "- Gate input: the prompt's own feature (it never sees the response).",
              ]
     if "likelihood" in measured:

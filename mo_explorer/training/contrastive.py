@@ -74,3 +74,21 @@ def build_contrastive(ratings: list[RatingRow], sampled_pairs: list[PairRow], al
         counts[p.subset] = counts.get(p.subset, 0) + 1
     log.info("contrastive pairs: %s", counts)
     return out
+
+
+def rating_pairs(ratings: list[RatingRow], limit: int, seed: int, margin: float = 0.25) -> list[PairRow]:
+    """Pairs from rated rows of one prompt: higher label beats lower by at least `margin`, per objective."""
+    by_prompt: dict[str, list[RatingRow]] = {}
+    for r in ratings:
+        by_prompt.setdefault(prompt_key(r.prompt), []).append(r)
+    out = []
+    for rows in by_prompt.values():
+        for i, a in enumerate(rows):
+            for b in rows[i + 1:]:
+                for name in sorted(set(a.labels) & set(b.labels)):
+                    hi, lo = (a, b) if a.labels[name] > b.labels[name] else (b, a)
+                    if hi.labels[name] - lo.labels[name] >= margin and hi.response != lo.response:
+                        out.append(PairRow(f"rating/{hi.id}/{lo.id}", f"ratings-{name}", hi.prompt, hi.response,
+                                           lo.response))
+    rng = np.random.default_rng(seed)
+    return [out[i] for i in sorted(rng.permutation(len(out))[:limit])]

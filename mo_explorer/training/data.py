@@ -173,3 +173,20 @@ def sample_ratings(rows: list[RatingRow], per_objective: dict[str, int], seed: i
         take = min(per_objective[name], len(labelled))
         picked.update(int(i) for i in rng.choice(labelled, size=take, replace=False))
     return sorted(picked)
+
+
+def sample_grouped(rows: list[RatingRow], name: str, n_rows: int, per_prompt: int, seed: int) -> list[int]:
+    """Indices of about n_rows rows labelled with `name`, taken as whole prompt groups of per_prompt responses."""
+    rng = np.random.default_rng(seed)
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        if name in r.labels:
+            groups.setdefault(prompt_key(r.prompt), []).append(i)
+    keys = [k for k in sorted(groups) if len(groups[k]) >= 2]
+    out: list[int] = []
+    for k in (keys[int(j)] for j in rng.permutation(len(keys))):
+        members = groups[k]
+        out += [int(i) for i in rng.choice(members, size=min(per_prompt, len(members)), replace=False)]
+        if len(out) >= n_rows:
+            break
+    return sorted(out)

@@ -101,7 +101,7 @@ _MUTATIONS = (
     ("flip-comparison", re.compile(r"(?<![<>=!])(<=|>=|<|>)(?![<>=])"),
      {"<": ">=", ">": "<=", "<=": ">", ">=": "<"}),
     ("flip-equality", re.compile(r"(==|!=)"), {"==": "!=", "!=": "=="}),
-    ("swap-operator", re.compile(r"(?<=\w|\))\s([+\-*])\s(?=\w|\()"), {" + ": " - ", " - ": " + ", " * ": " + "}),
+    ("swap-operator", re.compile(r"(?<=[\w)]) ([+\-*]) (?=[\w(])"), {" + ": " - ", " - ": " + ", " * ": " + "}),
     ("off-by-one", re.compile(r"\b(range\(\s*[^,()]+)\)"), None),
 )
 

@@ -54,9 +54,23 @@ def target(name: str, y: np.ndarray) -> np.ndarray:
     return y
 
 
+def centre_by_group(y: np.ndarray, groups: list[str]) -> np.ndarray:
+    """y (n,) minus the mean of its group: only differences between responses to one prompt remain."""
+    keys = np.array(groups)
+    out = y.astype(np.float64).copy()
+    for g in set(groups):
+        sel = keys == g
+        out[sel] -= y[sel].mean()
+    return out
+
+
 def fit_heads(table: FeatureTable, labels: dict[str, np.ndarray], learned: tuple[str, ...],
-              measured: tuple[str, ...], seed: int = 0) -> HeadParams:
-    """Stage 1: one ridge per learned objective on rows where labels[name] (n,) is finite; measured stats."""
+              measured: tuple[str, ...], seed: int = 0, centred: dict[str, list[str]] | None = None) -> HeadParams:
+    """Stage 1: one ridge per learned objective on rows where labels[name] (n,) is finite; measured stats.
+
+    Objectives in `centred` regress within-prompt differences (targets minus their prompt group's mean).
+    """
+    centred = centred or {}
     objectives = learned + measured
     d = table.response_states.shape[1]
     weight = np.zeros((len(objectives), d))
@@ -65,7 +79,10 @@ def fit_heads(table: FeatureTable, labels: dict[str, np.ndarray], learned: tuple
     for j, name in enumerate(learned):
         y = labels[name]
         rows = np.isfinite(y)
-        fit = fit_ridge(table.response_states[rows], target(name, y[rows]), seed=seed)
+        t = target(name, y[rows])
+        if name in centred:
+            t = centre_by_group(t, [g for g, ok in zip(centred[name], rows) if ok])
+        fit = fit_ridge(table.response_states[rows], t, seed=seed)
         pred = table.response_states @ fit.weight + fit.intercept
         mu, sd = float(pred.mean()), float(pred.std() + 1e-9)
         weight[j], offset[j] = fit.weight / sd, (fit.intercept - mu) / sd

@@ -18,7 +18,7 @@ from mo_explorer import config
 from mo_explorer.errors import UserError
 from mo_explorer.training import data as D
 from mo_explorer.training import recipe
-from mo_explorer.training.contrastive import build_contrastive
+from mo_explorer.training.contrastive import build_contrastive, rating_pairs
 from mo_explorer.training.feature_cache import FeatureCache, text_key
 
 log = logging.getLogger(__name__)
@@ -43,9 +43,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=str(config.EMBEDDED_HEAD_DIR), help="Head directory to write.")
     parser.add_argument("--per-objective", default=json.dumps(DEFAULT_PER_OBJECTIVE),
                         help="JSON {objective: max rating rows} sampled for stage 1.")
+    parser.add_argument("--grouped", nargs="*", default=[],
+                        help="Objectives sampled as whole prompt groups and regressed on within-prompt differences "
+                             "(e.g. helpfulness: AlpacaEval rates 16 responses per instruction).")
+    parser.add_argument("--per-prompt", type=int, default=8, help="Responses per prompt group for --grouped.")
     parser.add_argument("--pairs-limit", type=int, default=800, help="Pairs sampled (stratified by subset).")
     parser.add_argument("--contrastive", type=int, default=100,
                         help="Contrastive pairs per generator (0 disables them).")
+    parser.add_argument("--rating-pairs", type=int, default=600,
+                        help="Pairs derived from rated responses to the same prompt (free: no new features).")
     parser.add_argument("--likelihood-pairs", type=int, default=400,
                         help="Pairs also scored by SmolLM2's mean log-prob (0 drops the likelihood objective).")
     parser.add_argument("--likelihood-model", default="embedded:smollm2",
@@ -53,6 +59,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbosity-in-score", action="store_true",
                         help="Let the gate weight verbosity in the score (off: verbosity is shown, not rewarded).")
     parser.add_argument("--gate-steps", type=int, default=600, help="Gate optimisation steps.")
+    parser.add_argument("--gate-entropy", type=float, default=0.05,
+                        help="Weight of the gate's entropy bonus (guards against collapse onto one objective).")
     parser.add_argument("--dev", default=None, help="Optional pairs file evaluated after training (model card).")
     parser.add_argument("--dev-limit", type=int, default=400, help="Stratified dev sample size.")
     parser.add_argument("--features", default=None,
@@ -77,8 +85,9 @@ class Prepared:
 def feature_spec(backbone: str, layer: int | None) -> dict:
     """The FeatureSpec json of a backbone choice."""
     if backbone in ("embedded:minilm",) or "minilm" in backbone.lower():
+        # The token fields are unused by mean pooling (256 tokens of question + response); kept at the defaults.
         return {"name": backbone, "layers": [6], "pooling": "mean", "logprob": False,
-                "max_prompt_tokens": 256, "max_response_tokens": 256}
+                "max_prompt_tokens": 256, "max_response_tokens": 384}
     if backbone == "embedded:smollm2" and (layer is None or layer in likelihood_spec()["layers"]):
         return likelihood_spec()  # one pass gives the states and the likelihood
     return {"name": backbone, "layers": [layer or 12], "pooling": "last", "logprob": False,
@@ -118,8 +127,14 @@ def prepare(args: argparse.Namespace, settings: config.Settings) -> Prepared:
     start = time.perf_counter()
     ratings_all, pairs_all = D.read_ratings(args.ratings), D.read_pairs(args.pairs)
     per_obj = json.loads(args.per_objective)
-    ratings = [ratings_all[i] for i in D.sample_ratings(ratings_all, per_obj, args.seed)]
+    grouped = {name: per_obj.pop(name) for name in list(per_obj) if name in args.grouped}
+    idx = set(D.sample_ratings(ratings_all, per_obj, args.seed))
+    for name, n in grouped.items():  # whole prompt groups: the head learns differences between responses
+        idx.update(D.sample_grouped(ratings_all, name, n, args.per_prompt, args.seed))
+    per_obj.update(grouped)
+    ratings = [ratings_all[i] for i in sorted(idx)]
     pairs = [pairs_all[i] for i in D.stratified_sample([p.subset for p in pairs_all], args.pairs_limit, args.seed)]
+    base_pairs = list(pairs)
     spec = feature_spec(args.backbone, args.layer)
     root = args.features or str(Path(settings.models.cache_dir).expanduser() / "features")
     cache, state = FeatureCache(root, spec), {}
@@ -132,11 +147,13 @@ def prepare(args: argparse.Namespace, settings: config.Settings) -> Prepared:
                                                                           layer_index))
         fill(cache, spec, [(p.prompt, t) for p in extra for t in (p.chosen, p.rejected)], settings, state)
         pairs = pairs + extra
+    if args.rating_pairs > 0:
+        pairs = pairs + rating_pairs(ratings, args.rating_pairs, args.seed)
     lik_spec = likelihood_spec(args.likelihood_model)
     # The likelihood cache is always read: rows already measured are used even when none are extracted now.
     lik = cache if spec == lik_spec else FeatureCache(root, lik_spec)
     if args.likelihood_pairs > 0:
-        chosen_for_lik = _likelihood_rows(pairs, args.likelihood_pairs, args.seed)
+        chosen_for_lik = likelihood_rows(base_pairs, args.likelihood_pairs, args.seed)
         fill(lik, lik_spec, [(p.prompt, t) for p in chosen_for_lik for t in (p.chosen, p.rejected)],
              settings, state)
     labels = {name: np.array([r.labels.get(name, np.nan) for r in ratings], np.float64) for name in per_obj}
@@ -147,9 +164,10 @@ def prepare(args: argparse.Namespace, settings: config.Settings) -> Prepared:
     return prep
 
 
-def _likelihood_rows(pairs: list[D.PairRow], limit: int, seed: int) -> list[D.PairRow]:
-    idx = D.stratified_sample([p.subset for p in pairs], limit, seed)
-    return [pairs[i] for i in idx]
+def likelihood_rows(pairs: list[D.PairRow], limit: int, seed: int) -> list[D.PairRow]:
+    """The training pairs also scored by the likelihood model: a seeded random prefix (any prefix is a sample)."""
+    order = np.random.default_rng(seed).permutation(len(pairs))
+    return [pairs[i] for i in order[:limit]]
 
 
 def _prompt_embeddings(cache, spec, prompts, settings, state, layer_index) -> np.ndarray:
@@ -161,7 +179,7 @@ def _prompt_embeddings(cache, spec, prompts, settings, state, layer_index) -> np
 
 
 def fit(prep: Prepared, args: argparse.Namespace, use_contrastive: bool = True, use_likelihood: bool = True,
-        subsets: tuple[str, ...] | None = None):
+        use_rating_pairs: bool = True, subsets: tuple[str, ...] | None = None):
     """Stage 1, debiasing and stage 2 on prepared features -> (HeadParams, gate, report)."""
     from mo_explorer.models.gate_trainer import GateTrainConfig, train_gate
 
@@ -169,7 +187,9 @@ def fit(prep: Prepared, args: argparse.Namespace, use_contrastive: bool = True, 
     lik_ok = use_likelihood and np.isfinite(prep.chosen.logprob).sum() >= 20
     measured = (recipe.VERBOSITY,) + ((recipe.LIKELIHOOD,) if lik_ok else ())
     union = _concat([prep.rating_table, prep.chosen, prep.rejected])
-    params = recipe.fit_heads(prep.rating_table, prep.labels, learned, (), seed=args.seed)
+    groups = [D.prompt_key(r.prompt) for r in prep.ratings]
+    params = recipe.fit_heads(prep.rating_table, prep.labels, learned, (), seed=args.seed,
+                              centred={n: groups for n in getattr(args, "grouped", [])})
     stats = recipe.fit_heads(union, {}, (), measured).measured
     params.objectives = learned + measured
     k = len(params.objectives)
@@ -178,17 +198,25 @@ def fit(prep: Prepared, args: argparse.Namespace, use_contrastive: bool = True, 
     params.measured = stats
     debias = recipe.set_transform(params, recipe.rewards(params, union), args.verbosity_in_score)
     keep = [i for i, p in enumerate(prep.pairs)
-            if (use_contrastive or not _is_contrastive(p)) and (subsets is None or p.subset in subsets)]
+            if (use_contrastive or not _is_contrastive(p)) and (use_rating_pairs or not p.id.startswith("rating/"))
+            and (subsets is None or p.subset in subsets)]
     diff = recipe.pair_reward_diff(params, prep.chosen.take(keep), prep.rejected.take(keep))
+    # Objectives not measured on a pair (the likelihood on rows the generator did not score) are masked out of
+    # that pair's gate, so the gate cannot park weight on a zero column to shrink margins it gets wrong.
+    mask = np.ones_like(diff)
+    if recipe.LIKELIHOOD in params.objectives:
+        j = params.objectives.index(recipe.LIKELIHOOD)
+        mask[:, j] = (np.isfinite(prep.chosen.logprob[keep]) & np.isfinite(prep.rejected.logprob[keep]))
     names = [prep.pairs[i].subset for i in keep]
     counts = {s: names.count(s) for s in set(names)}
     weights = np.array([1.0 / counts[s] for s in names]) * len(names) / len(counts)  # each subset weighs the same
     rng = np.random.default_rng(args.seed)
     val = rng.random(len(keep)) < 0.1
-    cfg = GateTrainConfig(steps=args.gate_steps, seed=args.seed)
-    gate, gate_log = train_gate(prep.chosen.prompt_states[keep][~val], diff[~val], cfg, weights[~val])
+    cfg = GateTrainConfig(steps=args.gate_steps, seed=args.seed, entropy_weight=args.gate_entropy)
+    gate, gate_log = train_gate(prep.chosen.prompt_states[keep][~val], diff[~val], cfg, weights[~val], mask[~val])
     from mo_explorer.models.gate_trainer import gate_weights
     g_val = gate_weights(gate, prep.chosen.prompt_states[keep][val])
+    g_val = g_val * mask[val] / (g_val * mask[val]).sum(1, keepdims=True) * g_val.sum(1, keepdims=True)
     val_acc = float(np.mean(np.sum(g_val * diff[val], axis=1) > 0)) if val.any() else float("nan")
     g_all = gate_weights(gate, prep.chosen.prompt_states[keep])
     concentration = {}
@@ -239,16 +267,43 @@ def save_head(out: str | Path, params: recipe.HeadParams, gate, spec: dict, repo
     head.save(out)
 
 
+def command_line(args: argparse.Namespace) -> str:
+    """The `python -m mo_explorer train ...` command that reproduces this run (defaults included)."""
+    parts = ["python -m mo_explorer train"]
+    probe = argparse.ArgumentParser()
+    configure(probe)
+    for action in probe._actions:  # noqa: SLF001 - argparse exposes no public list of options
+        if not action.option_strings or action.dest == "help" or action.dest not in vars(args):
+            continue
+        value = getattr(args, action.dest)
+        flag = action.option_strings[0]
+        if isinstance(value, bool):
+            parts += [flag] if value else []
+        elif isinstance(value, list):
+            parts += [flag, *map(str, value)] if value else []
+        elif value is not None:
+            value = _relative(value) if action.dest == "out" else value
+            parts += [flag, f"'{value}'" if any(c in str(value) for c in " {}\"") else str(value)]
+    return " ".join(parts)
+
+
+def _relative(path: str) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(config.REPO_ROOT))
+    except ValueError:
+        return path
+
+
 def main(args: argparse.Namespace, settings: config.Settings) -> int:
     """Train a head and write it (and its model card) to args.out."""
     start = time.perf_counter()
     if not 0 < args.pairs_limit:
         raise UserError("--pairs-limit must be positive")
     prep = prepare(args, settings)
-    params, gate, report = fit(prep, args)
+    params, gate, report = fit(prep, args, use_likelihood=args.likelihood_pairs > 0)
     report["train_seconds"] = time.perf_counter() - start
     report["features_seconds"] = prep.timings["features_s"]
-    report["command"] = getattr(args, "command_line", "")
+    report["command"] = command_line(args)
     save_head(args.out, params, gate, prep.spec, report, likelihood_spec(args.likelihood_model))
     results = None
     if args.dev:
@@ -262,3 +317,12 @@ def main(args: argparse.Namespace, settings: config.Settings) -> int:
                if args.dev else "")
     log.info("wrote %s in %.0f s", args.out, time.perf_counter() - start)
     return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _parser = argparse.ArgumentParser(prog="mo_explorer train")
+    configure(_parser)
+    sys.exit(main(_parser.parse_args(), config.Settings.from_env()))
