@@ -177,7 +177,13 @@
     const origin = svg("circle", { class: "moex-origin", r: 3 });
     const handle = svg("circle", { class: "moex-arrow-handle", r: 11 });
     const arrowParts = [sectorLayer, arrowLine, arrowHead, origin, handle];
-    overlay.append(sectorLayer, winner, arrowLine, arrowHead, origin, handle);
+    // The direction learned from the user's votes (payload.learned): a dashed arrow in a wedge of ±1 std.
+    const learnedLayer = svg("g", { class: "moex-learned" });
+    const learnedWedge = svg("path", { class: "moex-learned-wedge" });
+    const learnedLine = svg("line", { class: "moex-learned-arrow" });
+    const learnedHead = svg("path", { class: "moex-learned-head" });
+    learnedLayer.append(learnedWedge, learnedLine, learnedHead);
+    overlay.append(sectorLayer, learnedLayer, winner, arrowLine, arrowHead, origin, handle);
     handle.addEventListener("pointerdown", startDrag);
 
     function drawStatic() {
@@ -188,12 +194,43 @@
       overlay.setAttribute("height", plot.clientHeight);
       const shown = planar();
       for (const part of arrowParts) part.style.display = shown ? "" : "none";
+      drawLearned(ax, p.learned);
       if (!shown) return;
       sectorLayer.replaceChildren(...state.sectors.map((s) => svg("path", { class: "moex-sector",
         d: arcPath(ax, s.lo, s.hi), fill: p.colours[s.pos], "data-index": p.indices[s.pos], "data-lo": s.lo,
         "data-hi": s.hi })));
       origin.setAttribute("cx", ax.cx);
       origin.setAttribute("cy", ax.cy);
+    }
+
+    function drawLearned(ax, learned) {
+      const shown = Boolean(learned && planar());
+      learnedLayer.style.display = shown ? "" : "none";
+      root.dataset.learnedAngle = shown ? learned.angle.toFixed(2) : "";
+      if (!shown) return;
+      const len = ARROW_LEN * 0.92 * ax.unit;
+      const pt = (deg) => {
+        const t = (deg * Math.PI) / 180;
+        return [ax.cx + len * Math.cos(t), ax.cy - len * Math.sin(t)];
+      };
+      const std = Math.min(learned.std, 180);
+      if (std >= 179.5) {
+        learnedWedge.setAttribute("d", `M${ax.cx - len},${ax.cy} a${len},${len} 0 1 0 ${2 * len},0 `
+          + `a${len},${len} 0 1 0 ${-2 * len},0 Z`);
+      } else {
+        const [x1, y1] = pt(learned.angle - std), [x2, y2] = pt(learned.angle + std);
+        const large = 2 * std > 180 ? 1 : 0;
+        learnedWedge.setAttribute("d", `M${ax.cx},${ax.cy} L${x1},${y1} A${len},${len} 0 ${large} 0 ${x2},${y2} Z`);
+      }
+      const [tipX, tipY] = pt(learned.angle);
+      const back = (learned.angle * Math.PI) / 180 + Math.PI;
+      const wing = (d) => [tipX + 11 * Math.cos(back + d), tipY - 11 * Math.sin(back + d)];
+      const [l1, l2] = wing(0.45), [r1, r2] = wing(-0.45);
+      learnedLine.setAttribute("x1", ax.cx);
+      learnedLine.setAttribute("y1", ax.cy);
+      learnedLine.setAttribute("x2", tipX);
+      learnedLine.setAttribute("y2", tipY);
+      learnedHead.setAttribute("d", `M${tipX},${tipY} L${l1},${l2} L${r1},${r2} Z`);
     }
 
     function drawDynamic(top) {
@@ -394,7 +431,8 @@
     function load(payload) {
       if (!payload || typeof payload !== "object" || !payload.columns) {
         state.payload = null;
-        for (const part of [...arrowParts, winner]) part.style.display = "none";
+        for (const part of [...arrowParts, winner, learnedLayer]) part.style.display = "none";
+        root.dataset.learnedAngle = "";
         status.textContent = "Generate to see candidates here.";
         root.classList.add("moex-empty");
         return;

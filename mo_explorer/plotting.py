@@ -136,11 +136,12 @@ def pareto_figure(rnd: Round, x: str, y: str) -> go.Figure:
     return fig
 
 
-def widget_payload(rnd: Round, direction: Direction | None, x: str, y: str) -> dict:
+def widget_payload(rnd: Round, direction: Direction | None, x: str, y: str, learned: dict | None = None) -> dict:
     """Everything the browser needs to draw, drag and rerank (JSON-able).
 
     `values` (n, k + 1) are the normalised oriented plot columns; the first k are the round's objectives,
     over which `weights` (k,) and the browser's ranking run, with the same formulas as `ranking.scalarise`.
+    `learned` (optional: angle, std in degrees over the plotted pair) draws the direction learned from votes.
     """
     names = plot_columns(rnd)
     Z = normalised(rnd)
@@ -157,7 +158,7 @@ def widget_payload(rnd: Round, direction: Direction | None, x: str, y: str) -> d
         "texts": [c.text[:HOVER_CHARS] for c in rnd.candidates],
         "colours": [colour(c.index) for c in rnd.candidates],
         "weights": weights.tolist(), "method": method, "eps": ranking.TCHEBYCHEFF_EPS,
-        "figure": figure,
+        "figure": figure, "learned": learned,
     }
 
 

@@ -9,6 +9,7 @@ import gradio as gr
 from mo_explorer.config import Settings
 from mo_explorer.ui import assets
 from mo_explorer.ui.api import Api
+from mo_explorer.ui.compare import CompareHandlers, build_compare, wire_compare
 from mo_explorer.ui.handlers import Handlers
 from mo_explorer.ui.layout import Components, build_components
 
@@ -47,12 +48,15 @@ def wire(c: Components, h: Handlers) -> None:
 
 
 def build_demo(explorer, settings: Settings) -> gr.Blocks:
-    """The whole page for one Explorer, with the API endpoints `generate` and `rerank`."""
+    """The whole page for one Explorer, with the API endpoints `generate`, `rerank`, `vote` and `export`."""
     assets.register_static_files()
     with gr.Blocks(title="mo-explorer") as demo:
         c = build_components(settings)
+        cc = build_compare()  # below the plot and lists
         handlers = Handlers(explorer, c)
         wire(c, handlers)
+        compare_handlers = CompareHandlers(explorer, c, cc, handlers)
+        wire_compare(c, cc, compare_handlers)
         api = Api(explorer)
         gr.api(api.generate, api_name="generate")
         gr.api(api.rerank, api_name="rerank")
@@ -61,6 +65,8 @@ def build_demo(explorer, settings: Settings) -> gr.Blocks:
                   api_visibility="private")
     demo.mo_components = c  # for tests and for features added to this page later
     demo.mo_handlers = handlers
+    demo.mo_compare = cc
+    demo.mo_compare_handlers = compare_handlers
     return demo
 
 

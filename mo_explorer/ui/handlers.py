@@ -17,7 +17,7 @@ import gradio as gr
 from mo_explorer import plotting
 from mo_explorer.errors import ModelError, NotFoundError, UserError
 from mo_explorer.schema import Direction, GenerationParams, Round
-from mo_explorer.ui import render
+from mo_explorer.ui import compare_view, render
 from mo_explorer.ui.layout import Components
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class Handlers:
         direction = self.direction_of(rnd)
         columns = plotting.plot_columns(rnd)
         return {
-            c.widget: plotting.widget_payload(rnd, direction, x, y),
+            c.widget: plotting.widget_payload(rnd, direction, x, y, compare_view.overlay_for(self.explorer, rnd, x, y)),
             c.round_id: rnd.round_id,
             c.gating: plotting.gating_figure(rnd),
             c.parallel: plotting.parallel_figure(rnd, direction) if rnd.candidates else None,
