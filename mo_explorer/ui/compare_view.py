@@ -89,10 +89,11 @@ def wins_markdown(rnd: Round, a: int, b: int, x: str, y: str) -> str:
              f"{render.escape_html(x)} → {render.escape_html(y)}; 0° = only {render.escape_html(x)}, "
              f"90° = only {render.escape_html(y)}):"]
     for side, index in (("A", a), ("B", b)):
-        arcs = _arcs(intervals[pos[index]])
+        # a sliver of floating-point width is a tie at one angle (a point on a hull edge), not a win
+        arcs = [(lo, hi) for lo, hi in _arcs(intervals[pos[index]]) if hi - lo > 1e-6]
         if not arcs:
-            lines.append(f"- **{side}** (#{index}) wins in no direction on this pair (another candidate always "
-                         "scores higher: it is inside the convex hull of these two objectives).")
+            lines.append(f"- **{side}** (#{index}) wins in no direction on this pair (it lies inside, or on an "
+                         "edge of, the convex hull of the candidates on these two objectives).")
             continue
         span = sum(hi - lo for lo, hi in arcs)
         text = ", ".join(f"{lo:.0f}°–{hi - 360 if hi > 360 else hi:.0f}°" for lo, hi in arcs)
