@@ -84,3 +84,14 @@ def test_refusal_pairs_point_the_right_way():
     by = {p.subset: p for p in out}
     assert by["refusal-benign"].chosen == "Use `kill <pid>`." and by["refusal-benign"].rejected in G.REFUSALS
     assert by["refusal-harmful"].chosen == "I can't help." and by["refusal-harmful"].rejected == "Mix these..."
+
+
+def test_rating_pairs_prefer_the_higher_label_within_a_prompt():
+    from mo_explorer.training.contrastive import rating_pairs
+
+    q1, q2 = [{"role": "user", "content": "a"}], [{"role": "user", "content": "b"}]
+    rows = [RatingRow("1", "x", q1, "good", {"compliance": 1.0}), RatingRow("2", "x", q1, "bad", {"compliance": 0.0}),
+            RatingRow("3", "x", q1, "meh", {"compliance": 0.9}), RatingRow("4", "x", q2, "other", {"compliance": 0.0})]
+    out = rating_pairs(rows, limit=10, seed=0)
+    assert {(p.chosen, p.rejected) for p in out} == {("good", "bad"), ("meh", "bad")}
+    assert all(p.subset == "ratings-compliance" for p in out)

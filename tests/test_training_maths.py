@@ -69,3 +69,14 @@ def test_stratified_sample_is_proportional_and_seeded():
     assert len(a) == 10 and sum(groups[i] == "x" for i in a) == 7
     assert list(a) == list(D.stratified_sample(groups, 10, seed=0))
     assert list(a) != list(D.stratified_sample(groups, 10, seed=1))
+
+
+def test_probe_accuracy_separates_a_separable_signal():
+    from mo_explorer.training.ablate import probe_accuracy
+
+    rng = np.random.default_rng(3)
+    diff = rng.normal(size=(200, 5))
+    diff[:, 0] = np.abs(diff[:, 0]) + 0.5  # chosen minus rejected is always positive on feature 0
+    groups = [str(i // 2) for i in range(200)]
+    assert probe_accuracy(diff, groups) > 0.95
+    assert 0.3 < probe_accuracy(rng.normal(size=(200, 5)), groups) < 0.7

@@ -66,6 +66,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--features", default=None,
                         help="Feature cache directory (default <cache-dir>/features); resumable.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of every sample and of the gate.")
+    parser.add_argument("--rows-cached-by", default=None,
+                        help="Keep only the sampled rows whose features this backbone already has in the cache "
+                             "(no extraction for it): compares backbones on identical rows, or trains on a "
+                             "partial extraction.")
 
 
 @dataclass
@@ -138,6 +142,12 @@ def prepare(args: argparse.Namespace, settings: config.Settings) -> Prepared:
     spec = feature_spec(args.backbone, args.layer)
     root = args.features or str(Path(settings.models.cache_dir).expanduser() / "features")
     cache, state = FeatureCache(root, spec), {}
+    restrict = FeatureCache(root, feature_spec(args.rows_cached_by, None)) if args.rows_cached_by else None
+    if restrict is not None:
+        ratings = [r for r in ratings if restrict.has(r.prompt, r.response)]
+        pairs = [p for p in pairs if restrict.has(p.prompt, p.chosen) and restrict.has(p.prompt, p.rejected)]
+        base_pairs = list(pairs)
+        log.info("rows cached by %s: %d rated rows, %d pairs", args.rows_cached_by, len(ratings), len(pairs))
     items = [(r.prompt, r.response) for r in ratings] + [(p.prompt, t) for p in pairs for t in (p.chosen, p.rejected)]
     fill(cache, spec, items, settings, state)
     layer_index = spec["layers"].index(args.layer) if args.layer in spec["layers"] else len(spec["layers"]) - 1
@@ -145,6 +155,8 @@ def prepare(args: argparse.Namespace, settings: config.Settings) -> Prepared:
         extra = build_contrastive(ratings_all, pairs, pairs_all, args.contrastive, args.seed,
                                   embed=lambda prompts: _prompt_embeddings(cache, spec, prompts, settings, state,
                                                                           layer_index))
+        if restrict is not None:
+            extra = [p for p in extra if restrict.has(p.prompt, p.chosen) and restrict.has(p.prompt, p.rejected)]
         fill(cache, spec, [(p.prompt, t) for p in extra for t in (p.chosen, p.rejected)], settings, state)
         pairs = pairs + extra
     if args.rating_pairs > 0:
@@ -152,7 +164,7 @@ def prepare(args: argparse.Namespace, settings: config.Settings) -> Prepared:
     lik_spec = likelihood_spec(args.likelihood_model)
     # The likelihood cache is always read: rows already measured are used even when none are extracted now.
     lik = cache if spec == lik_spec else FeatureCache(root, lik_spec)
-    if args.likelihood_pairs > 0:
+    if args.likelihood_pairs > 0 and restrict is None:
         chosen_for_lik = likelihood_rows(base_pairs, args.likelihood_pairs, args.seed)
         fill(lik, lik_spec, [(p.prompt, t) for p in chosen_for_lik for t in (p.chosen, p.rejected)],
              settings, state)
