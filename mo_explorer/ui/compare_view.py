@@ -64,8 +64,9 @@ def bars_figure(rnd: Round, a: int, b: int) -> go.Figure:
                          hovertemplate="%{x}: %{y:+.2f}<extra></extra>"), row=2, col=1)
     fig.update_yaxes(range=[0, 1.05], row=1, col=1)
     fig.update_yaxes(range=[-1.05, 1.05], zeroline=True, row=2, col=1)
-    fig.update_layout(barmode="group", height=380, margin={"l": 40, "r": 10, "t": 40, "b": 80},
-                      legend={"orientation": "h", "y": 1.12, "x": 0}, template="plotly_white")
+    fig.update_annotations(font_size=12)  # the subplot titles
+    fig.update_layout(barmode="group", height=400, margin={"l": 40, "r": 10, "t": 80, "b": 80},
+                      legend={"orientation": "h", "y": 1.16, "x": 0}, template="plotly_white")
     return fig
 
 

@@ -144,7 +144,7 @@ class Handlers:
         rnd = self.explorer.get_round(str(data.get("round_id", "")), session_id or None)
         index = int(data.get("index", -1))
         return {self.c.response: render.response_markdown(rnd, index),
-                self.c.selected: ([*selected, index] if index not in selected else list(selected))[-2:]}
+                self.c.selected: [*(i for i in selected if i != index), index][-2:]}
 
     @shown_as_gr_error
     def change_axes(self, x: str, y: str, round_id: str | None, session_id: str) -> dict:
