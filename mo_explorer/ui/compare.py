@@ -84,12 +84,12 @@ def build_compare() -> CompareComponents:
     pair_round = gr.Textbox(visible=False, elem_id="pair-round")
     outcome = gr.Textbox(visible=False, elem_id="vote-outcome")
     with gr.Accordion("Export or import this session", open=False, elem_id="export-panel"):
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=False):
             export_format = gr.Radio([("TRL preference pairs (jsonl)", "trl"), ("whole session (json)", "json"),
                                       ("candidates (csv)", "csv")], value="trl", label="Format",
                                      elem_id="export-format")
-            export = gr.Button("Export", elem_id="export")
-            import_file = gr.UploadButton("Import a json export…", file_types=[".json"], elem_id="import")
+            export = gr.Button("Export", elem_id="export", size="md")
+            import_file = gr.UploadButton("Import a json export…", file_types=[".json"], elem_id="import", size="md")
         export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
     return CompareComponents(a_pick, b_pick, open_default, open_clicked, a_text, b_text, votes, vote_status, bars,
                              wins, learned, use_mine, pair_round, outcome, export_format, export, export_file,
