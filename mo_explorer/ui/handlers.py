@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import time
 from collections.abc import Callable, Iterator
 
 import gradio as gr
@@ -21,6 +22,7 @@ from mo_explorer.ui import compare_view, render
 from mo_explorer.ui.layout import Components
 
 log = logging.getLogger(__name__)
+PROGRESS_EVERY_S = 0.5
 
 
 def shown_as_gr_error(fn: Callable) -> Callable:
@@ -67,20 +69,22 @@ class Handlers:
             return rnd.direction
         return self.explorer.default_direction(rnd) if len(rnd.gating) else None
 
-    def round_view(self, rnd: Round, x: str | None, y: str | None) -> dict:
-        """Widget, plots and axis choices for one round."""
+    def round_view(self, rnd: Round, x: str | None, y: str | None, figures: bool = True) -> dict:
+        """Widget and axis choices for one round, and (unless figures=False) its gating and parallel plots."""
         c = self.c
         x, y = render.default_axes(rnd, x, y)
         direction = self.direction_of(rnd)
         columns = plotting.plot_columns(rnd)
-        return {
+        view = {
             c.widget: plotting.widget_payload(rnd, direction, x, y, compare_view.overlay_for(self.explorer, rnd, x, y)),
             c.round_id: rnd.round_id,
-            c.gating: plotting.gating_figure(rnd),
-            c.parallel: plotting.parallel_figure(rnd, direction) if rnd.candidates else None,
             c.x_axis: gr.Dropdown(choices=columns, value=x),
             c.y_axis: gr.Dropdown(choices=columns, value=y),
         }
+        if figures:
+            view[c.gating] = plotting.gating_figure(rnd)
+            view[c.parallel] = plotting.parallel_figure(rnd, direction) if rnd.candidates else None
+        return view
 
     def rounds_view(self, session_id: str, current: str | None) -> dict:
         """The session's rounds as dropdown choices, newest last."""
@@ -106,18 +110,23 @@ class Handlers:
         session_id = self.explorer.ensure_session(session_id or None)
         previous = self.explorer.session_rounds(session_id)
         direction = previous[-1].direction if previous else None  # the user's last direction carries over
-        listed = False
+        listed, shown_at = False, 0.0
         try:
             for event in self.explorer.stream_round(prompt, params, session_id, direction):
                 if event.kind in ("started", "progress"):
-                    yield {c.status: f"Generating {params.n} candidates: token {event.step} / {event.total}"}
+                    # Twice a second is enough to read; every update costs the server and the browser CPU
+                    # time that the generator, on the same cores, would otherwise use.
+                    if time.monotonic() - shown_at >= PROGRESS_EVERY_S:
+                        shown_at = time.monotonic()
+                        yield {c.status: f"Generating {params.n} candidates: token {event.step} / {event.total}"}
                     continue
                 rnd = event.round
-                update = {**self.round_view(rnd, x, y), c.selected: []}
-                if not listed or event.kind == "done":
+                done = event.kind == "done"
+                # chunks before the last only move the widget: the other plots are drawn once, at the end
+                update = {**self.round_view(rnd, x, y, figures=done), c.selected: []}
+                if not listed or done:
                     update.update(self.rounds_view(session_id, rnd.round_id))
                     listed = True
-                done = event.kind == "done"
                 update[c.status] = (f"Done: {len(rnd.candidates)} candidates scored." if done else
                                     f"Scored {event.step} / {event.total} candidates…")
                 yield update
