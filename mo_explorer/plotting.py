@@ -175,24 +175,37 @@ def gating_figure(rnd: Round) -> go.Figure:
 
 
 def parallel_figure(rnd: Round, direction: Direction | None) -> go.Figure:
-    """Parallel coordinates over every objective (raw values, better is up), lines coloured by the direction."""
+    """Parallel coordinates over every objective: one line per candidate in its colour, normalised, up is better.
+
+    Drawn as SVG lines (not Plotly's WebGL parcoords) so it renders anywhere and a hover names the candidate;
+    the best candidate by the direction (else by the gated score) is drawn thick.
+    """
     R = rnd.reward_matrix().astype(np.float64)
-    dims = []
-    for j, name in enumerate(rnd.objectives):
-        col = R[:, j] if len(R) else np.zeros(0)
-        lo, hi = (float(col.min()), float(col.max())) if col.size else (0.0, 1.0)
-        span = [lo, hi] if rnd.maximize[j] else [hi, lo]  # costs drawn upside down: up is better everywhere
-        dims.append({"label": name, "values": col, "range": span if lo != hi else [lo - 1, hi + 1]})
-    if direction is not None and len(R):
-        values = ranking.rank(R, rnd.maximize, direction, rnd.objectives).values
-        colour_by, title = values, "direction value"
+    k = len(rnd.objectives)
+    Z = normalised(rnd)[:, :k]
+    if not len(R):
+        return go.Figure()
+    if direction is not None:
+        best = ranking.rank(R, rnd.maximize, direction, rnd.objectives).best
     else:
-        colour_by, title = rnd.scores().astype(np.float64), "gated score"
-    fig = go.Figure(go.Parcoords(
-        dimensions=dims,
-        labelangle=-20, labelside="top",
-        line={"color": colour_by, "colorscale": "Viridis", "showscale": True,
-              "colorbar": {"title": {"text": title, "side": "right"}, "x": 1.06, "thickness": 12}}))
-    # room above for the tilted objective names and on the right for the colour bar
-    fig.update_layout(margin={"l": 70, "r": 110, "t": 80, "b": 30}, height=380, template="plotly_white")
+        best = int(np.argmax(rnd.scores()))
+    fig = go.Figure()
+    for pos, c in enumerate(rnd.candidates):
+        raw = [f"{name}: {value:.4g}" for name, value in zip(rnd.objectives, R[pos])]
+        fig.add_trace(go.Scatter(
+            x=list(range(k)), y=Z[pos], mode="lines+markers", name=f"#{c.index}", hovertext=raw, hoverinfo="text+name",
+            line={"color": colour(c.index), "width": 4 if pos == best else 1.5},
+            marker={"size": 5}, opacity=1.0 if pos == best else 0.7))
+    for j, maximize in enumerate(rnd.maximize):  # raw values at the bottom and top of each axis
+        col = R[:, j]
+        worst, top = (col.min(), col.max()) if maximize else (col.max(), col.min())
+        for y, value, anchor in ((0.0, worst, "top"), (1.0, top, "bottom")):
+            fig.add_annotation(x=j, y=y, text=f"{value:.3g}", showarrow=False, yanchor=anchor, font={"size": 10})
+    fig.update_layout(
+        xaxis={"tickvals": list(range(k)), "ticktext": list(rnd.objectives), "range": [-0.3, k - 0.7],
+               "showgrid": True, "gridcolor": "#bbb", "zeroline": False, "fixedrange": True},
+        yaxis={"range": [-0.15, 1.15], "showticklabels": False, "showgrid": False, "zeroline": False,
+               "fixedrange": True, "title": {"text": "normalised (up is better)"}},
+        margin={"l": 40, "r": 10, "t": 45, "b": 40}, height=360, template="plotly_white", hovermode="closest",
+        legend={"orientation": "h", "y": -0.15, "font": {"size": 10}})
     return fig

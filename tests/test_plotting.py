@@ -103,8 +103,12 @@ def test_gating_and_parallel_figures():
     bars = plotting.gating_figure(rnd).data[0]
     assert list(bars.x) == ["helpful", "safe", "concise"]
     np.testing.assert_allclose(bars.y, rnd.gating)
-    par = plotting.parallel_figure(rnd, Direction(("helpful",), (1.0,))).data[0]
-    assert [d.label for d in par.dimensions] == list(NAMES)
-    assert tuple(par.dimensions[4].range) == (4.0, 1.0)  # a cost is drawn upside down: up is better
-    np.testing.assert_allclose(par.line.color, ranking.normalise(R[:, :1])[:, 0])
-    assert len(plotting.parallel_figure(synthetic_round(R[:1]), None).data[0].dimensions) == 5
+    par = plotting.parallel_figure(rnd, Direction(("safe",), (1.0,)))
+    assert list(par.layout.xaxis.ticktext) == list(NAMES) and len(par.data) == 4
+    np.testing.assert_allclose(par.data[3].y, plotting.normalised(rnd)[3, :5])
+    assert par.data[3].y[4] == 0.0  # the slowest candidate sits at the bottom of the gen_seconds axis
+    assert [t.line.width for t in par.data] == [1.5, 4, 1.5, 1.5]  # the direction's best (#1, safest) is thick
+    assert [t.line.width for t in plotting.parallel_figure(rnd, None).data].index(4) == 2  # else the best score
+    labels = {(a.x, a.y): a.text for a in par.layout.annotations}
+    assert labels[(4, 0.0)] == "4" and labels[(4, 1.0)] == "1"  # raw values: worst at the bottom of a cost
+    assert len(plotting.parallel_figure(synthetic_round(R[:0].reshape(0, 5)), None).data) == 0

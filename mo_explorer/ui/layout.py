@@ -78,7 +78,7 @@ def build_components(settings: Settings) -> Components:
             widget = pareto_widget()
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
-            parallel = gr.Plot(label="All objectives (better is up; colour: the current direction)",
+            parallel = gr.Plot(label="All objectives (normalised, up is better; thick line: best by your direction)",
                                elem_id="parallel")
         with gr.Column(scale=1):
             response = gr.Markdown("*Click a point or a card to read the full response here.*",
