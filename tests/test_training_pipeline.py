@@ -124,3 +124,16 @@ def test_eval_command_on_each_format(trained_head, fmt):
     assert 0.0 <= res["accuracy"] <= 1.0 and sum(s["n"] for s in res["subsets"].values()) == 4
     assert set(res["objective_agreement"]) == set(json.loads((out / "config.json").read_text())["objectives"])
     assert "ece" in res and ("difficulty" in res) == (fmt == "ours")
+
+
+def test_eval_without_out_prints_results(trained_head, capsys):
+    from mo_explorer.training import evaluate
+
+    out, settings, tmp = trained_head
+    path = tmp / "print.jsonl"
+    path.write_text(json.dumps({"prompt": "Question?", "chosen": GOOD[0], "rejected": BAD[0]}) + "\n")
+    parser = argparse.ArgumentParser()
+    evaluate.configure(parser)
+    assert evaluate.main(parser.parse_args([str(path), "--rm", str(out)]), settings) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["n"] == 1 and set(res["subsets"]) == {"all"}

@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -26,11 +27,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Arguments of the eval command."""
     parser.add_argument("pairs", help="Pairs file (.jsonl or .jsonl.gz): ours, RewardBench's or TRL's format.")
     parser.add_argument("--rm", default=None,
-                        help="Reward model: a head directory, 'embedded' (default: the shipped head), "
+                        help="Reward model: a head directory, 'embedded' (the shipped head; default: the "
+                             "--reward-model setting), "
                              "RLHFlow/ArmoRM-Llama3-8B-v0.1 or any sequence-classification reward model.")
     parser.add_argument("--limit", type=int, default=None, help="Evaluate a stratified sample of N pairs.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the stratified sample.")
-    parser.add_argument("--out", required=True, help="Where to write RESULTS.json.")
+    parser.add_argument("--out", default=None, help="Where to write RESULTS.json (default: print it to stdout).")
     parser.add_argument("--features", default=None,
                         help="Feature cache directory to reuse for head models (as written by train).")
 
@@ -109,16 +111,19 @@ def evaluate_file(path: str, rm: str | None, settings: config.Settings, limit: i
 
 def main(args: argparse.Namespace, settings: config.Settings) -> int:
     """Evaluate and write RESULTS.json; logs the headline numbers."""
-    results = evaluate_file(args.pairs, args.rm, settings, args.limit, args.seed, args.features)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    results = evaluate_file(args.pairs, args.rm or settings.models.reward_model, settings, args.limit, args.seed,
+                            args.features)
+    text = json.dumps(results, indent=2) + "\n"
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        sys.stdout.write(text)
     log.info("accuracy %.3f over %d pairs (%s)", results["accuracy"], results["n"],
              ", ".join(f"{k} {v['accuracy']:.3f}" for k, v in results["subsets"].items()))
     return 0
 
 
 if __name__ == "__main__":
-    import sys
-
     logging.basicConfig(level=logging.INFO)
     parser = argparse.ArgumentParser(prog="mo_explorer eval")
     configure(parser)
