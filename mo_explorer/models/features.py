@@ -196,7 +196,6 @@ class CausalLMFeatures:
 
     def encode_full(self, prompt: schema.Prompt, responses: Sequence[str]) -> GroupFeatures:
         """Reference path: one full forward per (prompt, response), as in ArmoRM's model card."""
-        messages = schema.as_messages(prompt)
         prompt_ids, pieces, consistent = self.tokenize(prompt, responses)
         n = len(responses)
         states = np.zeros((n, len(self.spec.layers), self.hidden_size), np.float32)
@@ -211,7 +210,6 @@ class CausalLMFeatures:
                 if logits is not None and consistent:
                     lp = F.log_softmax(logits[0, len(prompt_ids) - 1:-1].float(), dim=-1)
                     logprob[i] = lp.gather(1, torch.tensor(piece, device=lp.device)[:, None]).mean().item()
-        del messages
         return GroupFeatures(prompt_states, states, logprob, np.array([len(p) for p in pieces], np.int32))
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mo_explorer.training.ridge import debias_transform, fit_ridge, spearman
+from mo_explorer.training.ridge import debias_lambda, debias_transform, fit_ridge, spearman
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,6 @@ def set_transform(params: HeadParams, reference: np.ndarray, verbosity_in_score:
         lik_ok = np.isfinite(reference[:, j])
         transform[v, j] = 0.0
         if lik_ok.sum() >= 20:
-            from mo_explorer.training.ridge import debias_lambda
             transform[v, j] = -debias_lambda(reference[lik_ok, j], reference[lik_ok, v])
     if VERBOSITY in params.objectives and not verbosity_in_score:
         # Verbosity stays visible as an objective but cannot buy score: its column of T is zero.
