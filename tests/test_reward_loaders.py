@@ -181,7 +181,7 @@ def test_registry_refuses_a_missing_embedded_head(tmp_path):
         registry.load_reward_model(settings_for("embedded"), head_dir=tmp_path / "reward_head")
     message = str(info.value)
     assert message.startswith(f"No trained reward head at {tmp_path / 'reward_head'}. Train one with: ")
-    assert "python -m mo_explorer train --ratings ../shared/data/train/ratings.jsonl.gz" in message
+    assert "python -m mo_explorer train --ratings" in message and "train/ratings.jsonl.gz" in message
     assert not (tmp_path / "reward_head").exists()  # nothing written, no placeholder weights
 
 
