@@ -150,8 +150,6 @@ class Explorer:
                 generations = event
             else:
                 yield RoundEvent("progress", step=event[0], total=event[1], message="generating")
-        if isinstance(generations, Exception):  # pragma: no cover - handled in _generate_in_thread
-            raise generations
         round_id: str | None = None
         try:
             for start in range(0, len(generations), SCORE_CHUNK):
