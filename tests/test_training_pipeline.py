@@ -72,7 +72,7 @@ def test_train_writes_a_loadable_head(trained_head):
     out, settings, _ = trained_head
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["objectives"][-2:] == ["verbosity", "likelihood"]
-    assert cfg["backbone"]["layers"] == [2]
+    assert cfg["backbone"]["layers"] == [2] and cfg["extra"]["head_layer"] == 2
     assert (out / "model.safetensors").stat().st_size < 2_000_000
     assert cfg["extra"]["training"]["gate"]["pairs"]["s1"] > 0
     card = (out / "MODEL_CARD.md").read_text()
@@ -137,3 +137,31 @@ def test_eval_without_out_prints_results(trained_head, capsys):
     assert evaluate.main(parser.parse_args([str(path), "--rm", str(out)]), settings) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["n"] == 1 and set(res["subsets"]) == {"all"}
+
+
+def test_head_reads_the_layer_it_records(trained_head, tmp_path):
+    """A backbone spec may capture several layers in one pass; the head must read the one it was trained on."""
+    import shutil
+
+    from mo_explorer.errors import ModelError
+    from mo_explorer.models.head_reward import HeadRewardModel
+
+    out, settings, _ = trained_head
+    prompt = [{"role": "user", "content": "Tell me something useful."}]
+    reference = HeadRewardModel.load(out, settings.models.cache_dir, device="cpu").score(prompt, GOOD[:3])
+
+    def variant(layer: int) -> Path:
+        head = tmp_path / f"layer{layer}"
+        shutil.copytree(out, head)
+        cfg = json.loads((head / "config.json").read_text())
+        cfg["backbone"]["layers"] = [1, 2]
+        cfg["extra"]["head_layer"] = layer
+        (head / "config.json").write_text(json.dumps(cfg))
+        return head
+
+    two = HeadRewardModel.load(variant(2), settings.models.cache_dir, device="cpu").score(prompt, GOOD[:3])
+    np.testing.assert_allclose(two.score, reference.score, atol=1e-4)
+    one = HeadRewardModel.load(variant(1), settings.models.cache_dir, device="cpu").score(prompt, GOOD[:3])
+    assert not np.allclose(one.rewards, reference.rewards, atol=1e-3)
+    with pytest.raises(ModelError, match="head_layer"):
+        HeadRewardModel.load(variant(3), settings.models.cache_dir, device="cpu")

@@ -62,6 +62,11 @@ class HeadRewardModel:
         extra = config.extra or {}
         self.offset = np.asarray(extra.get("reward_offset", [0.0] * len(self.objectives)), np.float32)
         self.measured: dict[str, dict] = extra.get("measured", {})
+        # A spec may capture several layers (one pass shared with the likelihood); the head reads `head_layer`.
+        layer = extra.get("head_layer", self.spec.layers[-1])
+        if layer not in self.spec.layers:
+            raise ModelError(f"head_layer {layer} is not among the backbone's captured layers {self.spec.layers}")
+        self.layer_index = self.spec.layers.index(layer)
         self.feature_cache = None  # optional training.feature_cache.FeatureCache-like lookup for evaluations
 
     @classmethod
@@ -101,7 +106,7 @@ class HeadRewardModel:
             lik = g if self.likelihood_extractor is self.extractor else self._features(
                 self.likelihood_extractor, prompt, responses, full)
             logprob = lik.mean_logprob
-        return g.prompt_states[-1], g.response_states[:, -1], logprob
+        return g.prompt_states[self.layer_index], g.response_states[:, self.layer_index], logprob
 
     @torch.no_grad()
     def score_features(self, prompt_state: np.ndarray, response_states: np.ndarray, texts: Sequence[str],

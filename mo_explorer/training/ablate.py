@@ -39,7 +39,7 @@ def dev_tables(args, settings, spec: dict, limit: int, seed: int, lik_cover_only
     cache = FeatureCache(root, spec)
     train.fill(cache, spec, [(p.prompt, t) for p in pairs for t in (p.chosen, p.rejected)], settings, {})
     lik = FeatureCache(root, train.likelihood_spec(args.likelihood_model))
-    layer_index = spec["layers"].index(args.layer) if args.layer in spec["layers"] else len(spec["layers"]) - 1
+    layer_index = spec["layers"].index(train.head_layer(spec, args.layer))
     chosen = train.table(cache, [(p.prompt, p.chosen) for p in pairs], layer_index, lik)
     rejected = train.table(cache, [(p.prompt, p.rejected) for p in pairs], layer_index, lik)
     return pairs, chosen, rejected

@@ -75,7 +75,9 @@ def write_card(head_dir: str | Path, dev: dict | None = None, ablation: dict | N
         feature_line = (f"- Backbone: `{b['name']}`, mean pooling over at most 256 tokens of the last user turn "
                         "followed by the response (the prompt feature: the last user turn alone).")
     else:
-        feature_line = (f"- Backbone: `{b['name']}`, hidden state after layer(s) {b['layers']} at the last token of "
+        layer = cfg.get("extra", {}).get("head_layer", b["layers"][-1])
+        feature_line = (f"- Backbone: `{b['name']}`, hidden state after layer {layer} (of {len(b['layers'])} captured "
+                        f"in the same pass: {b['layers']}) at the last token of "
                         f"the chat-templated prompt + response; prompt truncated to its last {b['max_prompt_tokens']} "
                         f"tokens, response to its first {b['max_response_tokens']} tokens (closing tokens kept).")
     parts = [f"# mo-explorer embedded reward head ({b['name']})", "",

@@ -93,7 +93,8 @@ def feature_spec(backbone: str, layer: int | None) -> dict:
         return {"name": backbone, "layers": [6], "pooling": "mean", "logprob": False,
                 "max_prompt_tokens": 256, "max_response_tokens": 384}
     if backbone == "embedded:smollm2" and (layer is None or layer in likelihood_spec()["layers"]):
-        return likelihood_spec()  # one pass gives the states and the likelihood
+        # One pass gives the states and the likelihood; the head reads one of the captured layers (head_layer).
+        return likelihood_spec()
     return {"name": backbone, "layers": [layer or 12], "pooling": "last", "logprob": False,
             "max_prompt_tokens": 256, "max_response_tokens": 384}
 
@@ -150,7 +151,7 @@ def prepare(args: argparse.Namespace, settings: config.Settings) -> Prepared:
         log.info("rows cached by %s: %d rated rows, %d pairs", args.rows_cached_by, len(ratings), len(pairs))
     items = [(r.prompt, r.response) for r in ratings] + [(p.prompt, t) for p in pairs for t in (p.chosen, p.rejected)]
     fill(cache, spec, items, settings, state)
-    layer_index = spec["layers"].index(args.layer) if args.layer in spec["layers"] else len(spec["layers"]) - 1
+    layer_index = spec["layers"].index(head_layer(spec, args.layer))
     if args.contrastive > 0:
         extra = build_contrastive(ratings_all, pairs, pairs_all, args.contrastive, args.seed,
                                   embed=lambda prompts: _prompt_embeddings(cache, spec, prompts, settings, state,
@@ -253,9 +254,14 @@ def _concat(tables: list[recipe.FeatureTable]) -> recipe.FeatureTable:
                                  ("prompt_states", "response_states", "logprob", "words")))
 
 
+def head_layer(spec: dict, layer: int | None) -> int:
+    """The captured layer the heads and gate read: `layer` when the spec captures it, else the spec's last."""
+    return layer if layer in spec["layers"] else spec["layers"][-1]
+
+
 def save_head(out: str | Path, params: recipe.HeadParams, gate, spec: dict, report: dict,
-              lik_spec: dict | None = None) -> None:
-    """Write the head directory (config.json + model.safetensors)."""
+              lik_spec: dict | None = None, layer: int | None = None) -> None:
+    """Write the head directory (config.json + model.safetensors); `layer` is the captured layer it reads."""
     import torch
 
     from mo_explorer.models.armo import ArmoHead, HeadConfig
@@ -270,7 +276,7 @@ def save_head(out: str | Path, params: recipe.HeadParams, gate, spec: dict, repo
                      gate_layers=len(gate.layers) - 1, temperature=gate.temperature,
                      gate_input_size=gate.layers[0].in_features, backbone=spec,
                      extra={"reward_offset": [float(x) for x in params.offset], "measured": measured,
-                            "training": report})
+                            "head_layer": head_layer(spec, layer), "training": report})
     head = ArmoHead(cfg)
     with torch.no_grad():
         head.regression_layer.weight.copy_(torch.tensor(params.weight, dtype=torch.float32))
@@ -316,7 +322,7 @@ def main(args: argparse.Namespace, settings: config.Settings) -> int:
     report["train_seconds"] = time.perf_counter() - start
     report["features_seconds"] = prep.timings["features_s"]
     report["command"] = command_line(args)
-    save_head(args.out, params, gate, prep.spec, report, likelihood_spec(args.likelihood_model))
+    save_head(args.out, params, gate, prep.spec, report, likelihood_spec(args.likelihood_model), args.layer)
     results = None
     if args.dev:
         from mo_explorer.training.evaluate import evaluate_file
