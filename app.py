@@ -11,7 +11,9 @@ from mo_explorer.explorer import Explorer
 from mo_explorer.ui.app import build_demo, serve
 
 settings = Settings.from_env()
-demo = build_demo(Explorer.from_settings(settings), settings)
+explorer = Explorer.from_settings(settings)
+explorer.recover_interrupted()  # rounds a crashed or restarted Space left "running"
+demo = build_demo(explorer, settings)
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -137,7 +137,9 @@ def configure_serve(p: argparse.ArgumentParser) -> None:
 def run_serve(args, settings: Settings) -> int:
     from mo_explorer.ui.app import launch
 
-    launch(_explorer(settings), settings, share=args.share)
+    explorer = _explorer(settings)
+    explorer.recover_interrupted()
+    launch(explorer, settings, share=args.share)
     return 0
 
 

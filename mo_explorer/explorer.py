@@ -83,6 +83,13 @@ class Explorer:
         generator = registry.load_generator(settings)
         return cls(settings, generator, reward_model, Store(settings.storage.resolved_url()))
 
+    def recover_interrupted(self) -> int:
+        """At server start: rounds left "running" by a previous process failed; keep their candidates, say why."""
+        n = self.store.fail_running_rounds("interrupted: the server stopped while this round was running")
+        if n:
+            log.warning("marked %d interrupted round(s) as failed (their scored candidates are kept)", n)
+        return n
+
     # ----- sessions -----------------------------------------------------------------------------------------
     def new_session(self) -> str:
         """Create an empty session and return its unguessable id."""

@@ -272,3 +272,15 @@ def test_stores_opening_one_fresh_file_at_once(tmp_path):
         assert conn.execute("SELECT COUNT(*) FROM mo_meta").fetchone()[0] == 1
     for s in opened:
         s.close()
+
+
+def test_running_rounds_left_by_a_crash_are_marked_failed(store):
+    sid = store.create_session()
+    crashed, done = make_round(store, sid), make_round(store, sid)
+    store.add_candidates(crashed, [candidate(0)])
+    store.finish_round(done)
+    assert store.fail_running_rounds("interrupted") == 1
+    rnd = store.get_round(crashed)
+    assert (rnd.status, rnd.error, len(rnd.candidates)) == ("failed", "interrupted", 1)
+    assert store.get_round(done).status == "complete"
+    assert store.fail_running_rounds("interrupted") == 0

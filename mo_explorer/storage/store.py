@@ -119,6 +119,14 @@ class Store:
             row = _round_row(s, round_id)
             row.status, row.error = status, error
 
+    def fail_running_rounds(self, error: str) -> int:
+        """Mark every round still "running" as failed with `error` (a crash left them); returns how many."""
+        with self._writing() as s:
+            rows = s.scalars(select(RoundRow).where(RoundRow.status == "running")).all()
+            for row in rows:
+                row.status, row.error = "failed", error
+        return len(rows)
+
     def get_round(self, round_id: str, session_id: str | None = None) -> Round:
         """One round with its candidates and latest direction; NotFoundError if unknown or in another session."""
         with self._reading() as s:
