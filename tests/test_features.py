@@ -38,3 +38,21 @@ def test_truncation_keeps_closing_token(tiny_lm_dir):
     assert max(len(p) for p in pieces) == 8
     assert pieces[1][-1] == ext.tokenizer.apply_chat_template(
         PROMPT + [{"role": "assistant", "content": "x"}], tokenize=True)["input_ids"][-1]
+
+
+def test_generator_and_extractor_share_one_model_left_whole(tiny_lm_dir):
+    """One copy of the weights; extraction (early exit, hooks) leaves the shared model as the generator needs it."""
+    from mo_explorer.models.generator import Generator
+    from mo_explorer.schema import GenerationParams
+
+    spec = FeatureSpec(name=str(tiny_lm_dir), layers=(1,), logprob=False)  # stops after layer 1 of 2
+    ext = CausalLMFeatures(str(tiny_lm_dir), spec, device="cpu", dtype="float32")
+    gen = Generator.load(str(tiny_lm_dir), cache_dir="unused", device="cpu", dtype="float32")
+    assert gen.model is ext.model
+    before = ext.encode(PROMPT, RESPONSES)
+    params = GenerationParams(n=2, max_new_tokens=6, temperature=0.0, seed=3)
+    first = [g.text for g in gen.generate(PROMPT, params)]
+    again = ext.encode(PROMPT, RESPONSES)
+    assert len(ext.model.model.layers) == 2 and not any(layer._forward_hooks for layer in ext.model.model.layers)
+    assert [g.text for g in gen.generate(PROMPT, params)] == first
+    np.testing.assert_allclose(again.response_states, before.response_states, atol=1e-6)

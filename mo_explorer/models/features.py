@@ -79,13 +79,11 @@ class CausalLMFeatures:
     """Hidden states and log-probs of a causal LM, with the prompt's KV cache shared by its responses."""
 
     def __init__(self, path: str, spec: FeatureSpec, device: str = "auto", dtype: str = "float32"):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from mo_explorer.models.loading import causal_lm
 
         self.spec = spec
         self.device = resolve_device(device)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype, self.device))
-        self.model.to(self.device).eval()
+        self.tokenizer, self.model = causal_lm(path, self.device, resolve_dtype(dtype, self.device))
         n_layers = self.model.config.num_hidden_layers
         if any(not 1 <= layer <= n_layers for layer in spec.layers):
             raise ValueError(f"layers {spec.layers} outside 1..{n_layers}")
@@ -94,10 +92,11 @@ class CausalLMFeatures:
         # Without the log-prob the backbone can stop after the deepest captured layer: it is half the cost.
         self.stop_layer = n_layers if spec.logprob else max(spec.layers)
         self._captured: dict[int, torch.Tensor] = {}
-        decoder = self.model.model.layers
-        for layer in spec.layers:
-            decoder[layer - 1].register_forward_hook(self._hook(layer))
         self._tail = self._closing_tokens()
+
+    def _hooks(self) -> dict:
+        """{layer: forward hook recording that layer's output}, attached only while features are extracted."""
+        return {layer: self._hook(layer) for layer in self.spec.layers}
 
     def _hook(self, layer: int):
         def capture(_module, _inputs, output):
@@ -157,7 +156,7 @@ class CausalLMFeatures:
         if not consistent:
             log.warning("chat template is not prefix-consistent; falling back to one full pass per response")
             return self.encode_full(prompt, responses)
-        with _truncated_depth(self.model, self.stop_layer):
+        with _truncated_depth(self.model, self.stop_layer, self._hooks()):
             p_ids = torch.tensor([prompt_ids], device=self.device)
             p_logits, p_cache = self._run(p_ids)
             prompt_states = self._states(torch.tensor([len(prompt_ids) - 1]))[0]
@@ -200,7 +199,7 @@ class CausalLMFeatures:
         n = len(responses)
         states = np.zeros((n, len(self.spec.layers), self.hidden_size), np.float32)
         logprob = np.full(n, np.nan, np.float32)
-        with _truncated_depth(self.model, self.stop_layer):
+        with _truncated_depth(self.model, self.stop_layer, self._hooks()):
             self._run(torch.tensor([prompt_ids], device=self.device))
             prompt_states = self._states(torch.tensor([len(prompt_ids) - 1]))[0]
             for i, piece in enumerate(pieces):
@@ -214,19 +213,26 @@ class CausalLMFeatures:
 
 
 class _truncated_depth:
-    """Context manager running only the first `stop` decoder layers (restored on exit)."""
+    """Context manager running only the first `stop` decoder layers, with the capture hooks attached.
 
-    def __init__(self, model, stop: int):
-        self.model, self.stop = model, stop
+    Both are undone on exit: the model may be shared with the generator (models.loading), which must see it whole
+    and unhooked.
+    """
+
+    def __init__(self, model, stop: int, hooks: dict):
+        self.model, self.stop, self.hooks = model, stop, hooks
 
     def __enter__(self):
         self.layers = self.model.model.layers
+        self.handles = [self.layers[layer - 1].register_forward_hook(hook) for layer, hook in self.hooks.items()]
         if self.stop < len(self.layers):
             self.model.model.layers = self.layers[: self.stop]
         return self
 
     def __exit__(self, *exc):
         self.model.model.layers = self.layers
+        for handle in self.handles:
+            handle.remove()
         return False
 
 

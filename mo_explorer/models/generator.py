@@ -12,11 +12,11 @@ import time
 from collections.abc import Callable
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from mo_explorer import errors, schema
 from mo_explorer.models import device as devices
-from mo_explorer.models import embedded
+from mo_explorer.models import embedded, loading
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,7 @@ class Generator:
             torch_dtype = devices.resolve_dtype(dtype, torch_device)
             path = embedded.resolve_model_path(name, cache_dir)
             start = time.perf_counter()
-            tokenizer = AutoTokenizer.from_pretrained(path)
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(torch_device).eval()
+            tokenizer, model = loading.causal_lm(path, torch_device, torch_dtype)
         except (OSError, ValueError, RuntimeError, ImportError) as exc:
             raise errors.ModelError(f"could not load generator {name!r}: {exc}") from exc
         log.info("loaded generator %s (%s, %s) in %.1f s", name, torch_device, torch_dtype,
