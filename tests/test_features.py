@@ -56,3 +56,22 @@ def test_generator_and_extractor_share_one_model_left_whole(tiny_lm_dir):
     assert len(ext.model.model.layers) == 2 and not any(layer._forward_hooks for layer in ext.model.model.layers)
     assert [g.text for g in gen.generate(PROMPT, params)] == first
     np.testing.assert_allclose(again.response_states, before.response_states, atol=1e-6)
+
+
+@pytest.mark.parametrize("logprob", [True, False])
+def test_items_batched_across_prompts_equal_grouped_encoding(tiny_lm_dir, logprob):
+    spec = FeatureSpec(name=str(tiny_lm_dir), layers=(1, 2) if logprob else (1,), logprob=logprob, batch_size=2)
+    ext = CausalLMFeatures(str(tiny_lm_dir), spec, device="cpu")
+    other = [{"role": "user", "content": "Name a colour."}]
+    items = [(PROMPT, RESPONSES[0]), (other, "Blue."), (PROMPT, RESPONSES[1]), (other, "Red, obviously.")]
+    got = ext.encode_items(items)
+    for prompt in (PROMPT, other):
+        responses = [r for p, r in items if p is prompt]
+        want = ext.encode(prompt, responses)
+        rows = [g for (p, _), g in zip(items, got) if p is prompt]
+        for j, g in enumerate(rows):
+            np.testing.assert_allclose(g.prompt_states, want.prompt_states, atol=1e-4)
+            np.testing.assert_allclose(g.response_states[0], want.response_states[j], atol=1e-4)
+            np.testing.assert_allclose(g.mean_logprob[0], want.mean_logprob[j], atol=1e-4, equal_nan=True)
+            assert g.n_tokens[0] == want.n_tokens[j]
+    assert np.abs(got[0].prompt_states - got[1].prompt_states).max() > 1e-3  # different prompts really differ

@@ -193,6 +193,59 @@ class CausalLMFeatures:
         mean_lp = (token_lp * valid).sum(1) / valid.sum(1)
         return states, mean_lp.cpu().numpy().astype(np.float32)
 
+    def encode_items(self, items: Sequence[tuple[schema.Prompt, str]]) -> list[GroupFeatures]:
+        """Features of (prompt, response) items from many prompts, batched full passes: one GroupFeatures each.
+
+        For bulk extraction (training, evaluation caches), where most prompts have one or two responses: a single
+        causal pass over prompt + response gives the prompt's state (at its last token, which attends only to the
+        prompt), the response's state and its log-prob, and batching texts of similar length across prompts keeps
+        the CPU's matrix units busy. Equal to encode() up to float rounding.
+        """
+        out: list[GroupFeatures | None] = [None] * len(items)
+        seqs: list[tuple[int, list[int], int]] = []  # (item index, token ids, prompt length)
+        for i, (prompt, response) in enumerate(items):
+            prompt_ids, pieces, consistent = self.tokenize(prompt, [response])
+            if consistent:
+                seqs.append((i, prompt_ids + pieces[0], len(prompt_ids)))
+            else:
+                out[i] = self.encode_full(prompt, [response])
+        seqs.sort(key=lambda s: len(s[1]))
+        with _truncated_depth(self.model, self.stop_layer, self._hooks()):
+            for start in range(0, len(seqs), self.spec.batch_size):
+                batch = seqs[start:start + self.spec.batch_size]
+                for (i, _, _), feats in zip(batch, self._full_batch(batch)):
+                    out[i] = feats
+        return out  # type: ignore[return-value]
+
+    @torch.no_grad()
+    def _full_batch(self, batch: list[tuple[int, list[int], int]]) -> list[GroupFeatures]:
+        b, width = len(batch), max(len(ids) for _, ids, _ in batch)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.full((b, width), pad, dtype=torch.long)
+        mask = torch.zeros((b, width), dtype=torch.long)
+        for row, (_, seq, _) in enumerate(batch):  # right padding: real tokens sit where a lone pass puts them
+            ids[row, : len(seq)] = torch.tensor(seq)
+            mask[row, : len(seq)] = 1
+        self._captured.clear()
+        # The base model without the LM head: logits are needed only at response positions (the head's vocab
+        # projection is a fifth of SmolLM2's cost per token), and no KV cache is kept.
+        hidden = self.model.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                                  use_cache=False).last_hidden_state
+        prompt_states = self._states(torch.tensor([p_len - 1 for _, _, p_len in batch]))
+        states = self._states(torch.tensor([len(seq) - 1 for _, seq, _ in batch]))
+        out = []
+        for row, (_, seq, p_len) in enumerate(batch):
+            logprob = np.nan
+            if self.stop_layer == self.n_layers and self.spec.logprob:
+                # Token t is predicted at position t - 1; the response starts at p_len.
+                logits = self.model.lm_head(hidden[row, p_len - 1:len(seq) - 1])
+                lp = F.log_softmax(logits.float(), dim=-1)
+                target = torch.tensor(seq[p_len:], device=lp.device)[:, None]
+                logprob = lp.gather(1, target).mean().item()
+            out.append(GroupFeatures(prompt_states[row], states[row:row + 1], np.array([logprob], np.float32),
+                                     np.array([len(seq) - p_len], np.int32)))
+        return out
+
     def encode_full(self, prompt: schema.Prompt, responses: Sequence[str]) -> GroupFeatures:
         """Reference path: one full forward per (prompt, response), as in ArmoRM's model card."""
         prompt_ids, pieces, consistent = self.tokenize(prompt, responses)

@@ -76,13 +76,29 @@ class FeatureCache:
         self._pending_p.clear()
         self._pending_r.clear()
 
+    @staticmethod
+    def _batches(todo, encode, encode_items, chunk):
+        """Yield lists of (prompt, responses, GroupFeatures): one prompt group, or `chunk` items across prompts."""
+        if encode_items is None:
+            for prompt, responses in todo:
+                yield [(prompt, responses, encode(prompt, responses))]
+            return
+        flat = [(p, r) for p, rs in todo for r in rs]
+        for i in range(0, len(flat), chunk):
+            part = flat[i:i + chunk]
+            yield [(p, [r], g) for (p, r), g in zip(part, encode_items(part))]
+
     def has(self, prompt: list[dict], response: str) -> bool:
         """True when this (prompt, response) and its prompt are cached."""
         return text_key(prompt, response) in self.responses and text_key(prompt) in self.prompts
 
     def fill(self, groups: dict[str, tuple[list[dict], list[str]]], encode: Callable, flush_seconds: float = 60.0,
-             progress: bool = True) -> None:
-        """Compute missing features for {key: (prompt, responses)} with encode(prompt, responses) -> GroupFeatures."""
+             progress: bool = True, encode_items: Callable | None = None, chunk: int = 64) -> None:
+        """Compute missing features for {key: (prompt, responses)} with encode(prompt, responses) -> GroupFeatures.
+
+        With encode_items([(prompt, response)]) -> [GroupFeatures] (batched across prompts), items go `chunk` at a
+        time instead of one prompt group at a time: faster where groups are small, as in the training data.
+        """
         from tqdm.auto import tqdm
 
         todo = [(p, [r for r in dict.fromkeys(rs) if not self.has(p, r)]) for p, rs in groups.values()]
@@ -94,11 +110,11 @@ class FeatureCache:
         start = last = time.perf_counter()
         done = 0
         with tqdm(total=total, unit="text", disable=not progress, desc="features") as bar:
-            for prompt, responses in todo:
-                g = encode(prompt, responses)
-                self.put(prompt, g.prompt_states, responses, g.response_states, g.mean_logprob, g.n_tokens)
-                done += len(responses)
-                bar.update(len(responses))
+            for batch in self._batches(todo, encode, encode_items, chunk):
+                for prompt, responses, g in batch:
+                    self.put(prompt, g.prompt_states, responses, g.response_states, g.mean_logprob, g.n_tokens)
+                    done += len(responses)
+                    bar.update(len(responses))
                 if time.perf_counter() - last > flush_seconds:
                     self.flush()
                     last = time.perf_counter()

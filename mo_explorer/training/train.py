@@ -113,7 +113,7 @@ def fill(cache: FeatureCache, spec: dict, items: list[tuple[list[dict], str]], s
         from mo_explorer.models.features import FeatureSpec, load_extractor
         state[key] = load_extractor(FeatureSpec.from_json(spec), settings.models.cache_dir,
                                     settings.models.device, "float32")
-    cache.fill(groups, state[key].encode)
+    cache.fill(groups, state[key].encode, encode_items=getattr(state[key], "encode_items", None))
 
 
 def table(cache: FeatureCache, items: list[tuple[list[dict], str]], layer_index: int,
