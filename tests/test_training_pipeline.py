@@ -165,3 +165,17 @@ def test_head_reads_the_layer_it_records(trained_head, tmp_path):
     assert not np.allclose(one.rewards, reference.rewards, atol=1e-3)
     with pytest.raises(ModelError, match="head_layer"):
         HeadRewardModel.load(variant(3), settings.models.cache_dir, device="cpu")
+
+
+def test_likelihood_rows_come_from_the_arguments_not_the_cache(trained_head):
+    """The fixture's run cached the likelihood of 40 pairs; a run asking for 4 must not use the other 36."""
+    _, settings, tmp = trained_head
+    lm = Path(json.loads((tmp / "head" / "config.json").read_text())["backbone"]["name"])
+
+    def measured_pairs(n: int) -> int:
+        prep = train.prepare(train_args(tmp, lm, tmp / "unused", likelihood_pairs=n), settings)
+        return int((np.isfinite(prep.chosen.logprob) & np.isfinite(prep.rejected.logprob)).sum())
+
+    few, many = measured_pairs(4), measured_pairs(40)
+    # Pairs sharing a measured text (rating-derived pairs reuse the sampled responses) count too.
+    assert 4 <= few < many

@@ -117,12 +117,13 @@ def fill(cache: FeatureCache, spec: dict, items: list[tuple[list[dict], str]], s
 
 
 def table(cache: FeatureCache, items: list[tuple[list[dict], str]], layer_index: int,
-          lik: FeatureCache | None) -> recipe.FeatureTable:
-    """FeatureTable of items from a filled cache (likelihood NaN where `lik` lacks the row)."""
+          lik: FeatureCache | None, measured: set[str] | None = None) -> recipe.FeatureTable:
+    """FeatureTable of items from a filled cache; likelihood NaN where `lik` lacks the row or, when `measured` is
+    given, where the row's key is not in it (so a run never depends on what else the shared cache holds)."""
     p, r, lp, _ = cache.arrays([i[0] for i in items], [i[1] for i in items])
     if lik is not None:
-        lp = np.array([lik.responses[k][1] if k in lik.responses else np.nan
-                       for k in (text_key(q, s) for q, s in items)], np.float32)
+        lp = np.array([lik.responses[k][1] if k in lik.responses and (measured is None or k in measured)
+                       else np.nan for k in (text_key(q, s) for q, s in items)], np.float32)
     words = np.array([len(s.split()) for _, s in items], np.float64)
     return recipe.FeatureTable(p[:, layer_index], r[:, layer_index], lp, words)
 
@@ -163,16 +164,18 @@ def prepare(args: argparse.Namespace, settings: config.Settings) -> Prepared:
     if args.rating_pairs > 0:
         pairs = pairs + rating_pairs(ratings, args.rating_pairs, args.seed)
     lik_spec = likelihood_spec(args.likelihood_model)
-    # The likelihood cache is always read: rows already measured are used even when none are extracted now.
     lik = cache if spec == lik_spec else FeatureCache(root, lik_spec)
-    if args.likelihood_pairs > 0 and restrict is None:
-        chosen_for_lik = likelihood_rows(base_pairs, args.likelihood_pairs, args.seed)
-        fill(lik, lik_spec, [(p.prompt, t) for p in chosen_for_lik for t in (p.chosen, p.rejected)],
-             settings, state)
+    measured: set[str] | None = None  # None: every row (the backbone pass measures them all, or rows were restricted)
+    if spec != lik_spec and restrict is None:
+        chosen_for_lik = likelihood_rows(base_pairs, args.likelihood_pairs, args.seed) if args.likelihood_pairs else []
+        lik_items = [(p.prompt, t) for p in chosen_for_lik for t in (p.chosen, p.rejected)]
+        fill(lik, lik_spec, lik_items, settings, state)
+        measured = {text_key(q, t) for q, t in lik_items}
     labels = {name: np.array([r.labels.get(name, np.nan) for r in ratings], np.float64) for name in per_obj}
-    prep = Prepared(ratings, labels, table(cache, [(r.prompt, r.response) for r in ratings], layer_index, lik),
-                    pairs, table(cache, [(p.prompt, p.chosen) for p in pairs], layer_index, lik),
-                    table(cache, [(p.prompt, p.rejected) for p in pairs], layer_index, lik), spec)
+    prep = Prepared(ratings, labels,
+                    table(cache, [(r.prompt, r.response) for r in ratings], layer_index, lik, measured),
+                    pairs, table(cache, [(p.prompt, p.chosen) for p in pairs], layer_index, lik, measured),
+                    table(cache, [(p.prompt, p.rejected) for p in pairs], layer_index, lik, measured), spec)
     prep.timings["features_s"] = time.perf_counter() - start
     return prep
 
