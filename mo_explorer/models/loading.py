@@ -34,8 +34,3 @@ def causal_lm(path: str, device: torch.device, dtype: torch.dtype):
             log.info("sharing the already loaded %s (%s, %s)", path, device, dtype)
         return _LOADED[key]
 
-
-def forget_all() -> None:
-    """Drop every shared model (tests, or a process switching models)."""
-    with _LOCK:
-        _LOADED.clear()
