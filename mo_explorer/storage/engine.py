@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 
 from sqlalchemy import Engine, create_engine, event, insert, inspect, select
 from sqlalchemy.engine import make_url
@@ -49,7 +51,7 @@ def make_engine(url: str) -> Engine:
             cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             if not memory:
                 # WAL: readers never block the single writer, which suits a web server with many threads.
-                cursor.execute("PRAGMA journal_mode=WAL")
+                _switch_to_wal(cursor)
                 cursor.execute("PRAGMA synchronous=NORMAL")
         finally:
             cursor.close()
@@ -61,6 +63,24 @@ def make_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "BEGIN")
 
     return engine
+
+
+def _switch_to_wal(cursor) -> None:
+    """Set WAL journaling, retrying while another connection holds the file lock."""
+    # Switching a fresh file to WAL needs an exclusive lock. When two connections try at once, SQLite
+    # answers one with SQLITE_BUSY at once, without calling the busy handler (it would deadlock), so
+    # busy_timeout does not cover this step: retry here for as long as that timeout would have waited.
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
 
 
 def ensure_schema(engine: Engine) -> None:
