@@ -179,3 +179,20 @@ def test_likelihood_rows_come_from_the_arguments_not_the_cache(trained_head):
     few, many = measured_pairs(4), measured_pairs(40)
     # Pairs sharing a measured text (rating-derived pairs reuse the sampled responses) count too.
     assert 4 <= few < many
+
+
+def test_likelihood_tokens_reach_the_head(trained_head):
+    """--likelihood-tokens cuts the responses the likelihood model reads, in training and in the shipped config."""
+    from mo_explorer.models.head_reward import HeadRewardModel
+
+    _, settings, tmp = trained_head
+    lm = Path(json.loads((tmp / "head" / "config.json").read_text())["backbone"]["name"])
+    out = tmp / "short_likelihood"
+    assert train.main(train_args(tmp, lm, out, likelihood_tokens=3, gate_steps=5), settings) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["extra"]["measured"]["likelihood"]["model"]["max_response_tokens"] == 3
+    prompt = [{"role": "user", "content": "Tell me something useful."}]
+    # GOOD[2] is long: its mean log-prob over 3 tokens differs from the one over 128.
+    short = HeadRewardModel.load(out, settings.models.cache_dir, device="cpu").score(prompt, GOOD[2:3])
+    full = HeadRewardModel.load(tmp / "head", settings.models.cache_dir, device="cpu").score(prompt, GOOD[2:3])
+    assert abs(float(short.extras["mean_logprob"][0]) - float(full.extras["mean_logprob"][0])) > 1e-3

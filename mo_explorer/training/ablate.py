@@ -38,7 +38,7 @@ def dev_tables(args, settings, spec: dict, limit: int, seed: int, lik_cover_only
     root = args.features or str(Path(settings.models.cache_dir).expanduser() / "features")
     cache = FeatureCache(root, spec)
     train.fill(cache, spec, [(p.prompt, t) for p in pairs for t in (p.chosen, p.rejected)], settings, {})
-    lik = FeatureCache(root, train.likelihood_spec(args.likelihood_model))
+    lik = FeatureCache(root, train.args_likelihood_spec(args))
     layer_index = spec["layers"].index(train.head_layer(spec, args.layer))
     chosen = train.table(cache, [(p.prompt, p.chosen) for p in pairs], layer_index, lik)
     rejected = train.table(cache, [(p.prompt, p.rejected) for p in pairs], layer_index, lik)
@@ -143,7 +143,7 @@ def recipe_comparison(args, settings) -> str:
 def backbone_table(args, settings, pairs, spec: dict) -> str:
     """Grouped 5-fold linear-probe accuracy on dev pairs covered by every backbone: representation quality."""
     root = args.features or str(Path(settings.models.cache_dir).expanduser() / "features")
-    lik_spec = train.likelihood_spec(args.likelihood_model)
+    lik_spec = train.args_likelihood_spec(args)
     candidates = {f"{spec['name']} (mean pool)": (FeatureCache(root, spec), 0)}
     smol = FeatureCache(root, lik_spec)
     for i, layer in enumerate(lik_spec["layers"]):

@@ -28,11 +28,19 @@ log = logging.getLogger(__name__)
 DEFAULT_PER_OBJECTIVE = {"helpfulness": 600, "overall": 1600, "harmlessness": 1000, "compliance": 1250}
 
 
-def likelihood_spec(name: str = "embedded:smollm2") -> dict:
-    """FeatureSpec json of the likelihood model: full depth (log-prob), responses cut to 128 tokens for cost."""
+LIKELIHOOD_TOKENS = 128
+
+
+def likelihood_spec(name: str = "embedded:smollm2", response_tokens: int = LIKELIHOOD_TOKENS) -> dict:
+    """FeatureSpec json of the likelihood model: full depth (log-prob), responses cut to `response_tokens`."""
     layers = [9, 15, 30] if name == "embedded:smollm2" else [1]
     return {"name": name, "layers": layers, "pooling": "last", "logprob": True,
-            "max_prompt_tokens": 256, "max_response_tokens": 128}
+            "max_prompt_tokens": 256, "max_response_tokens": response_tokens}
+
+
+def args_likelihood_spec(args: argparse.Namespace) -> dict:
+    """The likelihood spec a train/ablate invocation asks for."""
+    return likelihood_spec(args.likelihood_model, getattr(args, "likelihood_tokens", LIKELIHOOD_TOKENS))
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -61,6 +69,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "better on dev: 68.2 vs 64.5): only the --likelihood-pairs sampled pairs.")
     parser.add_argument("--likelihood-model", default="embedded:smollm2",
                         help="Causal LM whose mean token log-prob is the likelihood objective (the generator).")
+    parser.add_argument("--likelihood-tokens", type=int, default=LIKELIHOOD_TOKENS,
+                        help="Response tokens the likelihood model reads (the rest is cut: cost grows with it).")
     parser.add_argument("--verbosity-in-score", action="store_true",
                         help="Let the gate weight verbosity in the score (off: verbosity is shown, not rewarded).")
     parser.add_argument("--gate-steps", type=int, default=600, help="Gate optimisation steps.")
@@ -168,7 +178,7 @@ def prepare(args: argparse.Namespace, settings: config.Settings) -> Prepared:
         pairs = pairs + extra
     if args.rating_pairs > 0:
         pairs = pairs + rating_pairs(ratings, args.rating_pairs, args.seed)
-    lik_spec = likelihood_spec(args.likelihood_model)
+    lik_spec = args_likelihood_spec(args)
     lik = cache if spec == lik_spec else FeatureCache(root, lik_spec)
     measured: set[str] | None = None  # None: every row (the backbone pass measures them all, or rows were restricted)
     if spec != lik_spec and restrict is None:
@@ -332,7 +342,7 @@ def main(args: argparse.Namespace, settings: config.Settings) -> int:
     report["train_seconds"] = time.perf_counter() - start
     report["features_seconds"] = prep.timings["features_s"]
     report["command"] = command_line(args)
-    save_head(args.out, params, gate, prep.spec, report, likelihood_spec(args.likelihood_model), args.layer)
+    save_head(args.out, params, gate, prep.spec, report, args_likelihood_spec(args), args.layer)
     results = None
     if args.dev:
         from mo_explorer.training.evaluate import evaluate_file
