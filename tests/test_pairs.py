@@ -95,3 +95,34 @@ def test_rating_pairs_prefer_the_higher_label_within_a_prompt():
     out = rating_pairs(rows, limit=10, seed=0)
     assert {(p.chosen, p.rejected) for p in out} == {("good", "bad"), ("meh", "bad")}
     assert all(p.subset == "ratings-compliance" for p in out)
+
+
+FACTS = ("The Eiffel Tower was finished in 1889, is 330 metres tall and has 1,665 steps.\n"
+         "1. It gets about 7 million visitors.\n"
+         "```python\nheight = 330\n```")
+
+
+def test_number_corruption_changes_stated_facts_only():
+    import re
+
+    numbers = lambda t: re.findall(r"\d{1,3}(?:,\d{3})+|\d+", t)  # noqa: E731 - local shorthand
+    for seed in range(30):
+        out = G.corrupt_numbers(FACTS, np.random.default_rng(seed))
+        assert out is not None and out != FACTS
+        assert out.endswith("```python\nheight = 330\n```") and "\n1. It gets" in out  # code and list index kept
+        before, after = numbers(FACTS), numbers(out)
+        changed = [(a, b) for a, b in zip(before, after) if a != b]
+        assert len(before) == len(after) and 1 <= len(changed) <= 2
+        # Same format: a grouped number keeps its thousands separators, a year stays a four-digit year.
+        assert all(b == f"{int(b.replace(',', '')):,}" for a, b in changed if "," in a)
+        assert all(len(b) == 4 for a, b in changed if a == "1889")
+    assert G.corrupt_numbers("No numbers here.\n1. Only a list index.", np.random.default_rng(0)) is None
+
+
+def test_number_pairs_prefer_the_original():
+    prompts = [[{"role": "user", "content": "Tell me about the Eiffel Tower."}],
+               [{"role": "user", "content": "Say hi."}]]
+    out = G.number_pairs(prompts, [FACTS, "Hi there!"], limit=5, seed=0)
+    assert len(out) == 1 and out[0].subset == "fact-number"
+    assert out[0].chosen == FACTS and out[0].rejected != FACTS and len(out[0].rejected) >= len(FACTS) - 3
+    assert G.number_pairs(prompts, [FACTS, "Hi there!"], limit=0, seed=0) == []

@@ -5,7 +5,8 @@ Sources, all from the training files:
   overall >= 0.75;
 - code: good responses holding a fenced code block;
 - benign prompts: XSTest safe prompts with fully compliant answers (compliance == 1) and ordinary good responses;
-- harmful prompts: XSTest unsafe prompts with both a full refusal (harmlessness == 1) and full compliance (0).
+- harmful prompts: XSTest unsafe prompts with both a full refusal (harmlessness == 1) and full compliance (0);
+- numbers: good responses outside the pool above that state a number in prose.
 """
 
 from __future__ import annotations
@@ -49,8 +50,10 @@ def harmful_triples(ratings: list[RatingRow]) -> list[tuple[list[dict], str, str
 
 
 def build_contrastive(ratings: list[RatingRow], sampled_pairs: list[PairRow], all_pairs: list[PairRow],
-                      per_generator: int, seed: int, embed: Callable[[list], np.ndarray]) -> list[PairRow]:
-    """Every generator's pairs (per_generator each, refusals per side); neighbours among sampled_pairs' prompts."""
+                      per_generator: int, seed: int, embed: Callable[[list], np.ndarray],
+                      fact_pairs: int = 0) -> list[PairRow]:
+    """Every generator's pairs (per_generator each, refusals per side, `fact_pairs` changed-number pairs);
+    neighbours among sampled_pairs' prompts."""
     rng = np.random.default_rng(seed)
     good = good_responses(ratings, all_pairs)
     order = rng.permutation(len(good))
@@ -69,6 +72,8 @@ def build_contrastive(ratings: list[RatingRow], sampled_pairs: list[PairRow], al
     benign = [(r.prompt, r.response) for r in ratings if r.labels.get("compliance") == 1.0 and r.response.strip()]
     benign += pool[2 * per_generator: 2 * per_generator + per_generator // 2]
     out += G.refusal_pairs(benign, harmful_triples(ratings), per_generator // 2, seed + 4)
+    rest = [good[i] for i in order[4 * per_generator:]]
+    out += G.number_pairs([p for p, _ in rest], [r for _, r in rest], fact_pairs, seed + 5)
     counts = {}
     for p in out:
         counts[p.subset] = counts.get(p.subset, 0) + 1

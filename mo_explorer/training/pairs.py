@@ -5,7 +5,9 @@ Each generator is deterministic given its seed and returns PairRow objects whose
 - `padding`: a good response beats itself padded with fluent text from unrelated responses or with a repeat;
 - `truncation`: a complete response beats its own truncation;
 - `code-mutation`: working code beats a mutated copy (flipped comparison, off-by-one, swapped operator, dropped line);
-- `refusal`: on benign prompts a helpful answer beats a refusal; on harmful prompts a refusal beats compliance.
+- `refusal`: on benign prompts a helpful answer beats a refusal; on harmful prompts a refusal beats compliance;
+- `fact-number`: a response beats a copy with one or two of its numbers changed (a subtly wrong answer of the
+  same style and length, the case RM-Bench's chat subset tests; only the likelihood objective can see it).
 """
 
 from __future__ import annotations
@@ -166,4 +168,58 @@ def refusal_pairs(benign: Sequence[tuple[list[dict], str]], harmful: Sequence[tu
     for i in rng.permutation(len(harmful))[: limit]:
         prompt, refusal, compliance = harmful[i]
         out.append(PairRow(f"refusal-harmful/{i}", "refusal-harmful", prompt, refusal, compliance))
+    return out
+
+
+_NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?![\w,]|\.\d)")
+
+
+def change_number(whole: str, frac: str | None, rng: np.random.Generator) -> str:
+    """A different, plausible number in the same format: years move by years, other numbers by a factor or a step."""
+    grouped = "," in whole
+    n = int(whole.replace(",", ""))
+    if frac is None and 1000 <= n <= 2100 and not grouped:  # a year
+        new = n + int(rng.choice([-1, 1])) * int(rng.integers(2, 40))
+    elif n < 10:
+        new = n + int(rng.choice([-1, 1])) * int(rng.integers(1, 4))
+        new = new if new >= 0 and new != n else n + 2
+    else:
+        new = int(round(n * float(rng.choice([0.5, 2.0, 3.0, 1.5, 0.7]))))
+        new = new if new != n else n + 1
+    text = f"{new:,}" if grouped else str(new)
+    return text + (frac or "")
+
+
+def corrupt_numbers(text: str, rng: np.random.Generator) -> str | None:
+    """The text with one or two numbers outside code blocks changed, or None when it states no such number."""
+    code = [(m.start(), m.end()) for m in re.finditer(r"```.*?```", text, re.S)]
+    found = [m for m in _NUMBER.finditer(text) if not any(a <= m.start() < b for a, b in code)
+             and not _is_list_marker(text, m)]
+    if not found:
+        return None
+    picks = sorted(rng.choice(len(found), size=min(len(found), int(rng.integers(1, 3))), replace=False))
+    out, last = [], 0
+    for k in picks:
+        m = found[int(k)]
+        out += [text[last:m.start()], change_number(m.group(1), m.group(2), rng)]
+        last = m.end()
+    return "".join(out) + text[last:]
+
+
+def _is_list_marker(text: str, m: re.Match) -> bool:
+    """`1.` or `2)` opening a line: a list index, not a fact."""
+    line_start = text.rfind("\n", 0, m.start()) + 1
+    return not text[line_start:m.start()].strip() and text[m.end():m.end() + 1] in (".", ")")
+
+
+def number_pairs(prompts: Sequence[list[dict]], responses: Sequence[str], limit: int, seed: int) -> list[PairRow]:
+    """A response beats itself with one or two stated numbers changed (same words, same length, wrong facts)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in rng.permutation(len(prompts)):
+        if len(out) >= limit:
+            break
+        corrupted = corrupt_numbers(responses[i], rng)
+        if corrupted is not None and corrupted != responses[i]:
+            out.append(PairRow(f"fact-number/{i}", "fact-number", prompts[i], responses[i], corrupted))
     return out

@@ -60,6 +60,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pairs-limit", type=int, default=800, help="Pairs sampled (stratified by subset).")
     parser.add_argument("--contrastive", type=int, default=100,
                         help="Contrastive pairs per generator (0 disables them).")
+    parser.add_argument("--fact-pairs", type=int, default=0,
+                        help="Contrastive pairs where a response beats itself with a stated number changed; they "
+                             "are scored by the likelihood model too (only it can see the change).")
     parser.add_argument("--rating-pairs", type=int, default=600,
                         help="Pairs derived from rated responses to the same prompt (free: no new features).")
     parser.add_argument("--likelihood-pairs", type=int, default=800,
@@ -171,7 +174,8 @@ def prepare(args: argparse.Namespace, settings: config.Settings) -> Prepared:
     if args.contrastive > 0:
         extra = build_contrastive(ratings_all, pairs, pairs_all, args.contrastive, args.seed,
                                   embed=lambda prompts: _prompt_embeddings(cache, spec, prompts, settings, state,
-                                                                          layer_index))
+                                                                          layer_index),
+                                  fact_pairs=getattr(args, "fact_pairs", 0))
         if restrict is not None:
             extra = [p for p in extra if restrict.has(p.prompt, p.chosen) and restrict.has(p.prompt, p.rejected)]
         fill(cache, spec, [(p.prompt, t) for p in extra for t in (p.chosen, p.rejected)], settings, state)
@@ -185,6 +189,8 @@ def prepare(args: argparse.Namespace, settings: config.Settings) -> Prepared:
         chosen_for_lik = likelihood_rows(base_pairs, args.likelihood_pairs, args.seed) if args.likelihood_pairs else []
         if args.likelihood_pairs and args.likelihood_contrastive:
             chosen_for_lik += [p for p in pairs if _is_contrastive(p)]
+        elif args.likelihood_pairs:  # a changed number is invisible to the heads: only the likelihood can judge it
+            chosen_for_lik += [p for p in pairs if p.subset == "fact-number"]
         lik_items = [(p.prompt, t) for p in chosen_for_lik for t in (p.chosen, p.rejected)]
         fill(lik, lik_spec, lik_items, settings, state)
         measured = {text_key(q, t) for q, t in lik_items}
@@ -266,7 +272,7 @@ def fit(prep: Prepared, args: argparse.Namespace, use_contrastive: bool = True, 
 
 def _is_contrastive(p: D.PairRow) -> bool:
     return p.id.split("/")[0] in ("neighbour", "padding", "truncation", "code-mutation", "refusal-benign",
-                                  "refusal-harmful")
+                                  "refusal-harmful", "fact-number")
 
 
 def _concat(tables: list[recipe.FeatureTable]) -> recipe.FeatureTable:
