@@ -49,6 +49,23 @@ def test_gate_learns_known_preference():
     assert log["train_accuracy"] > 0.9
 
 
+def test_gate_ignores_a_feature_constant_in_training():
+    # MiniLM's pooled states have dimensions that are 0 up to 1e-9; a prompt with float noise there must not
+    # move the gate (dividing by that tiny std once folded scales of 1e5 into the first layer).
+    rng = np.random.default_rng(3)
+    n = 300
+    kind = rng.integers(0, 2, size=n)
+    prompts = np.stack([kind * 2.0 - 1, rng.normal(size=n) * 1e-9, np.zeros(n)], axis=1)
+    diff = rng.normal(size=(n, 2))
+    diff[kind == 0, 0] = np.abs(diff[kind == 0, 0]) * 3
+    diff[kind == 1, 1] = np.abs(diff[kind == 1, 1]) * 3
+    gate, _ = train_gate(prompts, diff, GateTrainConfig(steps=100, hidden=8, n_hidden=1, temperature=1.0))
+    first = gate.layers[0].weight.detach().numpy()
+    assert np.all(first[:, 1:] == 0) and np.all(np.isfinite(first))
+    clean, noisy = gate_weights(gate, np.array([[1.0, 0, 0]])), gate_weights(gate, np.array([[1.0, 1e-6, 1e-6]]))
+    np.testing.assert_allclose(clean, noisy, atol=1e-7)
+
+
 def test_metrics_split_and_calibration():
     subsets = ["a", "a", "b", "b"]
     chosen, rejected = np.array([1.0, 0.0, 2.0, 3.0]), np.array([0.0, 1.0, 1.0, 0.0])

@@ -37,8 +37,14 @@ class GateTrainConfig:
 
 
 def standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean (D,) and std (D,) of features (n, D)."""
-    return x.mean(0), x.std(0) + 1e-6
+    """Mean (D,) and std (D,) of features (n, D); std is inf for a feature constant in training.
+
+    MiniLM's pooled states hold three dimensions that are 0 up to 1e-9: dividing by a tiny std folded scales of
+    1e5 into the gate's first layer, so float noise in a new prompt's state moved the gate. A constant feature
+    carries no information; an infinite std gives it exactly zero weight.
+    """
+    sd = x.std(0)
+    return x.mean(0), np.where(sd > 1e-6 * max(float(sd.max()), 1e-12), sd, np.inf)
 
 
 def train_gate(prompt_states: np.ndarray, reward_diff: np.ndarray, config: GateTrainConfig,
