@@ -126,6 +126,40 @@ def test_eval_command_on_each_format(trained_head, fmt):
     assert "ece" in res and ("difficulty" in res) == (fmt == "ours")
 
 
+def test_eval_keeps_features_and_reuses_them(trained_head, tmp_path, monkeypatch):
+    """A second eval on the same texts encodes nothing, and scores exactly as a live pass does."""
+    from mo_explorer.models.features import CausalLMFeatures
+    from mo_explorer.training import evaluate
+
+    out, settings, _ = trained_head
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps({"subset": "s", "prompt": f"Question {i}?", "chosen": g, "rejected": b}) + "\n"
+                            for i, (g, b) in enumerate(zip(GOOD, BAD))))
+    parser = argparse.ArgumentParser()
+    evaluate.configure(parser)
+
+    def run(*extra: str) -> dict:
+        target = tmp_path / f"r{len(list(tmp_path.glob('r*.json')))}.json"
+        assert evaluate.main(parser.parse_args([str(path), "--rm", str(out), "--out", str(target), *extra]),
+                             settings) == 0
+        return json.loads(target.read_text())
+
+    first = run("--features", str(tmp_path / "features"))
+    assert any((tmp_path / "features").rglob("*.npz"))
+
+    def no_encoding(*_args, **_kwargs):
+        raise AssertionError("features should have come from the cache")
+
+    monkeypatch.setattr(CausalLMFeatures, "encode", no_encoding)
+    monkeypatch.setattr(CausalLMFeatures, "encode_items", no_encoding)
+    again = run("--features", str(tmp_path / "features"))
+    monkeypatch.undo()
+    live = run("--no-feature-cache")
+    assert first["accuracy"] == again["accuracy"] == live["accuracy"]
+    for objective, value in live["objective_agreement"].items():
+        assert again["objective_agreement"][objective]["accuracy"] == pytest.approx(value["accuracy"])
+
+
 def test_eval_without_out_prints_results(trained_head, capsys):
     from mo_explorer.training import evaluate
 

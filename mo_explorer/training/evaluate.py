@@ -34,7 +34,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="Seed of the stratified sample.")
     parser.add_argument("--out", default=None, help="Where to write RESULTS.json (default: print it to stdout).")
     parser.add_argument("--features", default=None,
-                        help="Feature cache directory to reuse for head models (as written by train).")
+                        help="Feature cache directory for head models, shared with train (default "
+                             "<cache-dir>/features): features are computed in bulk, kept, and reused by the next "
+                             "run on the same texts.")
+    parser.add_argument("--no-feature-cache", action="store_true",
+                        help="Score every pair live through the model, reading and writing no feature cache.")
 
 
 def load_model(rm: str | None, settings: config.Settings):
@@ -74,6 +78,16 @@ def attach_feature_cache(model, root: str) -> None:
     model.feature_cache = lookup
 
 
+def fill_feature_caches(model, groups: dict[str, tuple[list[dict], list[str]]], root: str) -> None:
+    """Compute every feature a head model needs for these groups into the on-disk cache (bulk, resumable)."""
+    from mo_explorer.training.feature_cache import FeatureCache
+
+    extractors = [getattr(model, "extractor", None), getattr(model, "likelihood_extractor", None)]
+    for extractor in {id(e): e for e in extractors if e is not None}.values():
+        cache = FeatureCache(root, extractor.spec.to_json())
+        cache.fill(groups, extractor.encode, encode_items=getattr(extractor, "encode_items", None))
+
+
 def evaluate_file(path: str, rm: str | None, settings: config.Settings, limit: int | None = None, seed: int = 0,
                   features: str | None = None, progress: bool = True) -> dict:
     """Score a pairs file with a reward model and return the metrics dict written to RESULTS.json."""
@@ -83,12 +97,13 @@ def evaluate_file(path: str, rm: str | None, settings: config.Settings, limit: i
     idx = D.stratified_sample([p.subset for p in pairs], limit, seed)
     pairs = [pairs[i] for i in idx]
     model = load_model(rm, settings)
-    if features:
-        attach_feature_cache(model, features)
     groups: dict[str, tuple[list[dict], list[str]]] = {}
     for p in pairs:
         g = groups.setdefault(D.prompt_key(p.prompt), (p.prompt, []))[1]
         g.extend(r for r in (p.chosen, p.rejected) if r not in g)
+    if features and hasattr(model, "feature_cache"):
+        fill_feature_caches(model, groups, features)
+        attach_feature_cache(model, features)
     score, rewards = {}, {}
     start = time.perf_counter()
     for key, (prompt, responses) in tqdm(groups.items(), desc="scoring", unit="prompt", disable=not progress):
@@ -111,8 +126,10 @@ def evaluate_file(path: str, rm: str | None, settings: config.Settings, limit: i
 
 def main(args: argparse.Namespace, settings: config.Settings) -> int:
     """Evaluate and write RESULTS.json; logs the headline numbers."""
+    features = None if args.no_feature_cache else (
+        args.features or str(Path(settings.models.cache_dir).expanduser() / "features"))
     results = evaluate_file(args.pairs, args.rm or settings.models.reward_model, settings, args.limit, args.seed,
-                            args.features)
+                            features)
     text = json.dumps(results, indent=2) + "\n"
     if args.out:
         Path(args.out).write_text(text)
