@@ -61,8 +61,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--contrastive", type=int, default=100,
                         help="Contrastive pairs per generator (0 disables them).")
     parser.add_argument("--fact-pairs", type=int, default=0,
-                        help="Contrastive pairs where a response beats itself with a stated number changed; they "
-                             "are scored by the likelihood model too (only it can see the change).")
+                        help="Contrastive pairs (with --contrastive > 0) where a response beats itself with a "
+                             "stated number changed, scored by the likelihood model too (only it can see the "
+                             "change). Off by default: 69.8 vs 71.6 on a 1,200-pair dev sample with 100.")
     parser.add_argument("--rating-pairs", type=int, default=600,
                         help="Pairs derived from rated responses to the same prompt (free: no new features).")
     parser.add_argument("--likelihood-pairs", type=int, default=800,
