@@ -33,6 +33,31 @@ def test_debiasing_zeroes_spearman_with_verbosity():
     assert t[1, 1] == 1.0 and t[0, 0] == 1.0 and t[1, 0] < 0
 
 
+def test_likelihood_is_debiased_within_pairs():
+    # Across prompts, long answers have a low likelihood (the kind of prompt sets both); within a pair, the longer
+    # answer is a little more likely. Row-level debiasing would add verbosity to the likelihood; pair-level
+    # debiasing removes the within-pair length effect instead.
+    from mo_explorer.training.recipe import HeadParams, set_transform
+
+    rng = np.random.default_rng(4)
+    m = 400
+    prompt_kind = rng.normal(size=m)
+    v_c, v_r = prompt_kind + rng.normal(scale=0.3, size=m), prompt_kind + rng.normal(scale=0.3, size=m)
+    quality = rng.normal(scale=0.3, size=(m, 2))
+    lik_c = -2 * prompt_kind + 0.5 * v_c + quality[:, 0]
+    lik_r = -2 * prompt_kind + 0.5 * v_r + quality[:, 1]
+    chosen, rejected = np.stack([v_c, lik_c], 1), np.stack([v_r, lik_r], 1)
+    objectives = ("verbosity", "likelihood")
+    params = HeadParams(objectives, np.zeros((2, 1)), np.zeros(2), {}, np.eye(2))
+    set_transform(params, np.vstack([chosen, rejected]), verbosity_in_score=False)
+    assert params.transform[0, 1] > 0  # by rows: verbosity is added to the likelihood
+    report = set_transform(params, np.vstack([chosen, rejected]), False, (chosen, rejected))
+    assert params.transform[0, 1] < 0  # within pairs: the longer answer's edge is taken away
+    d = (chosen - rejected) @ params.transform
+    assert abs(spearman(d[:, 1], v_c - v_r)) < 0.05 < spearman(lik_c - lik_r, v_c - v_r)
+    assert report["likelihood"]["on"] == "pair differences" and abs(report["likelihood"]["after"]) < 0.05
+
+
 def test_gate_learns_known_preference():
     # Two prompt kinds: for kind A objective 0 decides the preference, for kind B objective 1 does.
     rng = np.random.default_rng(2)

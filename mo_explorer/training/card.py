@@ -104,7 +104,8 @@ def write_card(head_dir: str | Path, dev: dict | None = None, ablation: dict | N
     if debias:
         parts += ["", "Verbosity debiasing (Spearman with verbosity on the training responses):", "",
                   "| objective | before | after | lambda |", "|---|---|---|---|"]
-        parts += [f"| {k} | {v['before']:+.3f} | {v['after']:+.3f} | {v['lambda']:.3f} |" for k, v in debias.items()]
+        parts += [f"| {k}{' (within pairs)' if v.get('on') else ''} | {v['before']:+.3f} | {v['after']:+.3f} | "
+                  f"{v['lambda']:.3f} |" for k, v in debias.items()]
     gate = report.get("gate", {})
     if gate:
         parts += ["", f"Gate: trained on {sum(gate.get('pairs', {}).values())} pairs "

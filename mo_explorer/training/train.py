@@ -236,7 +236,8 @@ def fit(prep: Prepared, args: argparse.Namespace, use_contrastive: bool = True, 
     params.weight = np.vstack([params.weight, np.zeros((k - len(learned), params.weight.shape[1]))])
     params.offset = np.concatenate([params.offset, np.zeros(k - len(learned))])
     params.measured = stats
-    debias = recipe.set_transform(params, recipe.rewards(params, union), args.verbosity_in_score)
+    debias = recipe.set_transform(params, recipe.rewards(params, union), args.verbosity_in_score,
+                                  (recipe.rewards(params, prep.chosen), recipe.rewards(params, prep.rejected)))
     keep = [i for i, p in enumerate(prep.pairs)
             if (use_contrastive or not _is_contrastive(p)) and (use_rating_pairs or not p.id.startswith("rating/"))
             and (subsets is None or p.subset in subsets)]
