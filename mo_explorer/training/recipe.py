@@ -128,15 +128,16 @@ def set_transform(params: HeadParams, reference: np.ndarray, verbosity_in_score:
         ok = np.all(np.isfinite(np.delete(reference, _idx(params, LIKELIHOOD), axis=1)), axis=1)
     ref = reference[ok]
     transform = debias_transform(np.nan_to_num(ref), params.objectives)
+    pair_diff = None  # within-pair differences (m, k) of the pairs whose likelihood was measured, when enough
     if LIKELIHOOD in params.objectives and VERBOSITY in params.objectives:
         j, v = params.objectives.index(LIKELIHOOD), params.objectives.index(VERBOSITY)
-        lik_ok = np.isfinite(reference[:, j])
-        transform[v, j] = 0.0
         if pair_rewards is not None:
             d = pair_rewards[0] - pair_rewards[1]
-            pair_ok = np.isfinite(d[:, j])
-            if pair_ok.sum() >= 20:
-                transform[v, j] = -debias_lambda(d[pair_ok, j], d[pair_ok, v])
+            pair_diff = d[np.isfinite(d[:, j])] if np.isfinite(d[:, j]).sum() >= 20 else None
+        lik_ok = np.isfinite(reference[:, j])
+        transform[v, j] = 0.0
+        if pair_diff is not None:
+            transform[v, j] = -debias_lambda(pair_diff[:, j], pair_diff[:, v])
         elif lik_ok.sum() >= 20:
             transform[v, j] = -debias_lambda(reference[lik_ok, j], reference[lik_ok, v])
     if VERBOSITY in params.objectives and not verbosity_in_score:
@@ -153,13 +154,11 @@ def set_transform(params: HeadParams, reference: np.ndarray, verbosity_in_score:
                 report[name] = {"before": spearman(reference[rows, i], reference[rows, v]),
                                 "after": spearman(after[rows, i], reference[rows, v]),
                                 "lambda": float(-transform[v, i])}
-        if pair_rewards is not None and LIKELIHOOD in report:
+        if pair_diff is not None:
             j = params.objectives.index(LIKELIHOOD)
-            d = pair_rewards[0] - pair_rewards[1]
-            ok = np.isfinite(d[:, j])
-            d_after = np.nan_to_num(d[ok]) @ transform
-            report[LIKELIHOOD].update(
-                on="pair differences", before=spearman(d[ok, j], d[ok, v]), after=spearman(d_after[:, j], d[ok, v]))
+            after_pairs = np.nan_to_num(pair_diff) @ transform
+            report[LIKELIHOOD].update(on="pair differences", before=spearman(pair_diff[:, j], pair_diff[:, v]),
+                                      after=spearman(after_pairs[:, j], pair_diff[:, v]))
     return report
 
 

@@ -40,7 +40,7 @@ def likelihood_spec(name: str = "embedded:smollm2", response_tokens: int = LIKEL
 
 def args_likelihood_spec(args: argparse.Namespace) -> dict:
     """The likelihood spec a train/ablate invocation asks for."""
-    return likelihood_spec(args.likelihood_model, getattr(args, "likelihood_tokens", LIKELIHOOD_TOKENS))
+    return likelihood_spec(args.likelihood_model, args.likelihood_tokens)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -176,7 +176,7 @@ def prepare(args: argparse.Namespace, settings: config.Settings) -> Prepared:
         extra = build_contrastive(ratings_all, pairs, pairs_all, args.contrastive, args.seed,
                                   embed=lambda prompts: _prompt_embeddings(cache, spec, prompts, settings, state,
                                                                           layer_index),
-                                  fact_pairs=getattr(args, "fact_pairs", 0))
+                                  fact_pairs=args.fact_pairs)
         if restrict is not None:
             extra = [p for p in extra if restrict.has(p.prompt, p.chosen) and restrict.has(p.prompt, p.rejected)]
         fill(cache, spec, [(p.prompt, t) for p in extra for t in (p.chosen, p.rejected)], settings, state)
