@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
+from mo_explorer.models.armo import ArmoHead, HeadConfig
 from mo_explorer.models.gate_trainer import GateTrainConfig, gate_weights, train_gate
 from mo_explorer.training import data as D
 from mo_explorer.training.metrics import difficulty, evaluate_pairs, expected_calibration_error
@@ -72,6 +74,36 @@ def test_gate_learns_known_preference():
     g = gate_weights(gate, np.array([[-1.0, 0, 0], [1.0, 0, 0]]))
     assert g[0, 0] > g[0, 1] and g[1, 1] > g[1, 0]
     assert log["train_accuracy"] > 0.9
+
+
+def test_gate_ensemble_is_the_mean_of_its_seeds(tmp_path):
+    # Same data as above; three gates with seeds 4, 5, 6 averaged, saved in a head and read back.
+    rng = np.random.default_rng(2)
+    n = 600
+    kind = rng.integers(0, 2, size=n)
+    prompts = np.stack([kind * 2.0 - 1, rng.normal(size=n) * 0.1, rng.normal(size=n) * 0.1], axis=1)
+    diff = rng.normal(size=(n, 2))
+    diff[kind == 0, 0] = np.abs(diff[kind == 0, 0]) * 3
+    diff[kind == 1, 1] = np.abs(diff[kind == 1, 1]) * 3
+    cfg = GateTrainConfig(steps=200, hidden=16, n_hidden=1, entropy_weight=0.0, temperature=1.0, seed=4, members=3)
+    gate, log = train_gate(prompts, diff, cfg)
+    probe = np.array([[-1.0, 0, 0], [1.0, 0, 0], [0.3, 0.5, -0.2]])
+    members = [gate_weights(m, probe) for m in gate.members]
+    assert len(members) == 3 and log["members"] == 3
+    assert not np.allclose(members[0], members[1])  # different seeds, different gates
+    np.testing.assert_allclose(gate_weights(gate, probe), np.mean(members, axis=0), rtol=1e-6)
+    single, _ = train_gate(prompts, diff, GateTrainConfig(**{**cfg.__dict__, "members": 1, "seed": 5}))
+    np.testing.assert_allclose(gate_weights(single, probe), members[1], rtol=1e-6)  # member i has seed + i
+    g = gate_weights(gate, probe)
+    assert g[0, 0] > g[0, 1] and g[1, 1] > g[1, 0] and log["train_accuracy"] > 0.9
+    config = HeadConfig(objectives=["a", "b"], hidden_size=4, gate_hidden=16, gate_layers=1, temperature=1.0,
+                        gate_input_size=3, gate_members=3)
+    head = ArmoHead(config)
+    with torch.no_grad():
+        head.gating.load_state_dict(gate.state_dict())
+    head.save(tmp_path / "head")
+    loaded = ArmoHead.load(tmp_path / "head")
+    np.testing.assert_allclose(gate_weights(loaded.gating, probe), g, rtol=1e-6)
 
 
 def test_gate_ignores_a_feature_constant_in_training():

@@ -30,6 +30,7 @@ class HeadConfig:
     gate_layers: int = 3  # hidden layers of the gate (ArmoRM: 3)
     temperature: float = 10.0
     gate_input_size: int | None = None  # defaults to hidden_size
+    gate_members: int = 1  # >1: the gate is the mean of that many independently trained gates (GateEnsemble)
     backbone: dict = field(default_factory=dict)  # how features are made: name, layer, pooling, ...
     extra: dict = field(default_factory=dict)  # training provenance, metrics, feature normalisation notes
 
@@ -67,6 +68,38 @@ class GatingNetwork(nn.Module):
         return F.softmax(x / self.temperature, dim=1) * self.logit_scale[0]
 
 
+class GateEnsemble(nn.Module):
+    """The mean of several gates' weights: the gates differ only in their training seed.
+
+    One gate's optimum moves with its seed and with float-level noise in the features (dev accuracy spread over
+    3 points across seeds on identical features); the mean of five moves far less, so a fresh `train` run
+    reproduces the shipped head. With one member the head keeps ArmoRM's parameter names (`gating.layers.*`).
+    """
+
+    def __init__(self, members: list[GatingNetwork]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    @property
+    def layers(self) -> nn.ModuleList:
+        return self.members[0].layers
+
+    @property
+    def temperature(self) -> float:
+        return self.members[0].temperature
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.members]).mean(0)
+
+
+def gating_network(config: HeadConfig) -> nn.Module:
+    """The gate a head config describes: one GatingNetwork, or a GateEnsemble of `gate_members` of them."""
+    def one():
+        return GatingNetwork(config.gate_input_size or config.hidden_size, len(config.objectives),
+                             config.gate_hidden, config.gate_layers, config.temperature)
+    return one() if config.gate_members <= 1 else GateEnsemble([one() for _ in range(config.gate_members)])
+
+
 class ArmoHead(nn.Module):
     """Regression heads + gate + transform: the trainable part of an ArmoRM-style reward model."""
 
@@ -75,8 +108,7 @@ class ArmoHead(nn.Module):
         self.config = config
         k = len(config.objectives)
         self.regression_layer = nn.Linear(config.hidden_size, k, bias=False)
-        self.gating = GatingNetwork(config.gate_input_size or config.hidden_size, k, config.gate_hidden,
-                                    config.gate_layers, config.temperature)
+        self.gating = gating_network(config)
         self.reward_transform_matrix = nn.Parameter(torch.eye(k), requires_grad=False)
 
     def forward(self, response_states: torch.Tensor, prompt_states: torch.Tensor):

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 from torch.nn import functional as F
 
-from mo_explorer.models.armo import GatingNetwork
+from mo_explorer.models.armo import GateEnsemble, GatingNetwork
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class GateTrainConfig:
     batch_size: int = 512
     entropy_weight: float = 0.01  # bonus on the gate's entropy: guards against collapse onto one objective
     seed: int = 0
+    members: int = 1  # gates averaged (seeds seed .. seed + members - 1): the mean moves less with noise
 
 
 def standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -48,30 +50,49 @@ def standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def train_gate(prompt_states: np.ndarray, reward_diff: np.ndarray, config: GateTrainConfig,
-               weights: np.ndarray | None = None, mask: np.ndarray | None = None) -> tuple[GatingNetwork, dict]:
+               weights: np.ndarray | None = None, mask: np.ndarray | None = None) -> tuple[nn.Module, dict]:
     """Fit a gate on pairs: prompt_states (n, D), reward_diff (n, K) = (r_c - r_r) @ T; returns (gate, log).
 
-    The gate's first layer absorbs the feature standardisation, so the returned module reads raw states.
-    `weights` (n,) reweights pairs (e.g. to balance sources); `mask` (n, K) is 0 where an objective was not
-    measured on a pair: the gate's weight is renormalised over the measured ones for that pair.
+    With config.members > 1 the gate is a GateEnsemble of that many gates trained with seeds seed, seed + 1, ...
+    (the mean of their weights). The first layers absorb the feature standardisation, so the returned module
+    reads raw states. `weights` (n,) reweights pairs (e.g. to balance sources); `mask` (n, K) is 0 where an
+    objective was not measured on a pair: the gate's weight is renormalised over the measured ones for that pair.
     """
     threads = torch.get_num_threads()
     # The gate is tiny: one thread avoids OpenMP spinning against other processes on a shared CPU.
     torch.set_num_threads(1)
     try:
-        return _train_gate(prompt_states, reward_diff, config, weights, mask)
+        mu, sd = standardiser(prompt_states)
+        x = torch.tensor((prompt_states - mu) / sd, dtype=torch.float32)
+        d = torch.tensor(reward_diff, dtype=torch.float32)
+        w = torch.tensor(np.ones(len(d)) if weights is None else weights, dtype=torch.float32)
+        m = torch.tensor(np.ones(d.shape) if mask is None else mask, dtype=torch.float32)
+        members, histories, accuracies = [], [], []
+        for i in range(max(1, config.members)):
+            gate, history = _train_one(x, d, w, m, config, config.seed + i)
+            with torch.no_grad():
+                accuracies.append(float(((_masked(gate(x), m) * d).sum(1) > 0).float().mean()))
+                _fold_standardiser(gate, mu, sd)
+            members.append(gate)
+            histories.append(history)
+        gate = members[0] if len(members) == 1 else GateEnsemble(members)
+        with torch.no_grad():
+            x_raw = torch.tensor(prompt_states, dtype=torch.float32)
+            train_acc = float(((_masked(gate(x_raw), m) * d).sum(1) > 0).float().mean())
     finally:
         torch.set_num_threads(threads)
+    log.info("gate: %d pairs, %d member(s) x %d steps, train accuracy %.3f (members %s), final BT loss %.4f",
+             len(d), len(members), config.steps, train_acc, " ".join(f"{a:.3f}" for a in accuracies),
+             histories[0][-1]["bt_loss"])
+    return gate, {"train_accuracy": train_acc, "members": len(members), "member_train_accuracy": accuracies,
+                  "history": histories[0]}
 
 
-def _train_gate(prompt_states, reward_diff, config, weights, mask):
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    mu, sd = standardiser(prompt_states)
-    x = torch.tensor((prompt_states - mu) / sd, dtype=torch.float32)
-    d = torch.tensor(reward_diff, dtype=torch.float32)
-    w = torch.tensor(np.ones(len(d)) if weights is None else weights, dtype=torch.float32)
-    m = torch.tensor(np.ones(d.shape) if mask is None else mask, dtype=torch.float32)
+def _train_one(x: torch.Tensor, d: torch.Tensor, w: torch.Tensor, m: torch.Tensor, config: GateTrainConfig,
+               seed: int) -> tuple[GatingNetwork, list[dict]]:
+    """One gate on standardised states x (n, D), trained with `seed`; returned in eval mode."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
     n, k = d.shape
     gate = GatingNetwork(x.shape[1], k, config.hidden, config.n_hidden, config.temperature,
                          dropout=config.dropout)
@@ -93,18 +114,15 @@ def _train_gate(prompt_states, reward_diff, config, weights, mask):
         sched.step()
         if step % 100 == 0 or step == config.steps - 1:
             history.append({"step": step, "bt_loss": bt.item(), "entropy": entropy.item()})
-    gate.eval()
-    with torch.no_grad():
-        margin = (_masked(gate(x), m) * d).sum(1)
-        train_acc = float((margin > 0).float().mean())
-        first = gate.layers[0]
-        # Fold the standardisation into the first layer: W' = W / sd, b' = b - W' @ mu.
-        w_new = first.weight / torch.tensor(sd, dtype=torch.float32)
-        first.bias.copy_(first.bias - w_new @ torch.tensor(mu, dtype=torch.float32))
-        first.weight.copy_(w_new)
-    log.info("gate: %d pairs, %d steps, train accuracy %.3f, final BT loss %.4f", n, config.steps, train_acc,
-             history[-1]["bt_loss"])
-    return gate, {"train_accuracy": train_acc, "history": history}
+    return gate.eval(), history
+
+
+def _fold_standardiser(gate: GatingNetwork, mu: np.ndarray, sd: np.ndarray) -> None:
+    """Fold the standardisation into the first layer, so the gate reads raw states: W' = W / sd, b' = b - W' mu."""
+    first = gate.layers[0]
+    w_new = first.weight / torch.tensor(sd, dtype=torch.float32)
+    first.bias.copy_(first.bias - w_new @ torch.tensor(mu, dtype=torch.float32))
+    first.weight.copy_(w_new)
 
 
 def _masked(g: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -114,7 +132,7 @@ def _masked(g: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def gate_weights(gate: GatingNetwork, prompt_states: np.ndarray) -> np.ndarray:
+def gate_weights(gate: nn.Module, prompt_states: np.ndarray) -> np.ndarray:
     """Gate outputs (n, K) for raw prompt states (n, D)."""
     gate.eval()
     return gate(torch.tensor(prompt_states, dtype=torch.float32)).numpy()
