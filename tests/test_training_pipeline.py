@@ -79,6 +79,26 @@ def test_train_writes_a_loadable_head(trained_head):
     assert "non-commercial" in card and "| verbosity |" in card and "Gate concentration" in card
 
 
+def test_retraining_keeps_the_card_notes_and_last_ablation(trained_head, tmp_path):
+    import shutil
+
+    from mo_explorer.training.card import ABLATION_FILE, NOTES_FILE, write_card
+
+    out, _, tmp = trained_head
+    head = tmp_path / "head"
+    shutil.copytree(out, head)
+    (head / NOTES_FILE).write_text("Chosen on the 1,200 sample; caveat: chat is near chance.\n")
+    (head / ABLATION_FILE).write_text("## Ablation (dev, 95% Wilson intervals)\n\n| variant | overall |\n")
+    card = write_card(head).read_text()  # what `train` does after fitting
+    assert "## Shipped configuration\n\nChosen on the 1,200 sample" in card
+    assert card.index("## Shipped configuration") < card.index("## Backbone and features")
+    assert "## Ablation (dev, 95% Wilson intervals)\n\n| variant | overall |" in card
+    fresh = write_card(head, ablation="| new | table |").read_text()
+    assert "| new | table |" in fresh and "| variant | overall |" not in fresh
+    command = train.command_line(train_args(tmp, tmp / "lm", head))
+    assert "--features" not in command and "--gate-seeds 5" in command
+
+
 def test_head_reward_identity_and_full_pass(trained_head):
     from mo_explorer.models.head_reward import HeadRewardModel
 

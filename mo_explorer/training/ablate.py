@@ -192,6 +192,12 @@ def probe_accuracy(diff: np.ndarray, groups: list[str], folds: int = 5, l2: floa
     return float(correct / len(x))
 
 
+def ablation_command(args: argparse.Namespace) -> str:
+    """The command line of this ablation run (the train options, then ablate's own)."""
+    line = train.command_line(args).replace("python -m mo_explorer train", "python -m mo_explorer.training.ablate")
+    return line + (" --compare-backbones" if args.compare_backbones else "") + f" --card-dir {args.card_dir}"
+
+
 def main() -> int:
     """Command-line entry: same options as train, plus --dev and --out."""
     logging.basicConfig(level=logging.INFO)
@@ -210,12 +216,14 @@ def main() -> int:
     Path(args.ablation_out).write_text(json.dumps(result, indent=2, default=float) + "\n")
     log.info("ablation table:\n%s\n%s", result["markdown"], result["backbones"])
     if args.card_dir:
-        from mo_explorer.training.card import write_card
+        from mo_explorer.training.card import ABLATION_FILE, ablation_section, write_card
         card = Path(args.card_dir)
         cfg = json.loads((card / "config.json").read_text())
         dev = json.loads((card / "dev_results.json").read_text()) if (card / "dev_results.json").is_file() else None
-        write_card(card, dev=dev, ablation=ABLATION_NOTE + result["markdown"], backbones=result["backbones"],
-                   command=cfg["extra"]["training"].get("command", ""),
+        # Kept beside the card, so retraining (which rewrites the card) carries the last ablation along.
+        note = ABLATION_NOTE + f"Produced by `{ablation_command(args)}`.\n\n" + result["markdown"]
+        (card / ABLATION_FILE).write_text(ablation_section(note, result["backbones"]) + "\n")
+        write_card(card, dev=dev, command=cfg["extra"]["training"].get("command", ""),
                    eval_command=f"python -m mo_explorer eval {args.dev} --limit {args.dev_limit} --seed {args.seed}")
     return 0
 

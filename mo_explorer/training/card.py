@@ -63,9 +63,26 @@ def agreement_table(res: dict) -> str:
     return "\n".join(lines)
 
 
-def write_card(head_dir: str | Path, dev: dict | None = None, ablation: dict | None = None,
+NOTES_FILE = "CARD_NOTES.md"  # hand-written: how the shipped configuration was chosen, caveats
+ABLATION_FILE = "ablation.md"  # written by `python -m mo_explorer.training.ablate --card-dir`
+
+
+def ablation_section(ablation: str, backbones: str | None = None) -> str:
+    """The card's ablation and backbone-comparison sections (Markdown)."""
+    parts = ["## Ablation (dev, 95% Wilson intervals)", "", ablation.strip()]
+    if backbones:
+        parts += ["", "## Backbone comparison", "", backbones.strip()]
+    return "\n".join(parts)
+
+
+def write_card(head_dir: str | Path, dev: dict | None = None, ablation: str | None = None,
                backbones: str | None = None, command: str = "", eval_command: str = "") -> Path:
-    """Write head_dir/MODEL_CARD.md and return its path."""
+    """Write head_dir/MODEL_CARD.md and return its path.
+
+    Retraining rewrites the card, so two inputs live beside it in the head directory and are carried into every
+    rewrite: CARD_NOTES.md (a "Shipped configuration" section written by hand) and ablation.md (the last
+    ablation run, with the command that produced it), used when `ablation` is not given.
+    """
     head_dir = Path(head_dir)
     cfg = json.loads((head_dir / "config.json").read_text())
     report = cfg.get("extra", {}).get("training", {})
@@ -85,8 +102,11 @@ def write_card(head_dir: str | Path, dev: dict | None = None, ablation: dict | N
              "objective (ridge), ArmoRM's verbosity debiasing as a transform matrix, and a gating network on the "
              "prompt trained with the Bradley-Terry loss. "
              "`score = sum(gating * (rewards @ transform))`; rewards are standardised (0 = an average training "
-             "response, 1 = one standard deviation better).", "",
-             "## Backbone and features", "",
+             "response, 1 = one standard deviation better).", ""]
+    notes = head_dir / NOTES_FILE
+    if notes.is_file():
+        parts += ["## Shipped configuration", "", notes.read_text().strip(), ""]
+    parts += ["## Backbone and features", "",
              feature_line,
              "- Gate input: the prompt's own feature (it never sees the response).",
              ]
@@ -125,10 +145,10 @@ def write_card(head_dir: str | Path, dev: dict | None = None, ablation: dict | N
                   f"Spearman correlation of the score with response length (words) over all scored responses: "
                   f"{dev.get('length_spearman', float('nan')):+.3f}.", "",
                   "Each objective alone (how often it prefers the chosen response):", "", agreement_table(dev)]
-    if ablation:
-        parts += ["", "## Ablation (dev, 95% Wilson intervals)", "", ablation]
-    if backbones:
-        parts += ["", "## Backbone comparison", "", backbones]
+    if ablation is None and (head_dir / ABLATION_FILE).is_file():
+        parts += ["", (head_dir / ABLATION_FILE).read_text().strip()]
+    elif ablation:
+        parts += ["", ablation_section(ablation, backbones)]
     if report.get("train_seconds"):
         parts += ["", "## Reproduce", "",
                   f"Training took {report['train_seconds'] / 60:.1f} min on a shared 2-core CPU "

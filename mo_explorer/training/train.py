@@ -324,7 +324,8 @@ def command_line(args: argparse.Namespace) -> str:
     probe = argparse.ArgumentParser()
     configure(probe)
     for action in probe._actions:  # noqa: SLF001 - argparse exposes no public list of options
-        if not action.option_strings or action.dest == "help" or action.dest not in vars(args):
+        # --features is where this machine caches, not a training choice: the command stays portable.
+        if not action.option_strings or action.dest in ("help", "features") or action.dest not in vars(args):
             continue
         value = getattr(args, action.dest)
         flag = action.option_strings[0]
