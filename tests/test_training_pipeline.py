@@ -73,6 +73,7 @@ def test_train_writes_a_loadable_head(trained_head):
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["objectives"][-2:] == ["verbosity", "likelihood"]
     assert cfg["backbone"]["layers"] == [2] and cfg["extra"]["head_layer"] == 2
+    assert cfg["gate_members"] == 5 and len(cfg["extra"]["training"]["gate"]["member_train_accuracy"]) == 5
     assert (out / "model.safetensors").stat().st_size < 2_000_000
     assert cfg["extra"]["training"]["gate"]["pairs"]["s1"] > 0
     card = (out / "MODEL_CARD.md").read_text()
