@@ -98,6 +98,7 @@ def test_retraining_keeps_the_card_notes_and_last_ablation(trained_head, tmp_pat
     assert "| new | table |" in fresh and "| variant | overall |" not in fresh
     command = train.command_line(train_args(tmp, tmp / "lm", head))
     assert "--features" not in command and "--gate-seeds 5" in command
+    assert "--out" in command and "--out" not in train.command_line(train_args(tmp, tmp / "lm", head), skip=("out",))
 
 
 def test_head_reward_identity_and_full_pass(trained_head):

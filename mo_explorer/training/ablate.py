@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 from pathlib import Path
 
 import numpy as np
@@ -195,8 +194,8 @@ def probe_accuracy(diff: np.ndarray, groups: list[str], folds: int = 5, l2: floa
 
 def ablation_command(args: argparse.Namespace) -> str:
     """The command line of this ablation run (the train options, then ablate's own)."""
-    line = train.command_line(args).replace("python -m mo_explorer train", "python -m mo_explorer.training.ablate")
-    line = re.sub(r" --out \S+", "", line)  # ablate writes no head
+    line = train.command_line(args, skip=("out",))  # ablate writes no head
+    line = line.replace("python -m mo_explorer train", "python -m mo_explorer.training.ablate")
     return line + (" --compare-backbones" if args.compare_backbones else "") + f" --card-dir {args.card_dir}"
 
 

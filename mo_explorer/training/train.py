@@ -319,14 +319,15 @@ def save_head(out: str | Path, params: recipe.HeadParams, gate, spec: dict, repo
     head.save(out)
 
 
-def command_line(args: argparse.Namespace) -> str:
-    """The `python -m mo_explorer train ...` command that reproduces this run (defaults included)."""
+def command_line(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> str:
+    """The `python -m mo_explorer train ...` command that reproduces this run (defaults included), without the
+    options named in `skip` (argparse dests)."""
     parts = ["python -m mo_explorer train"]
     probe = argparse.ArgumentParser()
     configure(probe)
     for action in probe._actions:  # noqa: SLF001 - argparse exposes no public list of options
         # --features is where this machine caches, not a training choice: the command stays portable.
-        if not action.option_strings or action.dest in ("help", "features") or action.dest not in vars(args):
+        if not action.option_strings or action.dest in ("help", "features", *skip) or action.dest not in vars(args):
             continue
         value = getattr(args, action.dest)
         flag = action.option_strings[0]
