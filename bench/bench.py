@@ -78,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     rerank_s, _ = timed(lambda: ranking.rank(R64, maximize, direction, names), 200)
 
     round_s, rnd = timed(lambda: explorer.run_round(PROMPT, params), args.repeats)
-    stored = explorer.get_round(rnd.round_id)
+    stored = explorer.get_round(rnd.round_id, rnd.session_id)
     rerank_stored_s, _ = timed(lambda: explorer.rerank(stored.round_id, explorer.default_direction(stored),
-                                                       store=False), 20)
+                                                       stored.session_id, store=False), 20)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     result = {

@@ -96,7 +96,7 @@ def run_generate(args, settings: Settings) -> int:
         direction = _parse_direction(args.direction, rnd.objectives)
         direction = Direction(direction.objectives, direction.weights, args.method)
         ranks = explorer.rerank(rnd.round_id, direction, rnd.session_id).ranks
-        rnd = explorer.get_round(rnd.round_id)
+        rnd = explorer.get_round(rnd.round_id, rnd.session_id)
     print(json.dumps(round_json(rnd, ranks), ensure_ascii=False))
     return 0
 

@@ -111,8 +111,8 @@ class Explorer:
         self.store.get_session(session_id)
         return self.store.list_rounds(session_id)
 
-    def get_round(self, round_id: str, session_id: str | None = None) -> Round:
-        """One stored round (optionally checked to belong to session_id)."""
+    def get_round(self, round_id: str, session_id: str) -> Round:
+        """One stored round of this session; NotFoundError (the same for any other id) otherwise."""
         return self.store.get_round(round_id, session_id)
 
     def default_params(self) -> GenerationParams:
@@ -164,17 +164,17 @@ class Explorer:
                 out = self._score(messages, [g.text for g in chunk])
                 if round_id is None:
                     round_id = self._create_round(session_id, messages, params, out)
-                self.store.add_candidates(round_id, self._candidates(start, chunk, out))
-                yield RoundEvent("scored", round=self.store.get_round(round_id), step=start + len(chunk),
+                self.store.add_candidates(round_id, session_id, self._candidates(start, chunk, out))
+                yield RoundEvent("scored", round=self.store.get_round(round_id, session_id), step=start + len(chunk),
                                  total=len(generations), message="scoring")
         except Exception as exc:
             if round_id is not None:
-                self.store.finish_round(round_id, status="failed", error=str(exc))
+                self.store.finish_round(round_id, session_id, status="failed", error=str(exc))
             raise ModelError(f"The reward model failed while scoring: {exc}") from exc
-        self.store.finish_round(round_id, status="complete")
+        self.store.finish_round(round_id, session_id, status="complete")
         if direction is not None:
             self.rerank(round_id, direction, session_id)
-        yield RoundEvent("done", round=self.store.get_round(round_id), step=len(generations),
+        yield RoundEvent("done", round=self.store.get_round(round_id, session_id), step=len(generations),
                          total=len(generations), message="done")
 
     def run_round(self, prompt: Prompt, params: GenerationParams | None = None, session_id: str | None = None,
@@ -255,16 +255,15 @@ class Explorer:
             coeffs = np.ones(k)
         return Direction(tuple(round.objectives[:k]), tuple(float(c) for c in coeffs))
 
-    def rerank(self, round_id: str, direction: Direction, session_id: str | None = None,
-               store: bool = True) -> ranking.Ranking:
-        """Rank a stored round's candidates by a direction (and store the direction in its history)."""
+    def rerank(self, round_id: str, direction: Direction, session_id: str, store: bool = True) -> ranking.Ranking:
+        """Rank a stored round of this session by a direction (and store the direction in its history)."""
         rnd = self.store.get_round(round_id, session_id)
         try:
             result = ranking.rank(rnd.reward_matrix(), rnd.maximize, direction, rnd.objectives)
         except ValueError as exc:
             raise UserError(str(exc)) from exc
         if store:
-            self.store.add_direction(round_id, direction)
+            self.store.add_direction(round_id, session_id, direction)
         return result
 
     # ----- votes --------------------------------------------------------------------------------------------

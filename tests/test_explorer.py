@@ -128,13 +128,13 @@ def test_rerank_follows_the_direction_and_is_stored(explorer):
     rnd = explorer.run_round("Tell me a joke", PARAMS)
     up = Direction(("helpful",), (1.0,))
     down = Direction(("helpful",), (-1.0,))
-    best_up = explorer.rerank(rnd.round_id, up).order[0]
-    best_down = explorer.rerank(rnd.round_id, down).order[0]
+    best_up = explorer.rerank(rnd.round_id, up, rnd.session_id).order[0]
+    best_down = explorer.rerank(rnd.round_id, down, rnd.session_id).order[0]
     helpful = rnd.reward_matrix()[:, 0]
     assert helpful[best_up] == helpful.max() and helpful[best_down] == helpful.min()
-    assert explorer.get_round(rnd.round_id).direction == down
+    assert explorer.get_round(rnd.round_id, rnd.session_id).direction == down
     with pytest.raises(UserError, match="nope"):
-        explorer.rerank(rnd.round_id, Direction(("nope",), (1.0,)))
+        explorer.rerank(rnd.round_id, Direction(("nope",), (1.0,)), rnd.session_id)
 
 
 def test_votes_learned_direction_and_exports(explorer):

@@ -57,10 +57,10 @@ def test_session_create_list_get(store):
 def test_round_round_trip(store):
     sid = store.create_session()
     rid = make_round(store, sid)
-    store.add_candidates(rid, [candidate(0), candidate(1)])
-    store.add_candidates(rid, [candidate(2, [np.nan, 1.0, 2.0, 3.0])])  # a second batch appends
-    store.finish_round(rid)
-    rnd = store.get_round(rid)
+    store.add_candidates(rid, sid, [candidate(0), candidate(1)])
+    store.add_candidates(rid, sid, [candidate(2, [np.nan, 1.0, 2.0, 3.0])])  # a second batch appends
+    store.finish_round(rid, sid)
+    rnd = store.get_round(rid, sid)
     assert (rnd.round_id, rnd.session_id, rnd.status, rnd.error) == (rid, sid, "complete", None)
     assert rnd.prompt == PROMPT
     assert rnd.params == GenerationParams(n=3, temperature=0.7, seed=5)
@@ -79,22 +79,24 @@ def test_round_round_trip(store):
 
 
 def test_candidates_visible_while_running(store):
-    rid = make_round(store, store.create_session())
-    assert store.get_round(rid).status == "running" and store.get_round(rid).candidates == ()
-    store.add_candidates(rid, [candidate(0)])
-    assert [c.index for c in store.get_round(rid).candidates] == [0]
+    sid = store.create_session()
+    rid = make_round(store, sid)
+    assert store.get_round(rid, sid).status == "running" and store.get_round(rid, sid).candidates == ()
+    store.add_candidates(rid, sid, [candidate(0)])
+    assert [c.index for c in store.get_round(rid, sid).candidates] == [0]
 
 
 def test_failed_round_keeps_candidates_and_error(store):
-    rid = make_round(store, store.create_session())
-    store.add_candidates(rid, [candidate(0), candidate(1)])
-    store.finish_round(rid, status="failed", error="out of memory")
-    rnd = store.get_round(rid)
+    sid = store.create_session()
+    rid = make_round(store, sid)
+    store.add_candidates(rid, sid, [candidate(0), candidate(1)])
+    store.finish_round(rid, sid, status="failed", error="out of memory")
+    rnd = store.get_round(rid, sid)
     assert (rnd.status, rnd.error, len(rnd.candidates)) == ("failed", "out of memory", 2)
     with pytest.raises(UserError, match="failed"):
-        store.add_candidates(rid, [candidate(2)])
+        store.add_candidates(rid, sid, [candidate(2)])
     with pytest.raises(UserError):
-        store.finish_round(rid, status="done")
+        store.finish_round(rid, sid, status="done")
 
 
 def test_round_validation(store):
@@ -110,11 +112,11 @@ def test_round_validation(store):
         make_round(store, "missing-session")
     rid = make_round(store, sid)
     with pytest.raises(UserError, match="rewards"):
-        store.add_candidates(rid, [candidate(0, [1.0, 2.0])])
-    store.add_candidates(rid, [candidate(0)])
+        store.add_candidates(rid, sid, [candidate(0, [1.0, 2.0])])
+    store.add_candidates(rid, sid, [candidate(0)])
     with pytest.raises(UserError, match="already has a candidate 0"):
-        store.add_candidates(rid, [candidate(1), candidate(0)])
-    assert [c.index for c in store.get_round(rid).candidates] == [0]  # the refused batch left nothing behind
+        store.add_candidates(rid, sid, [candidate(1), candidate(0)])
+    assert [c.index for c in store.get_round(rid, sid).candidates] == [0]  # the refused batch left nothing behind
 
 
 def test_rounds_listed_oldest_first_and_scoped_to_session(store):
@@ -123,10 +125,10 @@ def test_rounds_listed_oldest_first_and_scoped_to_session(store):
     foreign = make_round(store, other)
     assert [r.round_id for r in store.list_rounds(sid)] == rids
     assert store.get_round(rids[0], sid).round_id == rids[0]
-    with pytest.raises(NotFoundError, match="unknown round id"):
+    with pytest.raises(NotFoundError, match="unknown round"):
         store.get_round(foreign, sid)
     with pytest.raises(NotFoundError):
-        store.get_round("no-such-round")
+        store.get_round("no-such-round", sid)
     with pytest.raises(NotFoundError):
         store.list_rounds("no-such-session")
 
@@ -136,29 +138,29 @@ def test_direction_history(store):
     rid = make_round(store, sid)
     d1 = Direction(("helpfulness", "safety"), (1.0, 0.0))
     d2 = Direction(("helpfulness", "safety", "gen_seconds"), (0.2, 0.7, 0.1), method="tchebycheff")
-    store.add_direction(rid, d1)
-    store.add_direction(rid, d2)
-    history = store.list_directions(rid)
+    store.add_direction(rid, sid, d1)
+    store.add_direction(rid, sid, d2)
+    history = store.list_directions(rid, sid)
     assert [d for _, d in history] == [d1, d2]
     assert history[0][0] <= history[1][0] and history[1][0].endswith("+00:00")
-    assert store.get_round(rid).direction == d2
+    assert store.get_round(rid, sid).direction == d2
     assert store.list_rounds(sid)[0].direction == d2
     with pytest.raises(UserError, match="does not have"):
-        store.add_direction(rid, Direction(("verbosity",), (1.0,)))
+        store.add_direction(rid, sid, Direction(("verbosity",), (1.0,)))
     with pytest.raises(NotFoundError):
-        store.add_direction("nope", d1)
+        store.add_direction("nope", sid, d1)
 
 
 def test_delete_session(store, tmp_path):
     sid, keep = store.create_session(), store.create_session()
     rid = make_round(store, sid)
-    store.add_candidates(rid, [candidate(0), candidate(1)])
-    store.add_direction(rid, Direction(("safety",), (1.0,)))
+    store.add_candidates(rid, sid, [candidate(0), candidate(1)])
+    store.add_direction(rid, sid, Direction(("safety",), (1.0,)))
     store.add_vote(sid, rid, 0, 1, "a")
     store.delete_session(sid)
     assert not store.session_exists(sid) and store.session_exists(keep)
     with pytest.raises(NotFoundError):
-        store.get_round(rid)
+        store.get_round(rid, sid)
     with sqlite3.connect(tmp_path / "db.sqlite") as conn:  # the database cascade left no orphans
         for table in ("mo_rounds", "mo_candidates", "mo_directions", "mo_votes"):
             assert conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0
@@ -214,10 +216,10 @@ def test_concurrent_writes_from_threads(tmp_path, url_kind):
             start.wait()
             for _ in range(3):
                 rid = make_round(store, sid)
-                store.add_candidates(rid, [candidate(0), candidate(1)])
-                store.add_direction(rid, Direction(("safety",), (1.0 + worker,)))
+                store.add_candidates(rid, sid, [candidate(0), candidate(1)])
+                store.add_direction(rid, sid, Direction(("safety",), (1.0 + worker,)))
                 store.add_vote(sid, rid, 0, 1, "b")
-                store.finish_round(rid)
+                store.finish_round(rid, sid)
                 store.list_rounds(sid)
         except BaseException as exc:  # collected so the main thread can fail the test with it
             errors.append(exc)
@@ -241,9 +243,9 @@ def test_numpy_scalars_accepted_and_stored_as_plain_numbers():
     params = GenerationParams(n=np.int64(2), seed=np.int64(9), temperature=np.float32(0.5))
     rid = store.create_round(sid, PROMPT, params, "g", "r", ("a", "b"), (np.bool_(False), np.bool_(True)),
                              (True, True), np.ones(1, np.float32), np.eye(1, dtype=np.float32))
-    store.add_candidates(rid, [Candidate(np.int64(0), "t", np.asarray([1, 2], np.float32), np.float32(0.5),
-                                         np.int64(4), np.float64(0.1))])
-    rnd = store.get_round(rid)
+    store.add_candidates(rid, sid, [Candidate(np.int64(0), "t", np.asarray([1, 2], np.float32), np.float32(0.5),
+                                              np.int64(4), np.float64(0.1))])
+    rnd = store.get_round(rid, sid)
     assert rnd.params == GenerationParams(n=2, seed=9, temperature=0.5) and type(rnd.params.seed) is int
     assert rnd.candidates[0].score == 0.5 and rnd.measured == (False, True)
     store.close()
@@ -280,10 +282,10 @@ def test_stores_opening_one_fresh_file_at_once(tmp_path, attempt):
 def test_running_rounds_left_by_a_crash_are_marked_failed(store):
     sid = store.create_session()
     crashed, done = make_round(store, sid), make_round(store, sid)
-    store.add_candidates(crashed, [candidate(0)])
-    store.finish_round(done)
+    store.add_candidates(crashed, sid, [candidate(0)])
+    store.finish_round(done, sid)
     assert store.fail_running_rounds("interrupted") == 1
-    rnd = store.get_round(crashed)
+    rnd = store.get_round(crashed, sid)
     assert (rnd.status, rnd.error, len(rnd.candidates)) == ("failed", "interrupted", 1)
-    assert store.get_round(done).status == "complete"
+    assert store.get_round(done, sid).status == "complete"
     assert store.fail_running_rounds("interrupted") == 0

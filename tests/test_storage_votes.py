@@ -30,9 +30,9 @@ def make_round(store: Store, session_id: str, n: int = 3) -> str:
     rid = store.create_round(session_id, PROMPT, GenerationParams(n=n, seed=1), "gen", "rm", OBJECTIVES,
                              (False, False, True), (True, True, True), np.asarray([0.5, 0.5], np.float32),
                              np.eye(2, dtype=np.float32))
-    store.add_candidates(rid, [Candidate(i, f"text {i}", np.asarray([i, -i, 3 + i], np.float32), 0.5 * i, 3 + i,
-                                         0.125) for i in range(n)])
-    store.finish_round(rid)
+    store.add_candidates(rid, session_id, [Candidate(i, f"text {i}", np.asarray([i, -i, 3 + i], np.float32),
+                                                     0.5 * i, 3 + i, 0.125) for i in range(n)])
+    store.finish_round(rid, session_id)
     return rid
 
 
@@ -63,7 +63,7 @@ def test_votes_ordered_and_isolated_between_sessions(store):
     assert [v.vote_id for v in store.list_votes(sid)] == [first.vote_id, second.vote_id]
     assert [r["chosen"] for r in store.vote_records(sid)] == [None, None]
     assert [v.outcome for v in store.list_votes(other)] == ["b"]
-    with pytest.raises(NotFoundError, match="unknown round id"):
+    with pytest.raises(NotFoundError, match="unknown round"):
         store.add_vote(sid, other_rid, 0, 1, "a")  # a round of another session
     assert len(store.list_votes(sid)) == 2
 
@@ -87,13 +87,13 @@ def test_vote_unknown_ids(store):
     rid = make_round(store, sid)
     with pytest.raises(NotFoundError, match="unknown session id"):
         store.add_vote("nope", rid, 0, 1, "a")
-    with pytest.raises(NotFoundError, match="unknown round id"):
+    with pytest.raises(NotFoundError, match="unknown round"):
         store.add_vote(sid, "nope", 0, 1, "a")
     for read in (store.list_votes, store.vote_records, store.export_session):
         with pytest.raises(NotFoundError):
             read("nope")
     with pytest.raises(NotFoundError):
-        store.list_directions("nope")
+        store.list_directions("nope", sid)
 
 
 def _without_ids(exported: dict) -> dict:
@@ -113,12 +113,12 @@ def _without_ids(exported: dict) -> dict:
 def _full_session(store: Store) -> str:
     sid = store.create_session()
     first, second = make_round(store, sid), make_round(store, sid, n=2)
-    store.add_direction(first, DIRECTION)
-    store.add_direction(first, Direction(("safety", "length_tokens"), (1.0, -0.5), method="tchebycheff"))
+    store.add_direction(first, sid, DIRECTION)
+    store.add_direction(first, sid, Direction(("safety", "length_tokens"), (1.0, -0.5), method="tchebycheff"))
     store.add_vote(sid, first, 0, 2, "b", DIRECTION)
     store.add_vote(sid, second, 1, 0, "tie")
     failed = make_round(store, sid)
-    store.finish_round(failed, status="failed", error="generator crashed")
+    store.finish_round(failed, sid, status="failed", error="generator crashed")
     return sid
 
 
@@ -149,9 +149,9 @@ def test_import_of_running_round_marks_it_failed(store):
     sid = store.create_session()
     rid = store.create_round(sid, PROMPT, GenerationParams(), "g", "r", ("x",), (False,), (True,), np.ones(1),
                              np.eye(1))
-    rnd = store.get_round(store.list_rounds(store.import_session(store.export_session(sid)))[0].round_id)
+    (rnd,) = store.list_rounds(store.import_session(store.export_session(sid)))
     assert rnd.status == "failed" and "still running" in rnd.error
-    assert store.get_round(rid).status == "running"
+    assert store.get_round(rid, sid).status == "running"
 
 
 def _break(path: str, value):

@@ -50,7 +50,7 @@ def test_api_errors_are_clear(app):
         client.predict(round_id="nope", weights=[1.0], api_name="/rerank")
     rnd = explorer.run_round("Hi", session_id=None)
     with pytest.raises(Exception, match="weights"):
-        client.predict(round_id=rnd.round_id, api_name="/rerank")
+        client.predict(round_id=rnd.round_id, session_id=rnd.session_id, api_name="/rerank")
 
 
 def test_scripts_are_served_locally_and_nothing_else_is(app):

@@ -104,7 +104,7 @@ def page(tiny_lm_dir, tiny_classifier_dir, tmp_path_factory):
 def round_(page):
     updates = list(page.h.generate("Write a haiku", 5, 1.0, 1.0, 4, 3, "", None, None))
     rnd_id = updates[-1][page.c.round_id]
-    return page.explorer.get_round(rnd_id)
+    return page.explorer.get_round(rnd_id, updates[-1][page.c.widget]["session_id"])
 
 
 def click(page, elem_id):
@@ -125,7 +125,7 @@ def test_compare_then_vote_learns_the_direction(page, round_):
     assert "A (#" in out[cc.vote_status] and not any(out[button].interactive for button in cc.votes)
     (vote,) = page.explorer.store.list_votes(sid)
     assert (vote.a_index, vote.b_index, vote.outcome) == (a, b, "a")
-    assert vote.direction == page.explorer.get_round(rid).direction
+    assert vote.direction == page.explorer.get_round(rid, sid).direction
     first = ch.refresh_learned(sid, rid, None, None)
     assert "needs more votes: 1 decisive" in first[cc.learned] and not first[cc.use_mine].interactive
     assert first[c.widget]["learned"] is None
@@ -143,7 +143,7 @@ def test_compare_then_vote_learns_the_direction(page, round_):
     assert overlay["angle"] == pytest.approx(math.degrees(math.atan2(raw["safe"], raw["helpful"])) % 360)
 
     used = ch.use_mine(sid, rid, "helpful", "safe")
-    assert page.explorer.get_round(rid).direction == learned.direction
+    assert page.explorer.get_round(rid, sid).direction == learned.direction
     assert "Using your direction" in used[c.status] and used[c.widget]["learned"] == overlay
 
 

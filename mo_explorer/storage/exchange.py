@@ -73,7 +73,8 @@ def export_session(s: Session, row: SessionRow) -> dict[str, Any]:
     votes = [{"vote_id": v.id, "round_id": v.round.id, "created_at": v.created_at, "a_index": v.a_index,
               "b_index": v.b_index, "outcome": v.outcome, "direction": v.direction} for v in row.votes]
     return {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "exported_at": convert.now_utc(),
-            "session": {"session_id": row.id, "created_at": row.created_at}, "rounds": rounds, "votes": votes}
+            # No session id: it is the key to the session, and an export is meant to be shared.
+            "session": {"created_at": row.created_at}, "rounds": rounds, "votes": votes}
 
 
 @dataclass(frozen=True)

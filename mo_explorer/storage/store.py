@@ -19,6 +19,8 @@ from mo_explorer.storage.engine import WRITE_OPTION, ensure_schema, is_sqlite_me
 from mo_explorer.storage.tables import DirectionRow, RoundRow, SessionRow, VoteRow
 
 logger = logging.getLogger(__name__)
+# The same words whether the round exists elsewhere or nowhere (see _round_row).
+ROUND_REFUSAL = "unknown round: this session has no round with that id"
 
 
 class Store:
@@ -103,20 +105,21 @@ class Store:
                 transform=convert.floats_to_json(transform_arr), status="running", error=None))
         return round_id
 
-    def add_candidates(self, round_id: str, candidates: Sequence[Candidate]) -> None:
-        """Append scored candidates (rewards (k_all,) each) to a running round."""
+    def add_candidates(self, round_id: str, session_id: str, candidates: Sequence[Candidate]) -> None:
+        """Append scored candidates (rewards (k_all,) each) to a running round of this session."""
         with self._writing() as s:
-            row = _round_row(s, round_id)
+            row = _round_row(s, round_id, session_id)
             if row.status != "running":
                 raise UserError(f"round '{round_id}' is {row.status}; candidates can only be added while it runs")
             s.add_all(exchange.candidate_rows(row, candidates))
 
-    def finish_round(self, round_id: str, status: str = "complete", error: str | None = None) -> None:
-        """Mark a round "complete" or "failed" (with why); its stored candidates are kept either way."""
+    def finish_round(self, round_id: str, session_id: str, status: str = "complete",
+                     error: str | None = None) -> None:
+        """Mark a round of this session "complete" or "failed" (with why); its stored candidates are kept."""
         if status not in ("complete", "failed"):
             raise UserError(f"a round finishes as 'complete' or 'failed', not {status!r}")
         with self._writing() as s:
-            row = _round_row(s, round_id)
+            row = _round_row(s, round_id, session_id)
             row.status, row.error = status, error
 
     def fail_running_rounds(self, error: str) -> int:
@@ -127,8 +130,8 @@ class Store:
                 row.status, row.error = "failed", error
         return len(rows)
 
-    def get_round(self, round_id: str, session_id: str | None = None) -> Round:
-        """One round with its candidates and latest direction; NotFoundError if unknown or in another session."""
+    def get_round(self, round_id: str, session_id: str) -> Round:
+        """One round of this session with its candidates and latest direction; NotFoundError otherwise."""
         with self._reading() as s:
             row = _round_row(s, round_id, session_id)
             return convert.round_from_row(row, row.candidates, _latest_directions(s, [row.pk]).get(row.pk))
@@ -144,18 +147,18 @@ class Store:
 
     # ---- directions -----------------------------------------------------------------------------------------
 
-    def add_direction(self, round_id: str, direction: Direction) -> None:
-        """Record a direction as the round's current one; earlier ones stay in its history."""
+    def add_direction(self, round_id: str, session_id: str, direction: Direction) -> None:
+        """Record a direction as the current one of a round of this session; earlier ones stay in its history."""
         with self._writing() as s:
-            row = _round_row(s, round_id)
+            row = _round_row(s, round_id, session_id)
             convert.check_direction_fits(direction, row.objectives)
             s.add(DirectionRow(round_pk=row.pk, created_at=convert.now_utc(),
                                direction=convert.direction_to_json(direction)))
 
-    def list_directions(self, round_id: str) -> list[tuple[str, Direction]]:
-        """A round's direction history as (UTC timestamp, direction), oldest first."""
+    def list_directions(self, round_id: str, session_id: str) -> list[tuple[str, Direction]]:
+        """The direction history of a round of this session as (UTC timestamp, direction), oldest first."""
         with self._reading() as s:
-            row = _round_row(s, round_id)
+            row = _round_row(s, round_id, session_id)
             return [(d.created_at, convert.direction_from_json(d.direction)) for d in row.directions]
 
     # ---- votes ----------------------------------------------------------------------------------------------
@@ -211,14 +214,16 @@ def _session_row(s: Session, session_id: str) -> SessionRow:
     return row
 
 
-def _round_row(s: Session, round_id: str, session_id: str | None = None) -> RoundRow:
-    query = select(RoundRow).where(RoundRow.id == str(round_id))
-    if session_id is not None:
-        query = query.join(SessionRow).where(SessionRow.id == str(session_id))
-    row = s.scalar(query)
+def _round_row(s: Session, round_id: str, session_id: str) -> RoundRow:
+    """The round `round_id` of session `session_id`: the one ownership check every round access goes through.
+
+    A round of another session and a round that does not exist get the same refusal, so a caller holding only a
+    round id (every export lists them) learns nothing about it and can neither read nor write it.
+    """
+    row = s.scalar(select(RoundRow).join(SessionRow)
+                   .where(RoundRow.id == str(round_id), SessionRow.id == str(session_id)))
     if row is None:
-        where = "" if session_id is None else f" in session '{session_id}'"
-        raise NotFoundError(f"unknown round id '{round_id}'{where}")
+        raise NotFoundError(ROUND_REFUSAL)
     return row
 
 

@@ -32,13 +32,13 @@ class Api:
 def _generate(explorer, prompt, n, temperature, top_p, max_new_tokens, seed, session_id) -> dict:
     params = GenerationParams(n=int(n), max_new_tokens=int(max_new_tokens), temperature=float(temperature),
                               top_p=float(top_p), seed=int(seed))
-    rnd = explorer.run_round(prompt, params, session_id or None)
+    rnd = explorer.run_round(prompt, params, session_id)
     return render.round_summary(rnd)
 
 
 @shown_as_gr_error
 def _rerank(explorer, round_id, weights, method, session_id, objectives, angle) -> dict:
-    rnd = explorer.get_round(round_id, session_id or None)
+    rnd = explorer.get_round(round_id, session_id)
     if angle is not None and not weights:
         weights = [math.cos(math.radians(angle)), math.sin(math.radians(angle))]
     if not weights:
@@ -50,5 +50,5 @@ def _rerank(explorer, round_id, weights, method, session_id, objectives, angle) 
         direction = Direction(tuple(names), tuple(float(w) for w in weights), method)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
-    ranked = explorer.rerank(round_id, direction, session_id or None, store=True)
-    return render.round_summary(explorer.get_round(round_id, session_id or None), ranked)
+    ranked = explorer.rerank(round_id, direction, session_id, store=True)
+    return render.round_summary(explorer.get_round(round_id, session_id), ranked)

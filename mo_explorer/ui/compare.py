@@ -113,7 +113,7 @@ class CompareHandlers:
     def _round(self, session_id: str, round_id: str | None) -> Round:
         if not round_id:
             raise UserError("Generate a round first: there is nothing to compare yet.")
-        return self.explorer.get_round(round_id, session_id or None)
+        return self.explorer.get_round(round_id, session_id)
 
     def view(self, rnd: Round, a: int, b: int, x: str | None, y: str | None) -> dict:
         """Both sides, the bars, where each wins, and the vote buttons enabled (both texts are shown)."""

@@ -107,7 +107,7 @@ class Handlers:
         c = self.c
         params = GenerationParams(n=int(n), max_new_tokens=int(max_new_tokens), temperature=float(temperature),
                                   top_p=float(top_p), seed=int(seed or 0))
-        session_id = self.explorer.ensure_session(session_id or None)
+        session_id = self.explorer.ensure_session(session_id)
         previous = self.explorer.session_rounds(session_id)
         direction = previous[-1].direction if previous else None  # the user's last direction carries over
         listed, shown_at = False, 0.0
@@ -140,8 +140,8 @@ class Handlers:
         data = evt._data or {}
         direction = direction_from_event(data)
         round_id = str(data.get("round_id", ""))
-        ranked = self.explorer.rerank(round_id, direction, session_id or None, store=True)
-        rnd = self.explorer.get_round(round_id, session_id or None)
+        ranked = self.explorer.rerank(round_id, direction, session_id, store=True)
+        rnd = self.explorer.get_round(round_id, session_id)
         best = rnd.candidates[ranked.best].index if rnd.candidates else None
         return {self.c.parallel: plotting.parallel_figure(rnd, direction),
                 self.c.status: f"Direction saved ({render.direction_label(direction)}); top: #{best}."}
@@ -150,7 +150,7 @@ class Handlers:
     def select(self, evt: gr.EventData, session_id: str, selected: list) -> dict:
         """Show a clicked candidate's full response (escaped Markdown) and remember the last two clicked."""
         data = evt._data or {}
-        rnd = self.explorer.get_round(str(data.get("round_id", "")), session_id or None)
+        rnd = self.explorer.get_round(str(data.get("round_id", "")), session_id)
         index = int(data.get("index", -1))
         return {self.c.response: render.response_markdown(rnd, index),
                 self.c.selected: [*(i for i in selected if i != index), index][-2:]}
@@ -160,14 +160,14 @@ class Handlers:
         """Redraw the plot of the current round on other axes."""
         if not round_id:
             return {}
-        return self.round_view(self.explorer.get_round(round_id, session_id or None), x, y)
+        return self.round_view(self.explorer.get_round(round_id, session_id), x, y)
 
     @shown_as_gr_error
     def switch_round(self, round_id: str | None, session_id: str, x: str | None, y: str | None) -> dict:
         """Show another round of the session, with its stored direction."""
         if not round_id:
             return self.empty_view()
-        rnd = self.explorer.get_round(round_id, session_id or None)
+        rnd = self.explorer.get_round(round_id, session_id)
         return {**self.round_view(rnd, x, y), self.c.selected: [], self.c.status: f"Round {render.round_label(rnd)}",
                 self.c.response: "*Click a point or a card to read the full response here.*"}
 
