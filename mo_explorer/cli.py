@@ -11,9 +11,10 @@ import logging
 import sys
 from pathlib import Path
 
+from mo_explorer import validation
 from mo_explorer.config import Settings, add_settings_arguments
 from mo_explorer.errors import UserError
-from mo_explorer.schema import Direction, GenerationParams
+from mo_explorer.schema import Direction
 
 log = logging.getLogger("mo_explorer")
 
@@ -34,7 +35,7 @@ def _parse_direction(text: str | None, objectives: tuple[str, ...]) -> Direction
     if len(weights) != len(objectives):
         raise UserError(f"--direction has {len(weights)} weights but there are {len(objectives)} objectives "
                         f"({', '.join(objectives)}), in that order")
-    return Direction(objectives, weights)
+    return validation.direction(list(objectives), list(weights))
 
 
 def round_json(rnd, ranks=None) -> dict:
@@ -77,24 +78,27 @@ def configure_generate(p: argparse.ArgumentParser) -> None:
 
 
 def run_generate(args, settings: Settings) -> int:
-    explorer = _explorer(settings)
-    d = explorer.default_params()
-    params = GenerationParams(
+    d = settings.defaults
+    # Checked before the models load: a typo costs nothing, and nothing unchecked reaches the core.
+    request = validation.check(
+        validation.GenerateRequest, prompt=args.prompt, session_id=args.session,
         n=args.n if args.n is not None else d.n,
         max_new_tokens=args.max_new_tokens if args.max_new_tokens is not None else d.max_new_tokens,
         temperature=args.temperature if args.temperature is not None else d.temperature,
         top_p=args.top_p if args.top_p is not None else d.top_p, seed=args.seed)
+    params = request.params()
+    explorer = _explorer(settings)
     if args.direction:  # checked before generating, against the objectives the round will have
         k = len(explorer.reward_model.objectives)
         n_weights = len(args.direction.split(","))
         if n_weights not in (k + 2, k + 3):
             raise UserError(f"--direction has {n_weights} weights; this reward model gives {k} objectives plus "
                             "the measured ones (length_tokens, gen_seconds[, mean_logprob])")
-    rnd = explorer.run_round(args.prompt, params, session_id=args.session)
+    rnd = explorer.run_round(request.prompt, params, session_id=request.session_id or None)
     ranks = None
     if args.direction:
         direction = _parse_direction(args.direction, rnd.objectives)
-        direction = Direction(direction.objectives, direction.weights, args.method)
+        direction = validation.direction(list(direction.objectives), list(direction.weights), args.method)
         ranks = explorer.rerank(rnd.round_id, direction, rnd.session_id).ranks
         rnd = explorer.get_round(rnd.round_id, rnd.session_id)
     print(json.dumps(round_json(rnd, ranks), ensure_ascii=False))
@@ -110,7 +114,11 @@ def run_score(args, settings: Settings) -> int:
     from mo_explorer.models import registry
 
     rows = []
-    for lineno, line in enumerate(Path(args.input).read_text().splitlines(), 1):
+    try:
+        lines = Path(args.input).read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise UserError(f"{args.input}: not UTF-8 text") from None
+    for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
@@ -118,11 +126,17 @@ def run_score(args, settings: Settings) -> int:
             assert isinstance(row, dict) and isinstance(row["responses"], list) and row["prompt"]
         except (json.JSONDecodeError, AssertionError, KeyError, TypeError) as exc:
             raise UserError(f"{args.input}:{lineno}: expected {{\"prompt\": ..., \"responses\": [...]}}") from exc
+        try:
+            validation.messages(row["prompt"])
+            for i, response in enumerate(row["responses"]):
+                validation.text(response, f"responses[{i}]")
+        except UserError as exc:
+            raise UserError(f"{args.input}:{lineno}: {exc}") from None
         rows.append(row)
     model = registry.load_reward_model(settings)
     with open(args.out, "w") as out:
         for row in rows:
-            result = model.score(row["prompt"], [str(r) for r in row["responses"]])
+            result = model.score(row["prompt"], row["responses"])
             out.write(json.dumps({**row, "objectives": list(result.objectives),
                                   "rewards": result.rewards.tolist(), "gating": result.gating.tolist(),
                                   "score": result.score.tolist()}, ensure_ascii=False) + "\n")

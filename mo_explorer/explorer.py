@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mo_explorer import exporting, ranking
+from mo_explorer import exporting, ranking, validation
 from mo_explorer.config import Settings
 from mo_explorer.errors import ModelError, UserError
 from mo_explorer.schema import (
@@ -31,7 +31,6 @@ from mo_explorer.schema import (
     Round,
     SessionSummary,
     Vote,
-    as_messages,
 )
 
 log = logging.getLogger(__name__)
@@ -99,7 +98,7 @@ class Explorer:
         """An existing session id (unknown ids are refused) or a new session when none is given."""
         if not session_id:
             return self.new_session()
-        self.store.get_session(session_id)  # raises NotFoundError with a clear message
+        self.store.get_session(validation.session_id(session_id))  # raises NotFoundError with a clear message
         return session_id
 
     def list_sessions(self, limit: int = 50) -> list[SessionSummary]:
@@ -124,10 +123,8 @@ class Explorer:
     def validate(self, prompt: Prompt, params: GenerationParams) -> list[dict]:
         """Check a request against the limits; returns the prompt as chat messages or raises UserError."""
         limits = self.settings.limits
-        try:
-            messages = as_messages(prompt)
-        except (KeyError, TypeError) as exc:
-            raise UserError("a chat prompt must be a list of {'role', 'content'} messages") from exc
+        messages = validation.messages(prompt)  # text, or chat messages of valid UTF-8 text
+        validation.params(params)  # finite numbers, whole numbers, in range
         if not messages or not any(m["content"].strip() for m in messages):
             raise UserError("The prompt is empty: type something to generate from.")
         chars = sum(len(m["content"]) for m in messages)

@@ -45,7 +45,15 @@ def test_generate_prints_the_contract(env, capsys):
 
 def test_generate_refuses_bad_input(env, capsys):
     assert main(["generate", "--prompt", "hi", "--n", "40"]) == 2
-    assert "between 1 and 32" in capsys.readouterr().err
+    assert "n: Input should be less than or equal to 32" in capsys.readouterr().err
+    for flag, value, said in [("--temperature", "nan", "temperature: must be a finite number"),
+                              ("--top-p", "inf", "top_p: must be a finite number"),
+                              ("--seed", str(10**30), "seed: "), ("--session", "<b>x</b>", "session_id: ")]:
+        assert main(["generate", "--prompt", "hi", flag, value]) == 2
+        assert said in capsys.readouterr().err
+    assert main(["generate", "--prompt", "hi", "--n", "2", "--max-new-tokens", "2", "--direction",
+                 "nan,0,0,0,0"]) == 2
+    assert "finite" in capsys.readouterr().err
     assert main(["generate", "--prompt", "hi", "--direction", "1,2"]) == 2
     assert "--direction has 2 weights" in capsys.readouterr().err
     assert main(["generate", "--prompt", "hi", "--session", "nope"]) == 2

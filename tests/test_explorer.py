@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -67,9 +68,17 @@ def test_same_seed_same_candidates(explorer):
 @pytest.mark.parametrize("prompt,params,message", [
     ("   ", PARAMS, "empty"),
     ("x" * 201, PARAMS, "201 characters"),
-    ("hi", GenerationParams(n=33), "between 1 and 32"),
+    ("hi", GenerationParams(n=33), "n: .* 32"),
     ("hi", GenerationParams(n=2, max_new_tokens=17), "Max new tokens"),
-    ("hi", GenerationParams(n=2, max_new_tokens=4, top_p=0.0), "top-p"),
+    ("hi", GenerationParams(n=2, max_new_tokens=4, top_p=0.0), "top_p: "),
+    ("hi", GenerationParams(n=2.5), "n: must be a whole number"),
+    ("hi", GenerationParams(n=True), "n: must be a whole number, not true/false"),
+    ("hi", GenerationParams(temperature=math.inf), "temperature: must be a finite number"),
+    ("hi", GenerationParams(temperature=math.nan), "temperature: must be a finite number"),
+    ("hi", GenerationParams(seed=10**30), "seed: "),
+    ("\ud800", PARAMS, "prompt.*lone surrogate"),
+    (None, PARAMS, "prompt"),
+    ([{"role": "user"}], PARAMS, "content"),
 ])
 def test_bad_requests_are_refused_before_anything_runs(explorer, prompt, params, message):
     with pytest.raises(UserError, match=message):

@@ -46,9 +46,11 @@ def test_api_errors_are_clear(app):
     explorer, client = app
     with pytest.raises(Exception, match="empty"):
         client.predict(prompt="  ", api_name="/generate")
-    with pytest.raises(Exception, match="unknown round"):
-        client.predict(round_id="nope", weights=[1.0], api_name="/rerank")
+    with pytest.raises(Exception, match="session_id: must be an id"):
+        client.predict(round_id="nope", weights=[1.0], api_name="/rerank")  # no session: no round to name
     rnd = explorer.run_round("Hi", session_id=None)
+    with pytest.raises(Exception, match="unknown round"):
+        client.predict(round_id="nope", weights=[1.0], session_id=rnd.session_id, api_name="/rerank")
     with pytest.raises(Exception, match="weights"):
         client.predict(round_id=rnd.round_id, session_id=rnd.session_id, api_name="/rerank")
 

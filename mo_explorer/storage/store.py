@@ -17,6 +17,7 @@ from mo_explorer.schema import Candidate, Direction, GenerationParams, Message, 
 from mo_explorer.storage import convert, exchange
 from mo_explorer.storage.engine import WRITE_OPTION, ensure_schema, is_sqlite_memory, make_engine
 from mo_explorer.storage.tables import DirectionRow, RoundRow, SessionRow, VoteRow
+from mo_explorer.validation import ID_RE
 
 logger = logging.getLogger(__name__)
 # The same words whether the round exists elsewhere or nowhere (see _round_row).
@@ -208,10 +209,16 @@ class Store:
 
 
 def _session_row(s: Session, session_id: str) -> SessionRow:
-    row = s.scalar(select(SessionRow).where(SessionRow.id == str(session_id)))
+    # An id this store never hands out is unknown without a query (and is not echoed: it may be anything).
+    row = s.scalar(select(SessionRow).where(SessionRow.id == session_id)) if _well_formed(session_id) else None
     if row is None:
-        raise NotFoundError(f"unknown session id '{session_id}'")
+        raise NotFoundError(f"unknown session id '{session_id}'" if _well_formed(session_id) else
+                            "unknown session id")
     return row
+
+
+def _well_formed(an_id: object) -> bool:
+    return isinstance(an_id, str) and ID_RE.fullmatch(an_id) is not None
 
 
 def _round_row(s: Session, round_id: str, session_id: str) -> RoundRow:
@@ -220,8 +227,10 @@ def _round_row(s: Session, round_id: str, session_id: str) -> RoundRow:
     A round of another session and a round that does not exist get the same refusal, so a caller holding only a
     round id (every export lists them) learns nothing about it and can neither read nor write it.
     """
-    row = s.scalar(select(RoundRow).join(SessionRow)
-                   .where(RoundRow.id == str(round_id), SessionRow.id == str(session_id)))
+    row = None
+    if _well_formed(round_id) and _well_formed(session_id):
+        row = s.scalar(select(RoundRow).join(SessionRow)
+                       .where(RoundRow.id == round_id, SessionRow.id == session_id))
     if row is None:
         raise NotFoundError(ROUND_REFUSAL)
     return row

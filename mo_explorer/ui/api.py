@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
+from mo_explorer import validation
 from mo_explorer.errors import UserError
-from mo_explorer.schema import Direction, GenerationParams
 from mo_explorer.ui import render
 from mo_explorer.ui.handlers import shown_as_gr_error
 
@@ -30,25 +30,25 @@ class Api:
 
 @shown_as_gr_error
 def _generate(explorer, prompt, n, temperature, top_p, max_new_tokens, seed, session_id) -> dict:
-    params = GenerationParams(n=int(n), max_new_tokens=int(max_new_tokens), temperature=float(temperature),
-                              top_p=float(top_p), seed=int(seed))
-    rnd = explorer.run_round(prompt, params, session_id)
+    request = validation.check(validation.GenerateRequest, prompt=prompt, n=n, temperature=temperature, top_p=top_p,
+                               max_new_tokens=max_new_tokens, seed=seed, session_id=session_id)
+    rnd = explorer.run_round(request.prompt, request.params(), request.session_id or None)
     return render.round_summary(rnd)
 
 
 @shown_as_gr_error
 def _rerank(explorer, round_id, weights, method, session_id, objectives, angle) -> dict:
-    rnd = explorer.get_round(round_id, session_id)
-    if angle is not None and not weights:
-        weights = [math.cos(math.radians(angle)), math.sin(math.radians(angle))]
+    request = validation.check(validation.RerankRequest, round_id=round_id, weights=weights, method=method,
+                               session_id=session_id, objectives=objectives, angle=angle)
+    rnd = explorer.get_round(request.round_id, request.session_id)
+    weights = request.weights
+    if request.angle is not None and not weights:
+        weights = [math.cos(math.radians(request.angle)), math.sin(math.radians(request.angle))]
     if not weights:
         raise UserError("give weights (one per objective) or an angle")
-    names = list(objectives) if objectives else list(rnd.objectives[:len(weights)])
+    names = list(request.objectives) if request.objectives else list(rnd.objectives[:len(weights)])
     if len(names) != len(weights):
         raise UserError(f"{len(weights)} weights for {len(names)} objectives")
-    try:
-        direction = Direction(tuple(names), tuple(float(w) for w in weights), method)
-    except ValueError as exc:
-        raise UserError(str(exc)) from exc
-    ranked = explorer.rerank(round_id, direction, session_id, store=True)
-    return render.round_summary(explorer.get_round(round_id, session_id), ranked)
+    direction = validation.direction(names, weights, request.method)
+    ranked = explorer.rerank(rnd.round_id, direction, rnd.session_id, store=True)
+    return render.round_summary(explorer.get_round(rnd.round_id, rnd.session_id), ranked)

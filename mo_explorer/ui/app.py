@@ -31,8 +31,11 @@ def wire(c: Components, h: Handlers) -> None:
     params = [c.prompt, c.n, c.temperature, c.top_p, c.max_new_tokens, c.seed, c.session, c.x_axis, c.y_axis]
     round_outputs = [c.widget, c.round_id, c.gating, c.parallel, c.x_axis, c.y_axis]
     page = [*round_outputs, c.status, c.session, c.rounds, c.selected, c.response]
+    # preprocess=False: the sliders' own conversion fails on text or NaN with a traceback; the handler checks
+    # the raw values itself (validation.GenerateRequest) and says which one is wrong.
     gen = dict(fn=h.generate, inputs=params, outputs=[*round_outputs, c.status, c.rounds, c.selected],
-               show_progress_on=[c.status], api_visibility="undocumented", api_name="generate_stream")
+               show_progress_on=[c.status], api_visibility="undocumented", api_name="generate_stream",
+               preprocess=False)
     c.generate.click(**gen)
     c.prompt.submit(**{**gen, "api_name": "generate_on_enter", "api_visibility": "private"})
     c.widget.direction(h.store_direction, inputs=[c.session], outputs=[c.parallel, c.status],

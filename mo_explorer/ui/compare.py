@@ -14,7 +14,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from mo_explorer import plotting
+from mo_explorer import plotting, validation
 from mo_explorer.errors import UserError
 from mo_explorer.schema import Round
 from mo_explorer.ui import compare_view, render
@@ -96,12 +96,10 @@ def build_compare() -> CompareComponents:
                              import_file)
 
 
-def _index(value) -> int:
-    """A candidate index from a dropdown or API value."""
-    try:
-        return int(value)
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"pick a candidate for A and for B (got {value!r})") from exc
+def _pair(a, b) -> tuple[int, int]:
+    """Two candidate indices from the A and B menus or an API call."""
+    pair = validation.check(validation.Pair, a=a, b=b)
+    return pair.a, pair.b
 
 
 class CompareHandlers:
@@ -113,7 +111,7 @@ class CompareHandlers:
     def _round(self, session_id: str, round_id: str | None) -> Round:
         if not round_id:
             raise UserError("Generate a round first: there is nothing to compare yet.")
-        return self.explorer.get_round(round_id, session_id)
+        return self.h.round_of(session_id, round_id)
 
     def view(self, rnd: Round, a: int, b: int, x: str | None, y: str | None) -> dict:
         """Both sides, the bars, where each wins, and the vote buttons enabled (both texts are shown)."""
@@ -153,9 +151,10 @@ class CompareHandlers:
     def open_clicked(self, session_id: str, round_id: str | None, selected: list, x: str | None,
                      y: str | None) -> dict:
         """Compare the last two candidates clicked on the plot or in the lists."""
-        if not selected or len(selected) < 2:
+        if not selected or not isinstance(selected, list) or len(selected) < 2:
             raise UserError("Click two points or cards first (the last two clicked are compared).")
-        return self.view(self._round(session_id, round_id), int(selected[-2]), int(selected[-1]), x, y)
+        a, b = _pair(selected[-2], selected[-1])
+        return self.view(self._round(session_id, round_id), a, b, x, y)
 
     @shown_as_gr_error
     def open_picked(self, a, b, session_id: str, pair_round: str, round_id: str | None, x: str | None,
@@ -163,7 +162,8 @@ class CompareHandlers:
         """Compare the candidates chosen in the A and B menus (once both are chosen)."""
         if a is None or b is None or a == "" or b == "":
             return {}
-        return self.view(self._round(session_id, pair_round or round_id), _index(a), _index(b), x, y)
+        a, b = _pair(a, b)
+        return self.view(self._round(session_id, pair_round or round_id), a, b, x, y)
 
     @shown_as_gr_error
     def vote(self, session_id: str, round_id: str, a, b, outcome: str, evt: gr.EventData) -> dict:
@@ -172,12 +172,14 @@ class CompareHandlers:
         outcome = VOTE_BUTTONS.get(getattr(clicked, "elem_id", None), (None, outcome))[1]
         if not round_id:
             raise UserError("Open a comparison before voting.")
-        vote = self.explorer.vote(session_id, round_id, _index(a), _index(b), str(outcome or ""))
+        request = validation.check(validation.VoteRequest, session_id=session_id, round_id=round_id, a=a, b=b,
+                                   outcome=outcome)
+        vote = self.explorer.vote(request.session_id, request.round_id, request.a, request.b, request.outcome)
         said = {"a": f"A (#{vote.a_index}) is better than B (#{vote.b_index})",
                 "b": f"B (#{vote.b_index}) is better than A (#{vote.a_index})",
                 "tie": f"#{vote.a_index} and #{vote.b_index} are a tie",
                 "both_bad": f"#{vote.a_index} and #{vote.b_index} are both bad"}[vote.outcome]
-        n = len(self.explorer.store.list_votes(session_id))
+        n = len(self.explorer.store.list_votes(request.session_id))
         return {self.cc.vote_status: f"Vote stored ({n} in this session): {said}. Pick another pair to vote again.",
                 **{button: gr.Button(interactive=False) for button in self.cc.votes}}
 
@@ -187,6 +189,7 @@ class CompareHandlers:
         cc = self.cc
         if not session_id:
             return {cc.learned: "", cc.use_mine: gr.Button(interactive=False)}
+        session_id = validation.session_id(session_id)
         learned = compare_view.learned_for(self.explorer, session_id)
         decisive = sum(v.outcome in ("a", "b") for v in self.explorer.store.list_votes(session_id))
         return {cc.learned: compare_view.learned_markdown(learned, decisive),
@@ -197,7 +200,7 @@ class CompareHandlers:
         """After a vote: the learned direction in words and drawn on the plot."""
         out = self.learned_summary(session_id, round_id)
         if session_id and round_id:
-            rnd = self.explorer.get_round(round_id, session_id)
+            rnd = self.h.round_of(session_id, round_id)
             x, y = render.default_axes(rnd, x, y)
             overlay = compare_view.overlay_for(self.explorer, rnd, x, y)
             out[self.c.widget] = plotting.widget_payload(rnd, self.h.direction_of(rnd), x, y, overlay)
@@ -206,10 +209,10 @@ class CompareHandlers:
     @shown_as_gr_error
     def use_mine(self, session_id: str, round_id: str | None, x: str | None, y: str | None) -> dict:
         """Rank the current round by the learned direction and store it as the round's direction."""
-        learned = compare_view.learned_for(self.explorer, session_id)
+        rnd = self._round(session_id, round_id)
+        learned = compare_view.learned_for(self.explorer, rnd.session_id)
         if learned is None:
             raise UserError("No direction learned yet: vote on at least two pairs with a winner.")
-        rnd = self._round(session_id, round_id)
         ranked = self.explorer.rerank(rnd.round_id, learned.direction, session_id, store=True)
         rnd = self.explorer.get_round(rnd.round_id, session_id)
         best = rnd.candidates[ranked.best].index
@@ -221,6 +224,8 @@ class CompareHandlers:
         """Write the session in a format to a temporary file for download; returns (path, status)."""
         if not session_id:
             raise UserError("No session to export yet.")
+        request = validation.check(validation.ExportRequest, session_id=session_id, fmt=fmt)
+        session_id, fmt = request.session_id, request.fmt
         text = self.explorer.export_session(session_id, fmt)
         ext = EXPORT_EXTENSIONS[fmt]
         path = Path(tempfile.mkdtemp(prefix="mo-explorer-export-")) / f"mo-explorer-{session_id[:8]}-{fmt}.{ext}"

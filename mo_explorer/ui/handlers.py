@@ -12,12 +12,13 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import gradio as gr
 
-from mo_explorer import plotting
+from mo_explorer import plotting, validation
 from mo_explorer.errors import ModelError, NotFoundError, UserError
-from mo_explorer.schema import Direction, GenerationParams, Round
+from mo_explorer.schema import Direction, Round
 from mo_explorer.ui import compare_view, render
 from mo_explorer.ui.layout import Components
 
@@ -33,7 +34,7 @@ def shown_as_gr_error(fn: Callable) -> Callable:
             try:
                 yield from fn(*args, **kwargs)
             except (UserError, ModelError) as exc:
-                raise gr.Error(str(exc)) from exc
+                raise gr.Error(render.escape_html(str(exc))) from exc
         return gen_wrapper
 
     @functools.wraps(fn)
@@ -41,18 +42,16 @@ def shown_as_gr_error(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except (UserError, ModelError) as exc:
-            raise gr.Error(str(exc)) from exc
+            raise gr.Error(render.escape_html(str(exc))) from exc  # gr.Error renders HTML
     return wrapper
 
 
-def direction_from_event(data: dict) -> Direction:
+def direction_from_event(data: Any) -> Direction:
     """The Direction a widget event describes (objectives with a zero weight are left out)."""
     try:
-        pairs = [(str(n), float(w)) for n, w in zip(data["objectives"], data["weights"]) if float(w) != 0.0]
-        names, weights = zip(*pairs)
-        return Direction(tuple(names), tuple(weights), str(data.get("method", "linear")))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UserError(f"malformed direction from the page: {exc}") from exc
+        return validation.check(validation.DirectionData, data).direction()
+    except UserError as exc:
+        raise UserError(f"malformed direction from the page: {exc}") from None
 
 
 class Handlers:
@@ -61,6 +60,17 @@ class Handlers:
     def __init__(self, explorer, components: Components):
         self.explorer = explorer
         self.c = components
+
+    # ----- checked inputs -------------------------------------------------------------------------------
+    def round_of(self, session_id: Any, round_id: Any) -> Round:
+        """The round a page event names, checked to belong to the page's session."""
+        ref = validation.check(validation.RoundRef, session_id=session_id, round_id=round_id)
+        return self.explorer.get_round(ref.round_id, ref.session_id)
+
+    @staticmethod
+    def _axes(x: Any, y: Any) -> tuple[str | None, str | None]:
+        axes = validation.check(validation.Axes, x=x, y=y)
+        return axes.x, axes.y
 
     # ----- shared views ---------------------------------------------------------------------------------
     def direction_of(self, rnd: Round) -> Direction | None:
@@ -105,14 +115,18 @@ class Handlers:
                  seed: float | None, session_id: str, x: str | None, y: str | None) -> Iterator[dict]:
         """Stream one round: progress in the status line, the plot as each chunk of candidates is scored."""
         c = self.c
-        params = GenerationParams(n=int(n), max_new_tokens=int(max_new_tokens), temperature=float(temperature),
-                                  top_p=float(top_p), seed=int(seed or 0))
-        session_id = self.explorer.ensure_session(session_id)
+        # The event passes raw payloads (preprocess=False): they are checked here, not by the sliders.
+        request = validation.check(validation.GenerateRequest, prompt=prompt, n=n, temperature=temperature,
+                                   top_p=top_p, max_new_tokens=max_new_tokens, seed=0 if seed is None else seed,
+                                   session_id=session_id)
+        x, y = self._axes(x, y)
+        params = request.params()
+        session_id = self.explorer.ensure_session(request.session_id or None)
         previous = self.explorer.session_rounds(session_id)
         direction = previous[-1].direction if previous else None  # the user's last direction carries over
         listed, shown_at = False, 0.0
         try:
-            for event in self.explorer.stream_round(prompt, params, session_id, direction):
+            for event in self.explorer.stream_round(request.prompt, params, session_id, direction):
                 if event.kind in ("started", "progress"):
                     # Twice a second is enough to read; every update costs the server and the browser CPU
                     # time that the generator, on the same cores, would otherwise use.
@@ -131,15 +145,16 @@ class Handlers:
                                     f"Scored {event.step} / {event.total} candidates…")
                 yield update
         except (UserError, ModelError) as exc:
-            yield {c.status: f"**Error:** {exc}", **self.rounds_view(session_id, None)}
+            yield {c.status: f"**Error:** {render.escape_html(str(exc))}", **self.rounds_view(session_id, None)}
             raise
 
     @shown_as_gr_error
     def store_direction(self, evt: gr.EventData, session_id: str) -> dict:
         """Store the direction the user released the arrow at, and recolour the all-objectives view."""
-        data = evt._data or {}
+        data = evt._data if isinstance(evt._data, dict) else {}
         direction = direction_from_event(data)
-        round_id = str(data.get("round_id", ""))
+        ref = validation.check(validation.RoundRef, session_id=session_id, round_id=data.get("round_id"))
+        session_id, round_id = ref.session_id, ref.round_id
         ranked = self.explorer.rerank(round_id, direction, session_id, store=True)
         rnd = self.explorer.get_round(round_id, session_id)
         best = rnd.candidates[ranked.best].index if rnd.candidates else None
@@ -149,9 +164,10 @@ class Handlers:
     @shown_as_gr_error
     def select(self, evt: gr.EventData, session_id: str, selected: list) -> dict:
         """Show a clicked candidate's full response (escaped Markdown) and remember the last two clicked."""
-        data = evt._data or {}
-        rnd = self.explorer.get_round(str(data.get("round_id", "")), session_id)
-        index = int(data.get("index", -1))
+        event = validation.check(validation.SelectEvent, evt._data)
+        selected = validation.check(validation.Selected, indices=selected or []).indices
+        rnd = self.explorer.get_round(event.round_id, validation.session_id(session_id))
+        index = event.index
         return {self.c.response: render.response_markdown(rnd, index),
                 self.c.selected: [*(i for i in selected if i != index), index][-2:]}
 
@@ -160,22 +176,25 @@ class Handlers:
         """Redraw the plot of the current round on other axes."""
         if not round_id:
             return {}
-        return self.round_view(self.explorer.get_round(round_id, session_id), x, y)
+        x, y = self._axes(x, y)
+        return self.round_view(self.round_of(session_id, round_id), x, y)
 
     @shown_as_gr_error
     def switch_round(self, round_id: str | None, session_id: str, x: str | None, y: str | None) -> dict:
         """Show another round of the session, with its stored direction."""
         if not round_id:
             return self.empty_view()
-        rnd = self.explorer.get_round(round_id, session_id)
+        x, y = self._axes(x, y)
+        rnd = self.round_of(session_id, round_id)
         return {**self.round_view(rnd, x, y), self.c.selected: [], self.c.status: f"Round {render.round_label(rnd)}",
                 self.c.response: "*Click a point or a card to read the full response here.*"}
 
     def load_page(self, request: gr.Request) -> dict:
         """Resume the session named in ?session= (its latest round) or start a new one."""
         c = self.c
-        wanted = (request.query_params.get("session") if request is not None else None) or None
-        notice = ""
+        asked = request.query_params.get("session") if request is not None else None
+        wanted = validation.optional_session_id(asked)
+        notice = "Session not found; started a new one. " if asked and wanted is None else ""
         try:
             session_id = self.explorer.ensure_session(wanted)
         except NotFoundError:
