@@ -185,7 +185,7 @@ def run_import(args, settings: Settings) -> int:
     if not path.is_file():
         raise UserError(f"no such file: {path}")
     explorer = Explorer(settings, None, None, Store(settings.storage.resolved_url()))
-    print(json.dumps({"session_id": explorer.import_session(path.read_text())}))
+    print(json.dumps({"session_id": explorer.import_session(path.read_bytes())}))
     return 0
 
 

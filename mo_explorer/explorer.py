@@ -304,6 +304,9 @@ class Explorer:
             return exporting.to_csv(self.store.list_rounds(session_id))
         raise UserError(f"unknown export format {fmt!r}; use trl, json or csv")
 
-    def import_session(self, text: str) -> str:
-        """Restore a 'json' export as a new session; returns its id."""
-        return self.store.import_session(exporting.parse_json(text))
+    def import_session(self, raw: bytes | str) -> str:
+        """Restore a 'json' export (the file's bytes, or its text) as a new session; returns its id.
+
+        The whole file is checked before one transaction writes it: a refused file leaves nothing behind.
+        """
+        return self.store.import_session(validation.session_file(raw))

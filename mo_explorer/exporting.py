@@ -6,10 +6,7 @@ import csv
 import io
 import json
 
-from mo_explorer.errors import UserError
 from mo_explorer.schema import Round
-
-SESSION_FORMAT = "mo-explorer-session"
 
 
 def to_trl(vote_records: list[dict]) -> str:
@@ -36,15 +33,13 @@ def to_json(session: dict) -> str:
     return json.dumps(session, indent=2, ensure_ascii=False) + "\n"
 
 
-def parse_json(text: str) -> dict:
-    """Parse a 'json' export, refusing anything that is not one with a clear message."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"not a JSON session export: {exc.msg} at line {exc.lineno}, column {exc.colno}") from exc
-    if not isinstance(data, dict) or data.get("format") != SESSION_FORMAT:
-        raise UserError(f"not a mo-explorer session export (expected \"format\": \"{SESSION_FORMAT}\")")
-    return data
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def text_cell(value: str) -> str:
+    """Text for a CSV cell that a spreadsheet shows as text: a leading quote defuses a would-be formula."""
+    # OWASP's advice for CSV injection: Excel, LibreOffice and Sheets run a cell starting with one of these.
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
 def to_csv(rounds: list[Round]) -> str:
@@ -54,11 +49,13 @@ def to_csv(rounds: list[Round]) -> str:
         names += [n for n in rnd.objectives if n not in names]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["round_id", "created_at", "prompt", "candidate", "text", "score", *names])
+    writer.writerow(["round_id", "created_at", "prompt", "candidate", "text", "score", *map(text_cell, names)])
     for rnd in rounds:
         prompt = rnd.prompt[-1]["content"] if rnd.prompt else ""
         for c in rnd.candidates:
             values = dict(zip(rnd.objectives, c.rewards.tolist()))
-            writer.writerow([rnd.round_id, rnd.created_at, prompt, c.index, c.text, f"{c.score:.6g}",
+            # Only text is escaped: the numbers are written by this function and a "-" there is a minus sign.
+            writer.writerow([text_cell(rnd.round_id), rnd.created_at, text_cell(prompt), c.index, text_cell(c.text),
+                             f"{c.score:.6g}",
                              *[f"{values[n]:.6g}" if n in values else "" for n in names]])
     return buffer.getvalue()

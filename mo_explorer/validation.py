@@ -9,8 +9,10 @@ field, never echoes the value (it may be HTML or megabytes long), and never carr
 
 from __future__ import annotations
 
+import json
 import math
 import re
+from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
@@ -294,3 +296,125 @@ def _direction(objectives, weights, method: str) -> Direction:
 def direction(objectives: list[str], weights: list[float], method: str = "linear") -> Direction:
     """A checked Direction from already-checked names and finite weights."""
     return _direction(objectives, weights, method)
+
+
+# ----- session files (import) ----------------------------------------------------------------------------
+# A session file is checked whole, here, before anything is written: a value the database could not hold
+# (a lone surrogate, an integer over 64 bits) or that would break a page later (NaN, an infinity) is refused
+# with the path to it, so a stored session always opens.
+SESSION_FILE_FORMAT = "mo-explorer-session"
+SESSION_FILE_VERSION = 1
+MAX_IMPORT_BYTES = 50 * 1024 * 1024
+MAX_STORED_MAGNITUDE = 1e30  # rewards and gate values: far inside float32, so none becomes an infinity when read
+ROUND_STATUSES = ("running", "complete", "failed", "cancelled")
+
+
+def _timestamp(value: Any) -> str:
+    checked = _text(value)
+    if len(checked) > 40:
+        raise ValueError("must be an ISO-8601 time")
+    try:
+        datetime.fromisoformat(checked)
+    except ValueError:
+        raise ValueError("must be an ISO-8601 time") from None
+    return checked
+
+
+def _strict_bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+Stored = Annotated[Float, Field(ge=-MAX_STORED_MAGNITUDE, le=MAX_STORED_MAGNITUDE)]
+Timestamp = Annotated[str, BeforeValidator(_timestamp)]
+Flag = Annotated[bool, BeforeValidator(_strict_bool)]
+LongName = Annotated[str, BeforeValidator(_text), Field(max_length=512)]
+
+
+class FileInput(BaseModel):
+    """Base of a session file's parts: fields this build does not know are dropped, never stored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class FileDirection(FileInput):
+    objectives: list[Name] = Field(min_length=1, max_length=MAX_OBJECTIVES)
+    weights: list[Float] = Field(min_length=1, max_length=MAX_OBJECTIVES)
+    method: Method = "linear"
+
+
+class FileDirectionEntry(FileInput):
+    created_at: Timestamp
+    direction: FileDirection
+
+
+class FileCandidate(FileInput):
+    index: Index
+    text: Text
+    rewards: list[Stored] = Field(max_length=MAX_OBJECTIVES)
+    score: Stored
+    n_tokens: Int = Field(ge=0, le=10_000_000)
+    gen_seconds: Float = Field(ge=0.0, le=1e7)
+
+
+class FileRound(FileInput):
+    round_id: Name
+    created_at: Timestamp
+    prompt: list[Message] = Field(min_length=1, max_length=256)
+    params: Params
+    generator_id: LongName
+    reward_model_id: LongName
+    objectives: list[Name] = Field(min_length=1, max_length=MAX_OBJECTIVES)
+    measured: list[Flag] = Field(max_length=MAX_OBJECTIVES)
+    maximize: list[Flag] = Field(max_length=MAX_OBJECTIVES)
+    gating: list[Stored] = Field(max_length=MAX_OBJECTIVES)
+    transform: list[Annotated[list[Stored], Field(max_length=MAX_OBJECTIVES)]] = Field(max_length=MAX_OBJECTIVES)
+    status: Literal[ROUND_STATUSES]  # type: ignore[valid-type]
+    error: Text | None = None
+    candidates: list[FileCandidate] = Field(max_length=1024)
+    directions: list[FileDirectionEntry] = Field(default_factory=list, max_length=100_000)
+
+
+class FileVote(FileInput):
+    round_id: Name
+    created_at: Timestamp
+    a_index: Index
+    b_index: Index
+    outcome: Outcome
+    direction: FileDirection | None = None
+
+
+class SessionFile(FileInput):
+    """A `json` export: what `Store.export_session` writes."""
+
+    format: Literal[SESSION_FILE_FORMAT]  # type: ignore[valid-type]
+    version: Literal[SESSION_FILE_VERSION]  # type: ignore[valid-type]
+    rounds: list[FileRound] = Field(max_length=10_000)
+    votes: list[FileVote] = Field(max_length=1_000_000)
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def session_file(raw: bytes | str) -> dict[str, Any]:
+    """A session file (bytes as uploaded, or text) checked whole; returns its plain JSON data, else UserError."""
+    if len(raw) > MAX_IMPORT_BYTES:
+        raise UserError(f"the file is over {MAX_IMPORT_BYTES // 2**20} MB; not a session export")
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UserError("the file is not UTF-8 text; choose a json export") from None
+    try:
+        data = json.loads(raw, parse_constant=_no_constants)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"not a JSON session export: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    except ValueError as exc:  # NaN/Infinity, or an integer of thousands of digits
+        raise UserError(f"not a session export: {str(exc)[:120]}") from None
+    except RecursionError:
+        raise UserError("not a session export: nested too deeply") from None
+    if not isinstance(data, dict) or data.get("format") != SESSION_FILE_FORMAT:
+        raise UserError(f'not a mo-explorer session export (expected "format": "{SESSION_FILE_FORMAT}")')
+    return check(SessionFile, data).model_dump()

@@ -125,8 +125,7 @@ def parse_export(data: Any) -> ParsedSession:
     if data.get("format") != EXPORT_FORMAT:
         raise UserError(f"not a mo-explorer session file: 'format' must be {EXPORT_FORMAT!r}")
     if data.get("version") != EXPORT_VERSION:
-        raise UserError(f"unsupported session file version {data.get('version')!r} (this build reads "
-                        f"{EXPORT_VERSION})")
+        raise UserError(f"unsupported session file version (this build reads {EXPORT_VERSION})")
     rounds = tuple(_parse_round(r, f"rounds[{i}]") for i, r in enumerate(_get(data, "rounds", list, "file")))
     by_id = {r.old_id: r for r in rounds}
     if len(by_id) != len(rounds):

@@ -29,7 +29,6 @@ or cards and **Compare the last two clicked**, or choose A and B. Then vote: eac
 votes with a winner the page learns your direction from them (the dashed arrow on the plot)."""
 PROMPT_TO_VOTE = "Which one is better? Vote below."
 EXPORT_EXTENSIONS = {"trl": "jsonl", "json": "json", "csv": "csv"}
-MAX_IMPORT_BYTES = 50 * 1024 * 1024
 # elem_id of each vote button -> the outcome it records (the arena's four buttons)
 VOTE_BUTTONS = {"vote-a": ("A is better", "a"), "vote-b": ("B is better", "b"), "vote-tie": ("Tie", "tie"),
                 "vote-both-bad": ("Both are bad", "both_bad")}
@@ -239,16 +238,12 @@ class CompareHandlers:
     @shown_as_gr_error
     def import_session(self, path: str | None) -> dict:
         """Restore a json export as a new session and switch the page to it."""
-        if not path:
+        if not path or not isinstance(path, str):
             raise UserError("Choose a json export to import.")
         file = Path(path)
-        if file.stat().st_size > MAX_IMPORT_BYTES:
-            raise UserError(f"That file is over {MAX_IMPORT_BYTES // 2**20} MB; not a session export.")
-        try:
-            text = file.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise UserError("That file is not text; choose a json export.") from exc
-        session_id = self.explorer.import_session(text)
+        if file.stat().st_size > validation.MAX_IMPORT_BYTES:
+            raise UserError(f"That file is over {validation.MAX_IMPORT_BYTES // 2**20} MB; not a session export.")
+        session_id = self.explorer.import_session(file.read_bytes())
         rounds = self.explorer.session_rounds(session_id)
         view = self.h.round_view(rounds[-1], None, None) if rounds else {}
         return {**self.h.empty_view(), **view, self.c.session: session_id,
