@@ -6,6 +6,7 @@ are scored), reranks stored rounds for a new direction, and manages sessions, vo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -36,6 +37,11 @@ from mo_explorer.schema import (
 log = logging.getLogger(__name__)
 
 SCORE_CHUNK = 4  # candidates scored (and stored) per step, so a UI sees them arrive
+HEARTBEAT_S = 10.0  # how often a running round is stamped alive (a stale stamp marks its process gone)
+
+
+class RoundCancelled(Exception):
+    """Raised inside generation to stop it when the stream that asked for it was closed."""
 
 
 @dataclass(frozen=True)
@@ -83,8 +89,11 @@ class Explorer:
         return cls(settings, generator, reward_model, Store(settings.storage.resolved_url()))
 
     def recover_interrupted(self) -> int:
-        """At server start: rounds left "running" by a previous process failed; keep their candidates, say why."""
-        n = self.store.fail_running_rounds("interrupted: the server stopped while this round was running")
+        """At server start: rounds whose process is gone are failed, with their candidates kept and why.
+
+        Running rounds of other live processes (servers sharing this database) are left running.
+        """
+        n = self.store.fail_orphaned_rounds("interrupted: the server stopped while this round was running")
         if n:
             log.warning("marked %d interrupted round(s) as failed (their scored candidates are kept)", n)
         return n
@@ -156,14 +165,24 @@ class Explorer:
                 yield RoundEvent("progress", step=event[0], total=event[1], message="generating")
         round_id: str | None = None
         try:
-            for start in range(0, len(generations), SCORE_CHUNK):
-                chunk = generations[start:start + SCORE_CHUNK]
-                out = self._score(messages, [g.text for g in chunk])
-                if round_id is None:
-                    round_id = self._create_round(session_id, messages, params, out)
-                self.store.add_candidates(round_id, session_id, self._candidates(start, chunk, out))
-                yield RoundEvent("scored", round=self.store.get_round(round_id, session_id), step=start + len(chunk),
-                                 total=len(generations), message="scoring")
+            with self._heartbeat():
+                for start in range(0, len(generations), SCORE_CHUNK):
+                    chunk = generations[start:start + SCORE_CHUNK]
+                    out = self._score(messages, [g.text for g in chunk])
+                    if round_id is None:
+                        round_id = self._create_round(session_id, messages, params, out)
+                    self.store.add_candidates(round_id, session_id, self._candidates(start, chunk, out))
+                    yield RoundEvent("scored", round=self.store.get_round(round_id, session_id),
+                                     step=start + len(chunk), total=len(generations), message="scoring")
+        except GeneratorExit:
+            # The stream was closed: the client left or cancelled (Gradio closes the handler's generator).
+            # Its round must not stay "running"; what was scored is kept and the round says why it stopped.
+            if round_id is not None:
+                scored = len(self.store.get_round(round_id, session_id).candidates)
+                self.store.finish_round(round_id, session_id, status="cancelled",
+                                        error=f"cancelled: the client left after {scored} of "
+                                              f"{len(generations)} candidates were scored; those are kept")
+            raise
         except Exception as exc:
             if round_id is not None:
                 self.store.finish_round(round_id, session_id, status="failed", error=str(exc))
@@ -189,12 +208,17 @@ class Explorer:
         """Run the blocking batched generate in a worker thread, yielding (step, total) then the generations."""
         events: queue.Queue = queue.Queue()
         result: dict = {}
+        closed = threading.Event()
+
+        def progress(step: int, total: int) -> None:
+            if closed.is_set():  # nobody is listening any more: stop at this token instead of finishing
+                raise RoundCancelled("the stream was closed while generating")
+            events.put((step, total))
 
         def work():
             try:
                 with self._model_lock:
-                    result["generations"] = self.generator.generate(
-                        messages, params, progress=lambda step, total: events.put((step, total)))
+                    result["generations"] = self.generator.generate(messages, params, progress=progress)
             except Exception as exc:  # reported to the caller below, with the round left unstored
                 result["error"] = exc
             finally:
@@ -203,10 +227,13 @@ class Explorer:
         thread = threading.Thread(target=work, name="generate", daemon=True)
         thread.start()
         last = 0.0
-        while (item := events.get()) is not None:
-            if time.perf_counter() - last > 0.1 or item[0] == item[1]:  # throttle UI updates to ~10/s
-                last = time.perf_counter()
-                yield item
+        try:
+            while (item := events.get()) is not None:
+                if time.perf_counter() - last > 0.1 or item[0] == item[1]:  # throttle UI updates to ~10/s
+                    last = time.perf_counter()
+                    yield item
+        finally:
+            closed.set()  # a stream closed here (GeneratorExit) frees the models at the next token
         thread.join()
         if "error" in result:
             exc = result["error"]
@@ -214,6 +241,25 @@ class Explorer:
                 raise exc
             raise ModelError(f"The generator failed: {exc}") from exc
         yield result["generations"]
+
+    @contextlib.contextmanager
+    def _heartbeat(self) -> Iterator[None]:
+        """While a round runs: stamp it alive every HEARTBEAT_S, so other servers on the database leave it be."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(HEARTBEAT_S):
+                try:
+                    self.store.heartbeat()
+                except Exception:  # a missed beat only risks the round being failed later; never the round itself
+                    log.warning("could not record the heartbeat of running rounds", exc_info=True)
+
+        thread = threading.Thread(target=beat, name="round-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
 
     def _score(self, messages, texts: list[str]) -> RewardOutput:
         max_chars = self.settings.limits.max_response_tokens * 8  # coarse cap; the model truncates by tokens

@@ -131,7 +131,7 @@ class Round:
     candidates: tuple[Candidate, ...]
     created_at: str  # ISO-8601 UTC
     direction: Direction | None = None  # the latest direction stored for this round
-    status: str = "complete"  # "running" while candidates arrive, "complete", or "failed"
+    status: str = "complete"  # "running" while candidates arrive, then "complete", "failed" or "cancelled"
     error: str | None = None  # why a round failed; candidates stored before the failure are kept
 
     def reward_matrix(self) -> np.ndarray:

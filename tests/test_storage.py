@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 
@@ -11,6 +12,7 @@ import pytest
 from mo_explorer.errors import NotFoundError, UserError
 from mo_explorer.schema import Candidate, Direction, GenerationParams
 from mo_explorer.storage import SCHEMA_VERSION, SchemaVersionError, Store
+from mo_explorer.storage.store import owner_alive, process_owner
 
 OBJECTIVES = ("helpfulness", "safety", "length_tokens", "gen_seconds")
 MEASURED = (False, False, True, True)
@@ -279,13 +281,72 @@ def test_stores_opening_one_fresh_file_at_once(tmp_path, attempt):
         s.close()
 
 
-def test_running_rounds_left_by_a_crash_are_marked_failed(store):
-    sid = store.create_session()
-    crashed, done = make_round(store, sid), make_round(store, sid)
-    store.add_candidates(crashed, sid, [candidate(0)])
-    store.finish_round(done, sid)
-    assert store.fail_running_rounds("interrupted") == 1
+def test_running_rounds_left_by_a_crash_are_marked_failed(tmp_path):
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    me = process_owner()
+    crashed_store = Store(url, owner=me.rsplit(":", 1)[0] + ":an-earlier-process")  # same pid, earlier process
+    sid = crashed_store.create_session()
+    crashed, done = make_round(crashed_store, sid), make_round(crashed_store, sid)
+    crashed_store.add_candidates(crashed, sid, [candidate(0)])
+    crashed_store.finish_round(done, sid)
+    store = Store(url)
+    mine = make_round(store, sid)  # this process's own running round is never an orphan
+    assert store.fail_orphaned_rounds("interrupted") == 1
     rnd = store.get_round(crashed, sid)
     assert (rnd.status, rnd.error, len(rnd.candidates)) == ("failed", "interrupted", 1)
-    assert store.get_round(done, sid).status == "complete"
-    assert store.fail_running_rounds("interrupted") == 0
+    assert store.get_round(done, sid).status == "complete" and store.get_round(mine, sid).status == "running"
+    assert store.fail_orphaned_rounds("interrupted") == 0
+
+
+def test_owner_alive_rules():
+    me = "here:100:mine"
+    now = 1000.0
+    assert owner_alive(me, 0.0, now, 60, me)  # mine, however old the stamp
+    assert not owner_alive(None, now, now, 60, me)  # schema version 1: nobody owns it
+    assert not owner_alive("here:100:before", now, now, 60, me)  # same pid, earlier process
+    assert not owner_alive("there:5:x", now - 61, now, 60, me)  # silent too long
+    assert owner_alive("there:5:x", now - 59, now, 60, me)  # another host, stamped recently
+    assert owner_alive(f"here:{os.getpid()}:x", now, now, 60, me)  # a live process of this host
+    assert not owner_alive(f"here:{2**22 + 12345}:x", now, now, 60, me)  # no such process
+    assert owner_alive(f"here:{10**30}:x", now, now, 60, me)  # cannot ask: trust the fresh stamp
+
+
+def test_heartbeat_stamps_only_this_owner_s_running_rounds(tmp_path):
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    mine, other = Store(url), Store(url, owner="elsewhere:1:x")
+    sid = mine.create_session()
+    rounds = [make_round(mine, sid), make_round(mine, sid), make_round(other, sid)]
+    mine.finish_round(rounds[1], sid)
+    assert mine.heartbeat() == 1
+
+
+def test_cancelled_is_a_finished_status(store):
+    sid = store.create_session()
+    rid = make_round(store, sid)
+    store.add_candidates(rid, sid, [candidate(0)])
+    store.finish_round(rid, sid, status="cancelled", error="the client left")
+    rnd = store.get_round(rid, sid)
+    assert (rnd.status, len(rnd.candidates)) == ("cancelled", 1)
+    (copy,) = store.list_rounds(store.import_session(store.export_session(sid)))
+    assert copy.status == "cancelled"
+
+
+def test_version_1_database_is_migrated_and_its_running_rounds_recovered(tmp_path):
+    path = tmp_path / "v1.sqlite"
+    store = Store(f"sqlite:///{path}")
+    sid = store.create_session()
+    rid = make_round(store, sid)
+    store.add_candidates(rid, sid, [candidate(0)])
+    store.close()
+    with sqlite3.connect(path) as conn:  # what version 1 wrote: no owner, no heartbeat
+        conn.execute("ALTER TABLE mo_rounds DROP COLUMN owner")
+        conn.execute("ALTER TABLE mo_rounds DROP COLUMN heartbeat")
+        conn.execute("UPDATE mo_meta SET value='1' WHERE key='schema_version'")
+    store = Store(f"sqlite:///{path}")
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM mo_meta WHERE key='schema_version'").fetchone()[0] == "2"
+        assert {"owner", "heartbeat"} <= {row[1] for row in conn.execute("PRAGMA table_info(mo_rounds)")}
+    assert store.get_round(rid, sid).status == "running"
+    assert store.fail_orphaned_rounds("interrupted") == 1  # nobody owned it
+    assert store.get_round(rid, sid).status == "failed" and len(store.get_round(rid, sid).candidates) == 1
+    store.close()

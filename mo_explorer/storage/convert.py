@@ -15,7 +15,8 @@ from mo_explorer.schema import Candidate, Direction, GenerationParams, Message, 
 from mo_explorer.storage.tables import CandidateRow, RoundRow, VoteRow
 
 PREVIEW_CHARS = 80
-ROUND_STATUSES = ("running", "complete", "failed")
+ROUND_STATUSES = ("running", "complete", "failed", "cancelled")
+FINISHED_STATUSES = ("complete", "failed", "cancelled")
 
 
 def now_utc() -> str:
@@ -24,8 +25,12 @@ def now_utc() -> str:
 
 
 def new_id() -> str:
-    """An unguessable URL-safe id (128 random bits)."""
-    return secrets.token_urlsafe(16)
+    """An unguessable URL-safe id (128 random bits) that does not start with "-"."""
+    # A leading "-" would read as an option on a command line (`export <session id>`) and as a formula in a
+    # spreadsheet; one id in 64 starts with it, so drawing again costs nothing.
+    while (an_id := secrets.token_urlsafe(16)).startswith("-"):
+        pass
+    return an_id
 
 
 def floats_to_json(values: Any) -> list[Any]:

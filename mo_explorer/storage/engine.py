@@ -6,7 +6,7 @@ import logging
 import sqlite3
 import time
 
-from sqlalchemy import Engine, create_engine, event, insert, inspect, select
+from sqlalchemy import Engine, create_engine, event, insert, inspect, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
@@ -14,7 +14,12 @@ from mo_explorer.storage.tables import Base, MetaRow
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# version -> the statements that bring a database of that version to the next one (run in one transaction).
+MIGRATIONS = {
+    1: ["ALTER TABLE mo_rounds ADD COLUMN owner VARCHAR(160)",  # v2: running rounds carry their owner
+        "ALTER TABLE mo_rounds ADD COLUMN heartbeat FLOAT"],
+}
 BUSY_TIMEOUT_MS = 10_000
 WRITE_OPTION = "mo_explorer_write"  # execution option marking a connection that will write
 
@@ -91,15 +96,26 @@ def ensure_schema(engine: Engine) -> None:
         if inspect(conn).has_table(MetaRow.__tablename__):
             stored = conn.scalar(select(MetaRow.value).where(MetaRow.key == "schema_version"))
             if stored is not None:
-                check_version(stored, str(engine.url))
+                version = check_version(stored, str(engine.url))
+                if version < SCHEMA_VERSION:
+                    _migrate(conn, version)
                 return
         Base.metadata.create_all(conn)
         conn.execute(insert(MetaRow).values(key="schema_version", value=str(SCHEMA_VERSION)))
     logger.info("initialised mo-explorer schema version %d at %s", SCHEMA_VERSION, engine.url)
 
 
-def check_version(stored: str, where: str) -> None:
-    """Raise SchemaVersionError unless a stored version string equals SCHEMA_VERSION."""
+def _migrate(conn, version: int) -> None:
+    """Bring a database from `version` to SCHEMA_VERSION inside the caller's write transaction."""
+    for step in range(version, SCHEMA_VERSION):
+        for statement in MIGRATIONS[step]:
+            conn.exec_driver_sql(statement)
+    conn.execute(update(MetaRow).where(MetaRow.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+    logger.info("migrated the mo-explorer schema from version %d to %d at %s", version, SCHEMA_VERSION, conn.engine.url)
+
+
+def check_version(stored: str, where: str) -> int:
+    """The stored version as an int; SchemaVersionError if unreadable, newer, or older than any migration."""
     try:
         version = int(stored)
     except ValueError as exc:
@@ -108,7 +124,8 @@ def check_version(stored: str, where: str) -> None:
         raise SchemaVersionError(
             f"database {where} uses schema version {version}, but this mo-explorer only knows version "
             f"{SCHEMA_VERSION}: upgrade mo-explorer or point it at another database")
-    if version < SCHEMA_VERSION:
+    if version < SCHEMA_VERSION and version not in MIGRATIONS:
         raise SchemaVersionError(
             f"database {where} uses old schema version {version} (current {SCHEMA_VERSION}) and no migration "
             "exists: export its sessions with the old version, then import them into a new database")
+    return version

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import secrets
+import socket
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from mo_explorer.errors import NotFoundError, UserError
@@ -20,6 +24,8 @@ from mo_explorer.storage.tables import DirectionRow, RoundRow, SessionRow, VoteR
 from mo_explorer.validation import ID_RE
 
 logger = logging.getLogger(__name__)
+STALE_AFTER_S = 120.0  # a running round not stamped for this long (the Explorer stamps every 10 s) is orphaned
+_PROCESS_TOKEN = secrets.token_hex(6)  # tells this process from an earlier one that had the same pid
 # The same words whether the round exists elsewhere or nowhere (see _round_row).
 ROUND_REFUSAL = "unknown round: this session has no round with that id"
 
@@ -27,8 +33,10 @@ ROUND_REFUSAL = "unknown round: this session has no round with that id"
 class Store:
     """Sessions stored in any SQLAlchemy database; returns schema types, safe to share between threads."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, owner: str | None = None) -> None:
         self.url = url
+        # Who writes the rounds this Store opens: this process, unless a test stands in for another one.
+        self.owner = owner or process_owner()
         self._engine = make_engine(url)
         self._write_engine = self._engine.execution_options(**{WRITE_OPTION: True})
         # SQLite has one writer: queueing writes here is cheaper than busy-waiting on the file lock.
@@ -103,7 +111,8 @@ class Store:
                 params=params.to_dict(), generator_id=str(generator_id), reward_model_id=str(reward_model_id),
                 objectives=list(objectives), measured=[bool(m) for m in measured],
                 maximize=[bool(m) for m in maximize], gating=convert.floats_to_json(gating_arr),
-                transform=convert.floats_to_json(transform_arr), status="running", error=None))
+                transform=convert.floats_to_json(transform_arr), status="running", error=None,
+                owner=self.owner, heartbeat=time.time()))
         return round_id
 
     def add_candidates(self, round_id: str, session_id: str, candidates: Sequence[Candidate]) -> None:
@@ -113,23 +122,38 @@ class Store:
             if row.status != "running":
                 raise UserError(f"round '{round_id}' is {row.status}; candidates can only be added while it runs")
             s.add_all(exchange.candidate_rows(row, candidates))
+            row.heartbeat = time.time()
 
     def finish_round(self, round_id: str, session_id: str, status: str = "complete",
                      error: str | None = None) -> None:
-        """Mark a round of this session "complete" or "failed" (with why); its stored candidates are kept."""
-        if status not in ("complete", "failed"):
-            raise UserError(f"a round finishes as 'complete' or 'failed', not {status!r}")
+        """Mark a round of this session "complete", "failed" or "cancelled" (with why); its candidates are kept."""
+        if status not in convert.FINISHED_STATUSES:
+            raise UserError(f"a round finishes as one of {', '.join(convert.FINISHED_STATUSES)}, not {status!r}")
         with self._writing() as s:
             row = _round_row(s, round_id, session_id)
-            row.status, row.error = status, error
+            row.status, row.error, row.owner, row.heartbeat = status, error, None, None
 
-    def fail_running_rounds(self, error: str) -> int:
-        """Mark every round still "running" as failed with `error` (a crash left them); returns how many."""
+    def heartbeat(self) -> int:
+        """Say that this Store's owner is alive: stamp the time on the rounds it is running; returns how many."""
+        with self._writing() as s:
+            result = s.execute(update(RoundRow).where(RoundRow.status == "running", RoundRow.owner == self.owner)
+                               .values(heartbeat=time.time()))
+        return result.rowcount
+
+    def fail_orphaned_rounds(self, error: str, stale_after_s: float = STALE_AFTER_S) -> int:
+        """Mark "failed" (with `error`) the running rounds whose owner is gone; returns how many.
+
+        Rounds of live processes are left running, so several servers can share one database: an owner is gone
+        when it is an earlier process with this one's pid (a restarted container), a process of this host that
+        no longer exists, silent for `stale_after_s` seconds, or unknown (rounds from schema version 1).
+        """
+        now = time.time()
         with self._writing() as s:
             rows = s.scalars(select(RoundRow).where(RoundRow.status == "running")).all()
-            for row in rows:
-                row.status, row.error = "failed", error
-        return len(rows)
+            orphans = [row for row in rows if not owner_alive(row.owner, row.heartbeat, now, stale_after_s, self.owner)]
+            for row in orphans:
+                row.status, row.error, row.owner, row.heartbeat = "failed", error, None, None
+        return len(orphans)
 
     def get_round(self, round_id: str, session_id: str) -> Round:
         """One round of this session with its candidates and latest direction; NotFoundError otherwise."""
@@ -206,6 +230,33 @@ class Store:
             session_id = exchange.insert_session(s, parsed)
         logger.info("imported session %s with %d rounds", session_id, len(parsed.rounds))
         return session_id
+
+
+def process_owner() -> str:
+    """This process as the owner of the rounds it runs: "host:pid:token"."""
+    return f"{socket.gethostname()[:64]}:{os.getpid()}:{_PROCESS_TOKEN}"
+
+
+def owner_alive(owner: str | None, heartbeat: float | None, now: float, stale_after_s: float, me: str) -> bool:
+    """Whether the process that owns a running round (see process_owner) is still there."""
+    if owner == me:
+        return True
+    if owner is None or heartbeat is None or now - heartbeat > stale_after_s:
+        return False
+    host, _, rest = owner.partition(":")
+    pid_text, _, _token = rest.partition(":")
+    my_host, my_pid = me.split(":")[:2]
+    if host != my_host or not pid_text.isdigit():
+        return True  # another machine: only its heartbeat can tell, and it is fresh
+    if pid_text == my_pid:
+        return False  # an earlier process with this pid (a restarted container): this one is its successor
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # exists but belongs to someone else (or cannot be asked): trust the fresh heartbeat
+    return True
 
 
 def _session_row(s: Session, session_id: str) -> SessionRow:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 ID_LENGTH = 32  # secrets.token_urlsafe(16) is 22 characters; leave room
 TIME_LENGTH = 40  # ISO-8601 with microseconds and offset
+OWNER_LENGTH = 160  # "host:pid:token"; host names are at most 64 characters (HOST_NAME_MAX on Linux)
 
 
 class Base(DeclarativeBase):
@@ -64,6 +65,10 @@ class RoundRow(Base):
     transform: Mapped[list[Any]] = mapped_column(JSON)  # (k_model, k_model) as nested lists
     status: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # While "running": the process writing it ("host:pid:token") and when it last said it is alive (unix time),
+    # so a server starting on a shared database fails only the rounds of processes that are gone.
+    owner: Mapped[str | None] = mapped_column(String(OWNER_LENGTH), nullable=True)
+    heartbeat: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     session: Mapped[SessionRow] = relationship(back_populates="rounds")
     candidates: Mapped[list[CandidateRow]] = relationship(

@@ -7,6 +7,7 @@ round that fails first shows the message in the status line, and whatever was st
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
@@ -125,25 +126,29 @@ class Handlers:
         previous = self.explorer.session_rounds(session_id)
         direction = previous[-1].direction if previous else None  # the user's last direction carries over
         listed, shown_at = False, 0.0
+        # closing(): when the client leaves, Gradio closes this generator, and the round's stream is closed with
+        # it at once (not whenever it is garbage collected), so the round is marked cancelled within seconds.
+        stream = contextlib.closing(self.explorer.stream_round(request.prompt, params, session_id, direction))
         try:
-            for event in self.explorer.stream_round(request.prompt, params, session_id, direction):
-                if event.kind in ("started", "progress"):
-                    # Twice a second is enough to read; every update costs the server and the browser CPU
-                    # time that the generator, on the same cores, would otherwise use.
-                    if time.monotonic() - shown_at >= PROGRESS_EVERY_S:
-                        shown_at = time.monotonic()
-                        yield {c.status: f"Generating {params.n} candidates: token {event.step} / {event.total}"}
-                    continue
-                rnd = event.round
-                done = event.kind == "done"
-                # chunks before the last only move the widget: the other plots are drawn once, at the end
-                update = {**self.round_view(rnd, x, y, figures=done), c.selected: []}
-                if not listed or done:
-                    update.update(self.rounds_view(session_id, rnd.round_id))
-                    listed = True
-                update[c.status] = (f"Done: {len(rnd.candidates)} candidates scored." if done else
-                                    f"Scored {event.step} / {event.total} candidates…")
-                yield update
+            with stream as events:
+                for event in events:
+                    if event.kind in ("started", "progress"):
+                        # Twice a second is enough to read; every update costs the server and the browser CPU
+                        # time that the generator, on the same cores, would otherwise use.
+                        if time.monotonic() - shown_at >= PROGRESS_EVERY_S:
+                            shown_at = time.monotonic()
+                            yield {c.status: f"Generating {params.n} candidates: token {event.step} / {event.total}"}
+                        continue
+                    rnd = event.round
+                    done = event.kind == "done"
+                    # chunks before the last only move the widget: the other plots are drawn once, at the end
+                    update = {**self.round_view(rnd, x, y, figures=done), c.selected: []}
+                    if not listed or done:
+                        update.update(self.rounds_view(session_id, rnd.round_id))
+                        listed = True
+                    update[c.status] = (f"Done: {len(rnd.candidates)} candidates scored." if done else
+                                        f"Scored {event.step} / {event.total} candidates…")
+                    yield update
         except (UserError, ModelError) as exc:
             yield {c.status: f"**Error:** {render.escape_html(str(exc))}", **self.rounds_view(session_id, None)}
             raise

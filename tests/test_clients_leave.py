@@ -1,0 +1,144 @@
+"""Clients that leave and servers that restart: no round stays "running", nothing scored is lost, and a server
+starting on a shared database leaves the running rounds of the others alone."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from types import SimpleNamespace
+
+import pytest
+from gradio_client import Client
+
+from mo_explorer.storage.store import Store
+from mo_explorer.ui.app import build_demo
+from tests.ui_support import served, tiny_explorer, tiny_settings
+
+
+@pytest.fixture(scope="module")
+def page(tiny_lm_dir, tiny_classifier_dir, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("leave")
+    settings = tiny_settings()
+    explorer = tiny_explorer(tiny_lm_dir, tiny_classifier_dir, tmp / "db.sqlite", tmp / "cache", settings)
+    demo = build_demo(explorer, settings)
+    return SimpleNamespace(explorer=explorer, h=demo.mo_handlers, c=demo.mo_components, settings=settings)
+
+
+def running(explorer) -> list:
+    return [r for s in explorer.list_sessions(limit=1000) for r in explorer.session_rounds(s.session_id)
+            if r.status == "running"]
+
+
+def test_stream_closed_after_a_chunk_keeps_it_and_cancels_the_round(page):
+    sid = page.explorer.new_session()
+    stream = page.h.generate("Tell me a story", 6, 1.0, 1.0, 4, 3, sid, None, None)
+    for update in stream:
+        if page.c.round_id in update:  # the first chunk of 4 is stored and shown
+            break
+    started = time.monotonic()
+    stream.close()  # what Gradio does when the client disconnects or cancels
+    assert time.monotonic() - started < 5
+    (rnd,) = page.explorer.session_rounds(sid)
+    assert rnd.status == "cancelled" and len(rnd.candidates) == 4 and "client left" in rnd.error
+    assert running(page.explorer) == []
+
+
+def test_stream_closed_while_generating_stores_nothing_and_frees_the_models(page, monkeypatch):
+    generate = page.explorer.generator.generate
+
+    def slow(messages, params, progress=None):
+        def slowly(step, total):
+            time.sleep(0.2)
+            progress(step, total)
+        return generate(messages, params, progress=slowly)
+
+    monkeypatch.setattr(page.explorer.generator, "generate", slow)
+    sid = page.explorer.new_session()
+    stream = page.h.generate("Tell me a story", 2, 1.0, 1.0, 16, 3, sid, None, None)
+    next(stream)  # generating
+    stream.close()
+    assert page.explorer._model_lock.acquire(timeout=5)  # generation stopped at its next token
+    page.explorer._model_lock.release()
+    assert page.explorer.session_rounds(sid) == [] and running(page.explorer) == []
+
+
+def test_client_cancelling_over_http_leaves_no_running_round(page, monkeypatch):
+    score = page.explorer.reward_model.score
+
+    def slow_score(messages, texts):
+        time.sleep(1.0)  # a chunk takes a while: time for the client to leave between chunks
+        return score(messages, texts)
+
+    monkeypatch.setattr(page.explorer.reward_model, "score", slow_score)
+    sid = page.explorer.new_session()
+    with served(page.explorer, page.settings) as url:
+        client = Client(url, verbose=False)
+        job = client.submit("Tell me a story", 8, 1.0, 1.0, 4, 3, sid, None, None, api_name="/generate_stream")
+        deadline = time.monotonic() + 60
+        while not page.explorer.session_rounds(sid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        job.cancel()
+        deadline = time.monotonic() + 10  # "within seconds"
+        while page.explorer.session_rounds(sid)[0].status == "running" and time.monotonic() < deadline:
+            time.sleep(0.1)
+    (rnd,) = page.explorer.session_rounds(sid)
+    assert rnd.status == "cancelled" and 4 <= len(rnd.candidates) < 8
+    assert running(page.explorer) == []
+
+
+SERVER = textwrap.dedent("""
+    import sys, time
+    import numpy as np
+    from mo_explorer.config import Settings
+    from mo_explorer.explorer import Explorer
+    from mo_explorer.schema import GenerationParams
+    from mo_explorer.storage.store import Store
+
+    explorer = Explorer(Settings(), None, None, Store(sys.argv[1]))
+    explorer.recover_interrupted()  # what `serve` does at start
+    sid = explorer.new_session()
+    rid = explorer.store.create_round(sid, [{"role": "user", "content": "hi"}], GenerationParams(), "g", "r",
+                                      ("a",), (False,), (True,), np.ones(1), np.eye(1))
+    print(sid, rid, flush=True)
+    if sys.argv[2] == "crash":
+        raise SystemExit(0)  # gone without finishing its round, like kill -9
+    sys.stdin.readline()  # "finish": the round completes, then the server stops
+    explorer.store.finish_round(rid, sid)
+    print("finished", flush=True)
+""")
+
+
+def start(url: str, mode: str) -> tuple[subprocess.Popen, str, str]:
+    server = subprocess.Popen([sys.executable, "-c", SERVER, url, mode], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    sid, rid = server.stdout.readline().split()
+    return server, sid, rid
+
+
+def test_two_servers_on_one_database_keep_their_running_rounds(tmp_path):
+    url = f"sqlite:///{tmp_path / 'shared.sqlite'}"
+    first, first_sid, first_rid = start(url, "serve")  # server 1 runs a round
+    crashed, old_sid, old_rid = start(url, "crash")  # server 2 dies in the middle of one
+    crashed.wait(timeout=60)
+    second, second_sid, second_rid = start(url, "serve")  # server 2 restarts on the same database
+    try:
+        store = Store(url)
+        assert store.get_round(first_rid, first_sid).status == "running"  # server 1's round survived
+        assert store.get_round(old_rid, old_sid).status == "failed"  # the dead process's round did not
+        third, third_sid, third_rid = start(url, "crash")  # server 1 restarting would not touch server 2's
+        third.wait(timeout=60)
+        assert store.get_round(second_rid, second_sid).status == "running"
+        assert store.get_round(first_rid, first_sid).status == "running"
+        for server in (first, second):
+            server.stdin.write("finish\n")
+            server.stdin.flush()
+            assert server.stdout.readline().strip() == "finished"
+        assert store.get_round(first_rid, first_sid).status == "complete"
+        assert store.get_round(second_rid, second_sid).status == "complete"
+        store.close()
+    finally:
+        for server in (first, second):
+            server.kill()
+            server.wait(timeout=60)
