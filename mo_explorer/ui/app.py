@@ -14,6 +14,10 @@ from mo_explorer.ui.handlers import Handlers
 from mo_explorer.ui.layout import Components, build_components
 
 log = logging.getLogger(__name__)
+# Every event that calls the models: one at a time, in one queue (the models share the CPU and are not
+# re-entrant; the Explorer's model lock would serialise them anyway, but here they wait without holding a thread).
+MODEL_QUEUE = {"concurrency_id": "models", "concurrency_limit": 1}
+CHEAP_EVENTS_AT_ONCE = 8  # reads and small writes; SQLite's WAL lets readers run beside the one writer
 
 # Keeps the address bar's ?session= in step with the session shown, so a reload resumes it.
 SESSION_URL_JS = """(sid) => {
@@ -35,7 +39,7 @@ def wire(c: Components, h: Handlers) -> None:
     # the raw values itself (validation.GenerateRequest) and says which one is wrong.
     gen = dict(fn=h.generate, inputs=params, outputs=[*round_outputs, c.status, c.rounds, c.selected],
                show_progress_on=[c.status], api_visibility="undocumented", api_name="generate_stream",
-               preprocess=False)
+               preprocess=False, **MODEL_QUEUE)
     c.generate.click(**gen)
     c.prompt.submit(**{**gen, "api_name": "generate_on_enter", "api_visibility": "private"})
     c.widget.direction(h.store_direction, inputs=[c.session], outputs=[c.parallel, c.status],
@@ -61,7 +65,7 @@ def build_demo(explorer, settings: Settings) -> gr.Blocks:
         compare_handlers = CompareHandlers(explorer, c, cc, handlers)
         wire_compare(c, cc, compare_handlers)
         api = Api(explorer)
-        gr.api(api.generate, api_name="generate")
+        gr.api(api.generate, api_name="generate", **MODEL_QUEUE)
         gr.api(api.rerank, api_name="rerank")
         demo.load(handlers.load_page, outputs=[c.widget, c.round_id, c.gating, c.parallel, c.x_axis, c.y_axis,
                                                c.status, c.session, c.rounds, c.selected, c.response],
@@ -81,7 +85,9 @@ def launch_options(settings: Settings) -> dict:
 
 def serve(demo: gr.Blocks, settings: Settings, **kwargs) -> gr.Blocks:
     """Queue and launch a built page (blocks until the server stops unless prevent_thread_lock=True)."""
-    demo.queue(default_concurrency_limit=1)  # one generation at a time: the models share this CPU
+    # Events that call the models share one queue of one (MODEL_QUEUE); every other event (rerank, select, vote,
+    # export, page load: milliseconds of work) runs beside them instead of waiting behind a generation.
+    demo.queue(default_concurrency_limit=CHEAP_EVENTS_AT_ONCE)
     log.info("serving on http://%s:%s", settings.server.host, settings.server.port)
     demo.launch(**{**launch_options(settings), **kwargs})
     return demo
