@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from gradio_client import Client
+from gradio_client.exceptions import AppError
 
 from mo_explorer import ranking
 from tests.ui_support import served, tiny_explorer, tiny_settings
@@ -68,3 +69,37 @@ def test_scripts_are_served_locally_and_nothing_else_is(app):
         assert r.status_code == 200 and len(r.content) == path.stat().st_size
     r = httpx.get(url.rstrip("/") + "/" + assets.file_url(assets.plotly_js().with_name("widgetbundle.js")))
     assert r.status_code == 403  # a neighbour of a served file stays private
+
+
+HOSTILE = [None, True, "abc", 2.5, -1, 10**30, "<b>x</b>", [1], {"a": 1}, "", 1e308]
+
+
+def test_hostile_values_over_http_get_clear_messages(app):
+    """Through Gradio's own conversions too (sliders, radios, typed API arguments): a message, never a crash."""
+    explorer, client = app
+    rnd = explorer.run_round("Hi", session_id=None)
+    sid, rid = rnd.session_id, rnd.round_id
+    calls = []
+    for v in HOSTILE:
+        calls += [("/vote", (sid, rid, v, 1, "a")), ("/vote", (sid, rid, 0, 1, v)), ("/vote", (v, rid, 0, 1, "a")),
+                  ("/export", (sid, v)), ("/export", (v, "json")),
+                  ("/rerank", {"round_id": rid, "session_id": sid, "weights": v}),
+                  ("/rerank", {"round_id": rid, "session_id": sid, "angle": v}),
+                  ("/rerank", {"round_id": v, "session_id": sid, "weights": [1.0]}),
+                  ("/generate", {"prompt": "hi", "n": v}), ("/generate", {"prompt": v}),
+                  ("/generate_stream", ("hi", v, 1.0, 1.0, 2, 0, "", None, None)),
+                  ("/generate_stream", ("hi", 2, 1.0, 1.0, 2, v, "", None, None)),
+                  ("/generate_stream", ("hi", 2, 1.0, 1.0, 2, 0, "", v, None))]
+    messages = []
+    for name, args in calls:
+        try:
+            client.predict(*args, api_name=name) if isinstance(args, tuple) else client.predict(**args, api_name=name)
+        except AppError as exc:
+            messages.append(str(exc))
+    print(f"{len(calls)} hostile calls over HTTP, {len(messages)} refused with a message")
+    assert len(calls) == 143 and len(messages) >= 120  # a few values are fine (seed None is 0, "" a new session)
+    assert all(m.strip() and m.strip().lower() != "error" and "Traceback" not in m for m in messages)
+    stored = explorer.get_round(rid, sid)  # the round still opens, with its candidates and sane votes
+    assert len(stored.candidates) == len(rnd.candidates)
+    assert all(v.a_index != v.b_index and v.outcome in ("a", "b", "tie", "both_bad")
+               for v in explorer.store.list_votes(sid))
