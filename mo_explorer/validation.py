@@ -231,12 +231,11 @@ def describe(exc: ValidationError, where: str = "") -> str:
     """The first few problems as 'field: what is wrong'; values are never echoed."""
     problems = []
     for err in exc.errors(include_url=False, include_input=False, include_context=False)[:MAX_ERRORS_SHOWN]:
-        field = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in err["loc"])
-        field = (where + field).lstrip(".") or "input"
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "is not a field of this request"
-        problems.append(f"{field}: {message}")
+        loc, message = err["loc"], err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":  # the unknown name is the caller's text: not repeated
+            loc, message = loc[:-1], "holds a field it does not take"
+        field = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+        problems.append(f"{(where + field).lstrip('.') or 'request'}: {message}")
     more = exc.error_count() - len(problems)
     return "; ".join(problems) + (f" (and {more} more)" if more > 0 else "")
 
