@@ -183,6 +183,94 @@ def winning_intervals(R2: np.ndarray) -> list[list[tuple[float, float]]]:
     return out
 
 
+# Samples of the circle of directions before the winner's changes are refined by bisection (0.5° apart).
+SECTOR_SAMPLES = 720
+SECTOR_TOL_DEG = 1e-7  # bisection stops when a boundary is known this closely
+
+
+def turned(weights: Sequence[float] | np.ndarray, ix: int, iy: int, theta_deg: float) -> np.ndarray:
+    """Weights (k,) with the plotted pair (ix, iy) set to (cos θ, sin θ) and every other weight kept.
+
+    The page's model of a direction: the arrow sets the plotted pair with length 1, and a weight off the
+    plot (a "pinned" one) counts relative to that length. The browser turns weights with the same rule.
+    """
+    w = np.array(weights, dtype=np.float64)
+    t = math.radians(float(theta_deg))
+    w[ix], w[iy] = math.cos(t), math.sin(t)
+    return w
+
+
+def plane_weights(weights: Sequence[float] | np.ndarray, ix: int, iy: int) -> tuple[float, np.ndarray]:
+    """(θ in degrees, pins (k,)) of weights (k,): the plotted pair's angle and the off-plot weights relative
+    to the pair's length (zero at ix, iy). With no weight on the pair the arrow starts at 45°."""
+    w = np.asarray(weights, dtype=np.float64)
+    r = math.hypot(w[ix], w[iy])
+    pins = w / (r if r > 1e-9 else max(float(np.linalg.norm(w)), 1.0))
+    pins[[ix, iy]] = 0.0
+    theta = weights_to_angle(w[[ix, iy]]) if r > 1e-9 else 45.0
+    return theta, pins
+
+
+def _winner(Rn: np.ndarray, weights: np.ndarray, ix: int, iy: int, theta: float, method: str) -> int:
+    """Position of the first-ranked candidate with the plotted pair turned to θ (lowest position on ties)."""
+    return int(np.argmax(scalarise(Rn, turned(weights, ix, iy, theta), method)))
+
+
+def winning_sectors(Rn: np.ndarray, weights: Sequence[float] | np.ndarray, ix: int, iy: int,
+                    method: str = "linear") -> list[tuple[int, float, float]]:
+    """Where each candidate ranks first as the arrow turns: [(position, lo, hi)] in degrees, covering [0, 360).
+
+    Rn (n, k) normalised oriented rewards; the plotted pair (ix, iy) is turned to every angle θ while the
+    other (pinned) weights stay (`turned`), under either scalarisation, so this is the ranking the page shows
+    at each arrow angle. The winner is sampled every 0.5° and each change is located by bisection to
+    1e-7°; a midpoint naming a third candidate splits the search, so a sector is lost only if it is
+    narrower than the sampling step and no midpoint lands in it. The one source of "where each candidate
+    wins" for the ring, the comparison and the tests (assets/pareto/ranking.js is its parity-tested twin).
+    """
+    Rn = _as_matrix(Rn)
+    if Rn.shape[0] == 0:
+        return []
+    w = np.asarray(weights, dtype=np.float64)
+    step = 360.0 / SECTOR_SAMPLES
+
+    def win(theta: float) -> int:
+        return _winner(Rn, w, ix, iy, theta, method)
+
+    def boundaries(a: float, wa: int, b: float, wb: int) -> list[tuple[float, int]]:
+        """(angle, winner after it) for each change of winner between a (won by wa) and b (won by wb)."""
+        while b - a > SECTOR_TOL_DEG:
+            m = (a + b) / 2.0
+            wm = win(m)
+            if wm == wa:
+                a = m
+            elif wm == wb:
+                b = m
+            else:
+                return boundaries(a, wa, m, wm) + boundaries(m, wm, b, wb)
+        return [(b, wb)]
+
+    angles = [s * step for s in range(SECTOR_SAMPLES)] + [360.0]
+    winners = [win(a) for a in angles[:-1]] + [win(0.0)]
+    cuts: list[tuple[float, int]] = [(0.0, winners[0])]
+    for s in range(SECTOR_SAMPLES):
+        if winners[s] != winners[s + 1]:
+            cuts += boundaries(angles[s], winners[s], angles[s + 1], winners[s + 1])
+    out = []
+    for (lo, pos), (hi, _) in zip(cuts, cuts[1:] + [(360.0, -1)]):
+        if hi > lo:
+            out.append((pos, lo, hi))
+    return out
+
+
+def sector_at(sectors: list[tuple[int, float, float]], theta_deg: float) -> int:
+    """The position whose sector holds the angle θ (degrees, any turn)."""
+    t = float(theta_deg) % 360.0
+    for pos, lo, hi in sectors:
+        if lo <= t < hi:
+            return pos
+    return sectors[-1][0]
+
+
 @dataclass(frozen=True)
 class DirectionFit:
     """A user direction learned from side-by-side votes (Bradley-Terry without intercept)."""

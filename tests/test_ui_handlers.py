@@ -45,9 +45,9 @@ def test_generate_streams_progress_then_candidates(page):
     assert len(rnd.candidates) == 5 and rnd.session_id == session_id
     assert final[c.rounds].value == rnd.round_id
     assert final[c.x_axis].value == "helpful" and ("score", "score") in final[c.x_axis].choices
-    # the widget starts from the gate's direction over the model objectives
+    # the widget starts from the gate's direction kept to the plotted pair: nothing off the plot weighs
     gate = page.explorer.default_direction(rnd)
-    assert payloads[-1]["weights"][:3] == pytest.approx(list(gate.weights))
+    assert payloads[-1]["weights"] == pytest.approx([*gate.weights[:2], 0.0, 0.0, 0.0])
 
 
 def test_released_arrow_is_stored_and_ranks_like_the_core(page):

@@ -144,7 +144,7 @@ class CompareHandlers:
         """Compare the gate's winner with the current direction's winner (or runner-up when they coincide)."""
         rnd = self._round(session_id, round_id)
         try:
-            a, b = compare_view.default_pair(rnd, self.h.direction_of(rnd))
+            a, b = compare_view.default_pair(rnd, self.h.direction_of(rnd, x, y))
         except ValueError as exc:
             raise UserError(str(exc)) from exc
         return self.view(rnd, a, b, x, y)
@@ -200,7 +200,7 @@ class CompareHandlers:
             rnd = self.explorer.get_round(round_id, session_id)
             x, y = render.default_axes(rnd, x, y)
             overlay = compare_view.overlay_for(self.explorer, rnd, x, y)
-            out[self.c.widget] = plotting.widget_payload(rnd, self.h.direction_of(rnd), x, y, overlay)
+            out[self.c.widget] = plotting.widget_payload(rnd, self.h.direction_of(rnd, x, y), x, y, overlay)
         return out
 
     @shown_as_gr_error

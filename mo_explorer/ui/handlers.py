@@ -63,17 +63,21 @@ class Handlers:
         self.c = components
 
     # ----- shared views ---------------------------------------------------------------------------------
-    def direction_of(self, rnd: Round) -> Direction | None:
-        """The round's stored direction, else the gate's (None before any candidate is scored)."""
+    def direction_of(self, rnd: Round, x: str | None = None, y: str | None = None) -> Direction | None:
+        """The direction the page ranks by: the round's stored one, else the gate's kept to the plotted pair
+        (off-plot objectives weigh nothing until pinned); None before any candidate is scored."""
         if rnd.direction is not None:
             return rnd.direction
-        return self.explorer.default_direction(rnd) if len(rnd.gating) else None
+        if not len(rnd.gating):
+            return None
+        x, y = render.default_axes(rnd, x, y)
+        return plotting.plane_default(rnd, self.explorer.default_direction(rnd), x, y)
 
     def round_view(self, rnd: Round, x: str | None, y: str | None, figures: bool = True) -> dict:
         """Widget and axis choices for one round, and (unless figures=False) its gating and parallel plots."""
         c = self.c
         x, y = render.default_axes(rnd, x, y)
-        direction = self.direction_of(rnd)
+        direction = self.direction_of(rnd, x, y)
         columns = plotting.plot_columns(rnd)
         view = {
             c.widget: plotting.widget_payload(rnd, direction, x, y, compare_view.overlay_for(self.explorer, rnd, x, y)),

@@ -10,6 +10,7 @@ import re
 
 import pytest
 
+from mo_explorer import plotting
 from mo_explorer.ui import compare_view
 from tests.e2e.conftest import SCREENSHOTS
 from tests.ui_support import served, tiny_explorer, tiny_settings
@@ -62,7 +63,8 @@ def test_compare_vote_learn_and_export(app, page):
     (rnd,) = explorer.session_rounds(session_id)
 
     page.click("#compare-open")
-    a, b = compare_view.default_pair(rnd, explorer.default_direction(rnd))
+    shown = plotting.plane_default(rnd, explorer.default_direction(rnd), "helpful", "safe")  # what the arrow ranks by
+    a, b = compare_view.default_pair(rnd, shown)
     text_has(page, "#side-a", f"candidate #{a}")
     text_has(page, "#side-b", f"candidate #{b}")
     text_has(page, "#compare-wins", "ranks first")

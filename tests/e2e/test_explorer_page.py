@@ -74,7 +74,7 @@ def test_generate_drag_store_and_reload(app, page):
     page.click("#generate")
     page.wait_for_function("document.querySelector('#status').innerText.includes('Done')", timeout=TIMEOUT)
     page.wait_for_function("document.querySelectorAll('.moex-by-direction li').length === 4", timeout=TIMEOUT)
-    assert page.locator(".moex-plot .scatterlayer .point").count() >= 4 + 1  # 4 candidates and the ideal point
+    assert page.locator(".moex-plot .scatterlayer .point").count() == 4  # the ideal corner is a shape, not a point
 
     rounds = explorer.session_rounds(session_id)
     assert len(rounds) == 1 and len(rounds[0].candidates) == 4
@@ -92,8 +92,6 @@ def test_generate_drag_store_and_reload(app, page):
     assert lo <= angle <= hi
     slider = int(page.locator(".moex-angle").input_value())
     assert abs((slider - angle + 180) % 360 - 180) <= 0.5  # the slider followed the arrow
-    shown = [float(v) for v in page.locator(".moex-weight input").evaluate_all("(els) => els.map((e) => e.value)")]
-    assert math.degrees(math.atan2(shown[1], shown[0])) % 360 == pytest.approx(angle, abs=0.5)  # and the weights
     stored = wait_until(lambda: explorer.get_round(rounds[0].round_id, session_id).direction)
     w = dict(zip(stored.objectives, stored.unit()))
     assert math.degrees(math.atan2(w["safe"], w["helpful"])) % 360 == pytest.approx(angle, abs=0.01)
