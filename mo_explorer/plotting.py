@@ -19,7 +19,7 @@ from plotly.colors import qualitative
 from mo_explorer import objectives, pareto, ranking
 from mo_explorer.schema import Direction, Round
 
-SCORE = "score"  # the reward model's gated score, offered as a plot axis beside the objectives
+SCORE = "score"  # the reward model's own (gated) score, offered as a plot axis beside the objectives
 PALETTE = tuple(qualitative.Dark24 + qualitative.Light24)  # 48 distinct colours; rounds hold at most 32
 HOVER_CHARS = 180  # how much of a response the hover label and the cards show
 AXIS_PAD = 0.08  # room around the unit square so points on its edge stay clickable
@@ -180,12 +180,14 @@ def symbols(n: int, front: set[int]) -> list[str]:
     return ["diamond" if pos in front else "circle-open" for pos in range(n)]
 
 
-def widget_payload(rnd: Round, direction: Direction | None, x: str, y: str, learned: dict | None = None) -> dict:
+def widget_payload(rnd: Round, direction: Direction | None, x: str, y: str, learned: dict | None = None,
+                   front: dict | None = None) -> dict:
     """Everything the browser needs to draw, drag and rerank (JSON-able).
 
     `values` (n, k + 1) are the normalised oriented plot columns; the first k are the round's objectives,
     over which `weights` (k,) and the browser's ranking run, with the same formulas as `ranking.scalarise`.
-    `learned` (optional: angle, std in degrees over the plotted pair) draws the direction learned from votes.
+    `learned` (optional: angle, std in degrees over the plotted pair) draws the direction learned from votes;
+    `front` (optional: hypervolume, best, rounds from `render.front_summary`) is said above the plot.
     """
     names = plot_columns(rnd)
     Z = normalised(rnd)
@@ -216,7 +218,7 @@ def widget_payload(rnd: Round, direction: Direction | None, x: str, y: str, lear
                          "its gate's weighting of the objectives for this prompt." for name in names],
         "weights": weights.tolist(), "method": method, "eps": ranking.TCHEBYCHEFF_EPS,
         "constants": {**OVERLAY, "sector_samples": ranking.SECTOR_SAMPLES, "sector_tol": ranking.SECTOR_TOL_DEG},
-        "figure": figure, "learned": learned,
+        "figure": figure, "learned": learned, "front": front,
         "symbols_pair": symbols(n, set(pareto.front_line(Z[:, [ix, iy]]).tolist()) if n else set()),
         "symbols_all": symbols(n, everywhere),
     }
@@ -251,7 +253,8 @@ def parallel_figure(rnd: Round, direction: Direction | None) -> go.Figure:
         best = int(np.argmax(rnd.scores()))
     fig = go.Figure()
     for pos, c in enumerate(rnd.candidates):
-        raw = [f"{name}: {value:.4g}" for name, value in zip(rnd.objectives, R[pos])]
+        raw = [f"{name}: {value:.4g}" + (f"<br>{escape(objectives.meaning(name))}" if objectives.meaning(name) else "")
+               for name, value in zip(rnd.objectives, R[pos])]
         fig.add_trace(go.Scatter(
             x=list(range(k)), y=Z[pos], mode="lines+markers", name=f"#{c.index}", hovertext=raw, hoverinfo="text+name",
             line={"color": colour(c.index), "width": 4 if pos == best else 1.5},
@@ -262,10 +265,12 @@ def parallel_figure(rnd: Round, direction: Direction | None) -> go.Figure:
         for y, value, anchor in ((0.0, worst, "top"), (1.0, top, "bottom")):
             fig.add_annotation(x=j, y=y, text=f"{value:.3g}", showarrow=False, yanchor=anchor, font={"size": 10})
     fig.update_layout(
-        xaxis={"tickvals": list(range(k)), "ticktext": list(rnd.objectives), "range": [-0.3, k - 0.7],
-               "showgrid": True, "gridcolor": "#bbb", "zeroline": False, "fixedrange": True},
+        # every axis named, tilted so long names do not collide; the hover names the objective's meaning
+        xaxis={"tickvals": list(range(k)), "ticktext": list(rnd.objectives), "range": [-0.5, k - 0.5],
+               "tickangle": -30, "automargin": True, "showgrid": True, "gridcolor": "#bbb", "zeroline": False,
+               "fixedrange": True},
         yaxis={"range": [-0.15, 1.15], "showticklabels": False, "showgrid": False, "zeroline": False,
                "fixedrange": True, "title": {"text": "normalised (up is better)"}},
-        margin={"l": 40, "r": 10, "t": 45, "b": 40}, height=360, template="plotly_white", hovermode="closest",
-        legend={"orientation": "h", "y": -0.15, "font": {"size": 10}})
+        margin={"l": 40, "r": 10, "t": 45, "b": 40}, height=400, template="plotly_white", hovermode="closest",
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "font": {"size": 10}})
     return fig

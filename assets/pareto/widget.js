@@ -130,9 +130,13 @@
       state.sectorKey = "";
       root.classList.remove("moex-empty");
       const n = payload.values.length;
+      const f = payload.front;
+      const volume = f ? ` Front's hypervolume ${f.hypervolume.toFixed(3)}`
+        + (f.rounds > 1 ? ` (best of the session's ${f.rounds} rounds: ${f.best.toFixed(3)}).` : ".") : "";
       controls.status.textContent = payload.status === "running"
         ? `${n} candidate${n === 1 ? "" : "s"} scored so far…`
-        : `${n} candidate${n === 1 ? "" : "s"}. Drag the arrow\u2019s head to rerank; click a point or a card to read it.`;
+        : `${n} candidate${n === 1 ? "" : "s"}.${volume} Drag the arrow\u2019s head to rerank; click a point or a card to read it.`;
+      controls.status.dataset.hypervolume = f ? f.hypervolume.toFixed(6) : "";
       lists.load(payload, emit.select);
       const fig = payload.figure;
       if (state.frontAll) fig.data[1].marker.symbol = payload.symbols_all;

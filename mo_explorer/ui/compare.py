@@ -14,7 +14,6 @@ from pathlib import Path
 
 import gradio as gr
 
-from mo_explorer import plotting
 from mo_explorer.errors import UserError
 from mo_explorer.schema import Round
 from mo_explorer.ui import compare_view, render
@@ -198,9 +197,7 @@ class CompareHandlers:
         out = self.learned_summary(session_id, round_id)
         if session_id and round_id:
             rnd = self.explorer.get_round(round_id, session_id)
-            x, y = render.default_axes(rnd, x, y)
-            overlay = compare_view.overlay_for(self.explorer, rnd, x, y)
-            out[self.c.widget] = plotting.widget_payload(rnd, self.h.direction_of(rnd, x, y), x, y, overlay)
+            out[self.c.widget] = self.h.round_view(rnd, x, y, figures=False)[self.c.widget]
         return out
 
     @shown_as_gr_error

@@ -39,9 +39,9 @@ def default_pair(rnd: Round, direction: Direction | None) -> tuple[int, int]:
 
 
 def side_markdown(rnd: Round, index: int, side: str) -> str:
-    """One side's heading, gated score and full text (escaped Markdown)."""
+    """One side's heading, the reward model's score and full text (escaped Markdown)."""
     cand = rnd.candidates[positions(rnd)[index]]
-    return (f"### {side} · candidate #{cand.index}\n\n*gated score {cand.score:.4g} · {cand.n_tokens} tokens*"
+    return (f"### {side} · candidate #{cand.index}\n\n*reward model's score {cand.score:.4g} · {cand.n_tokens} tokens*"
             f"\n\n---\n\n{render.safe_markdown(cand.text) or '*(empty response)*'}\n")
 
 

@@ -79,8 +79,10 @@ class Handlers:
         x, y = render.default_axes(rnd, x, y)
         direction = self.direction_of(rnd, x, y)
         columns = plotting.plot_columns(rnd)
+        front = render.front_summary(rnd, render.front_volumes(self.explorer.session_rounds(rnd.session_id)))
         view = {
-            c.widget: plotting.widget_payload(rnd, direction, x, y, compare_view.overlay_for(self.explorer, rnd, x, y)),
+            c.widget: plotting.widget_payload(rnd, direction, x, y, compare_view.overlay_for(self.explorer, rnd, x, y),
+                                              front=front),
             c.round_id: rnd.round_id,
             c.x_axis: gr.Dropdown(choices=columns, value=x),
             c.y_axis: gr.Dropdown(choices=columns, value=y),
@@ -93,7 +95,8 @@ class Handlers:
     def rounds_view(self, session_id: str, current: str | None) -> dict:
         """The session's rounds as dropdown choices, newest last."""
         rounds = self.explorer.session_rounds(session_id)
-        choices = [(render.round_label(r), r.round_id) for r in rounds]
+        volumes = render.front_volumes(rounds)
+        choices = [(render.round_label(r, volumes.get(r.round_id)), r.round_id) for r in rounds]
         return {self.c.rounds: gr.Dropdown(choices=choices, value=current)}
 
     def empty_view(self) -> dict:

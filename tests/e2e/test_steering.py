@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
+from mo_explorer.schema import Candidate, GenerationParams
 from tests.e2e.conftest import SCREENSHOTS
 from tests.e2e.steering_support import (
     FRONT,
+    NAMES,
     TIMEOUT,
     aim_at,
     arrow,
@@ -140,3 +143,29 @@ def test_a_pinned_weight_is_shown_by_the_arrow_and_moves_the_points_it_ranks(app
                            timeout=TIMEOUT)
     assert data(page, "pins") == "{}"
     assert page.js_errors == []
+
+
+def test_each_rounds_front_hypervolume_is_shown_for_the_round_and_in_the_round_list(app, page):
+    from mo_explorer.ui import render
+
+    explorer, url = app
+    session_id, first = store_round(explorer, plane=[(0.2, 0.3), (0.3, 0.2)], concise=[0.1, 0.2])
+    # a second, better round of the same session: its front reaches further on every objective
+    store = explorer.store
+    better = store.create_round(session_id, [{"role": "user", "content": "Again"}], GenerationParams(n=2), "gen", "rm",
+                                NAMES, (False,) * 3 + (True,) * 2, (True,) * 4 + (False,),
+                                np.full(3, 1 / 3, np.float32), np.eye(3, dtype=np.float32))
+    store.add_candidates(better, [Candidate(i, f"better {i}", np.array(r, np.float32), 0.5, 10, 1.0)
+                                  for i, r in enumerate([[0.9, 0.5, 0.8, 10, 1.0], [0.5, 0.9, 0.9, 12, 1.0]])])
+    store.finish_round(better)
+    volumes = render.front_volumes(explorer.session_rounds(session_id))
+    assert volumes[better] > volumes[first] > 0.0
+    open_round(page, url, session_id)  # the latest round is shown
+    page.wait_for_function("(t) => document.querySelector('.moex-status').innerText.includes(t)",
+                           arg=f"Front's hypervolume {volumes[better]:.3f}", timeout=TIMEOUT)
+    assert "best of the session's 2 rounds" in page.inner_text(".moex-status")
+    page.click("#session-panel .label-wrap")
+    page.click("#rounds input")
+    options = page.locator("ul[role=listbox] li").all_inner_texts()
+    assert any(f"front {volumes[first]:.3f}" in o for o in options)
+    assert any(f"front {volumes[better]:.3f}" in o for o in options)
