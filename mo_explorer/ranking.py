@@ -367,3 +367,53 @@ def fit_direction(diffs: np.ndarray, outcomes: np.ndarray, l2: float = 1.0,
     unit = w / norm
     return DirectionFit(weights=unit, raw=w, covariance=cov, angle_std_deg=angle_std, n_votes=m,
                         agreement=agreement(D, y, unit))
+
+
+def columns_to_fit(n_votes: int, k: int, pair: tuple[int, int] | None) -> list[int] | None:
+    """Which of k weights n_votes decisive votes can support: all k when there are more votes than weights,
+    else the plotted pair (when there are more votes than its two weights), else None ("not enough votes")."""
+    if n_votes > k:
+        return list(range(k))
+    if pair is not None and pair[0] != pair[1] and n_votes > 2:
+        return sorted(pair)
+    return None
+
+
+def leave_one_out(diffs: np.ndarray, outcomes: np.ndarray, l2: float = 1.0) -> tuple[float, int]:
+    """(held-out votes predicted, votes): each vote predicted by a direction fitted to all the others.
+
+    The honest count of how well a learned direction generalises: agreement on the votes it was fitted to
+    is near-perfect with as many weights as votes. A held-out vote counts half when the others alone point
+    nowhere (they cancel out) or the prediction is an exact tie.
+    """
+    D, y = _check_votes(diffs, outcomes)
+    m = D.shape[0]
+    hits = 0.0
+    for i in range(m):
+        keep = np.arange(m) != i
+        try:
+            w = fit_direction(D[keep], y[keep], l2=l2).raw
+        except ValueError:  # fewer than two others, or they cancel out: no prediction
+            hits += 0.5
+            continue
+        hits += agreement(D[i:i + 1], y[i:i + 1], w)
+    return hits, m
+
+
+def least_sure_pair(Rn: np.ndarray, weights: Sequence[float] | np.ndarray, method: str = "linear",
+                    done: set[frozenset[int]] | None = None) -> tuple[int, int]:
+    """The pair of positions (better first) whose scores under a direction are closest: the comparison the
+    direction is least sure about, so a vote on it teaches the most. Pairs in `done` are skipped while any
+    other pair is left. Rn (n, k) normalised oriented rewards, n >= 2."""
+    values = scalarise(Rn, weights, method)  # (n,)
+    n = values.shape[0]
+    if n < 2:
+        raise ValueError("a pair needs at least two candidates")
+    i, j = np.triu_indices(n, k=1)
+    gap = np.abs(values[i] - values[j])  # (p,)
+    fresh = np.array([frozenset((int(a), int(b))) not in (done or set()) for a, b in zip(i, j)])
+    if fresh.any():
+        gap = np.where(fresh, gap, np.inf)
+    p = int(np.argmin(gap))  # first on ties: the lowest positions
+    a, b = int(i[p]), int(j[p])
+    return (a, b) if values[a] >= values[b] else (b, a)

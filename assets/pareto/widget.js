@@ -122,6 +122,9 @@
     function load(payload) {
       if (payload && payload.progress) return empty(payload.progress);
       if (!payload || typeof payload !== "object" || !payload.columns) return empty("Generate to see candidates here.");
+      // the same candidates again (a vote refreshed the learned arrow): keep the cards, so a click is never lost
+      const same = state.payload && state.payload.round_id === payload.round_id
+        && JSON.stringify(state.payload.values) === JSON.stringify(payload.values);
       state.payload = payload;
       state.full = payload.weights.slice();
       if (planar()) [state.theta, state.pins] = R.planeWeights(payload.weights, payload.x, payload.y);
@@ -137,7 +140,7 @@
         ? `${n} candidate${n === 1 ? "" : "s"} scored so far…`
         : `${n} candidate${n === 1 ? "" : "s"}.${volume} Drag the arrow\u2019s head to rerank; click a point or a card to read it.`;
       controls.status.dataset.hypervolume = f ? f.hypervolume.toFixed(6) : "";
-      lists.load(payload, emit.select);
+      if (!same) lists.load(payload, emit.select);
       const fig = payload.figure;
       if (state.frontAll) fig.data[1].marker.symbol = payload.symbols_all;
       Plotly.react(plot, fig.data, themed(fig.layout), CONFIG).then(refresh);

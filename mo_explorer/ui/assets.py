@@ -13,6 +13,7 @@ ASSETS_DIR = REPO_ROOT / "assets"
 WIDGET_PARTS = ("ranking", "geometry", "overlay", "lists", "controls", "drag", "widget")
 WIDGET_JS = tuple(ASSETS_DIR / "pareto" / f"{part}.js" for part in WIDGET_PARTS)
 WIDGET_CSS = ASSETS_DIR / "pareto.css"
+ARENA_JS = ASSETS_DIR / "arena.js"  # the comparison's keyboard shortcuts
 
 
 def plotly_js() -> Path:
@@ -27,7 +28,7 @@ def plotly_js() -> Path:
 
 def served_files() -> list[Path]:
     """Every file the page's <head> loads."""
-    return [plotly_js(), *WIDGET_JS, WIDGET_CSS]
+    return [plotly_js(), *WIDGET_JS, ARENA_JS, WIDGET_CSS]
 
 
 def register_static_files() -> None:
@@ -42,5 +43,5 @@ def file_url(path: Path) -> str:
 
 def widget_head() -> str:
     """The <head> tags the Pareto widget needs, loaded before its js_on_load runs."""
-    scripts = "".join(f'<script src="{file_url(path)}"></script>\n' for path in (plotly_js(), *WIDGET_JS))
+    scripts = "".join(f'<script src="{file_url(path)}"></script>\n' for path in (plotly_js(), *WIDGET_JS, ARENA_JS))
     return scripts + f'<link rel="stylesheet" href="{file_url(WIDGET_CSS)}">'
