@@ -302,3 +302,34 @@ def test_plane_weights_and_turned_are_inverse():
     np.testing.assert_allclose(pins, [0.0, 0.0, 0.5, 0.0])
     np.testing.assert_allclose(ranking.turned(pins, 0, 1, theta), [0.6, 0.8, 0.5, 0.0])
     assert ranking.plane_weights([0.0, 0.0, 2.0], 0, 1)[0] == 45.0  # nothing on the plot: the arrow starts at 45°
+
+
+def test_columns_to_fit_follow_the_votes():
+    assert ranking.columns_to_fit(2, 5, (0, 1)) is None  # not enough votes yet
+    assert ranking.columns_to_fit(3, 5, (1, 0)) == [0, 1]  # the plotted pair until more votes than weights
+    assert ranking.columns_to_fit(6, 5, (0, 1)) == [0, 1, 2, 3, 4]
+    assert ranking.columns_to_fit(4, 5, None) is None  # no plotted pair of objectives
+
+
+def test_leave_one_out_predicts_each_vote_from_the_others():
+    rng = np.random.default_rng(5)
+    D = rng.normal(size=(12, 2))
+    y = (D @ [0.8, 0.6] > 0).astype(float)
+    hits, m = ranking.leave_one_out(D, y)
+    assert m == 12 and hits >= 10  # a consistent voter is predicted on held-out votes
+    noise = rng.integers(0, 2, size=12).astype(float)
+    fitted = ranking.fit_direction(D, noise).agreement * 12
+    held, _ = ranking.leave_one_out(D, noise)
+    assert held <= fitted  # agreement on the fitted votes is optimistic; held-out is the honest count
+    brute = sum(ranking.agreement(D[i:i + 1], y[i:i + 1], ranking.fit_direction(np.delete(D, i, 0),
+                                                                            np.delete(y, i)).raw) for i in range(12))
+    assert hits == pytest.approx(brute)
+
+
+def test_least_sure_pair_is_the_closest_scores_better_first_and_skips_done_pairs():
+    Rn = np.array([[0.0, 1.0], [0.5, 0.45], [1.0, 0.0], [0.2, 0.2]])
+    a, b = ranking.least_sure_pair(Rn, [1.0, 1.0])
+    assert {a, b} == {0, 2} and a == 0  # equal sums: the lowest positions first on ties
+    c, d = ranking.least_sure_pair(Rn, [1.0, 1.0], done={frozenset((0, 2))})
+    assert {c, d} == {0, 1} and c == 0  # 1.0 vs 0.95
+    assert set(ranking.least_sure_pair(Rn[:2], [1.0, 0.0], done={frozenset((0, 1))})) == {0, 1}  # all done: reuse
