@@ -266,7 +266,8 @@ def parallel_figure(rnd: Round, direction: Direction | None) -> go.Figure:
             fig.add_annotation(x=j, y=y, text=f"{value:.3g}", showarrow=False, yanchor=anchor, font={"size": 10})
     fig.update_layout(
         # every axis named, tilted so long names do not collide; the hover names the objective's meaning
-        xaxis={"tickvals": list(range(k)), "ticktext": list(rnd.objectives), "range": [-0.5, k - 0.5],
+        xaxis={"tickvals": list(range(k)), "range": [-0.5, k - 0.5],
+               "ticktext": [name if up else f"{name} (cost)" for name, up in zip(rnd.objectives, rnd.maximize)],
                "tickangle": -30, "automargin": True, "showgrid": True, "gridcolor": "#bbb", "zeroline": False,
                "fixedrange": True},
         yaxis={"range": [-0.15, 1.15], "showticklabels": False, "showgrid": False, "zeroline": False,

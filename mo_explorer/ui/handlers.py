@@ -15,11 +15,11 @@ from collections.abc import Callable, Iterator
 
 import gradio as gr
 
-from mo_explorer import plotting
+from mo_explorer import objectives, plotting
 from mo_explorer.errors import ModelError, NotFoundError, UserError
 from mo_explorer.schema import Direction, GenerationParams, Round
 from mo_explorer.ui import compare_view, render
-from mo_explorer.ui.layout import Components
+from mo_explorer.ui.layout import CLICK_TO_READ, Components
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 0.5
@@ -43,6 +43,13 @@ def shown_as_gr_error(fn: Callable) -> Callable:
         except (UserError, ModelError) as exc:
             raise gr.Error(str(exc)) from exc
     return wrapper
+
+
+def _meaning(name: str) -> str:
+    """The one line under an axis menu saying what the chosen objective means."""
+    if name == plotting.SCORE:
+        return "The reward model's own overall score for the answer."
+    return objectives.meaning(name) or " "
 
 
 def direction_from_event(data: dict) -> Direction:
@@ -78,14 +85,14 @@ class Handlers:
         c = self.c
         x, y = render.default_axes(rnd, x, y)
         direction = self.direction_of(rnd, x, y)
-        columns = plotting.plot_columns(rnd)
+        choices = [(objectives.label(name, plotting.SCORE), name) for name in plotting.plot_columns(rnd)]
         front = render.front_summary(rnd, render.front_volumes(self.explorer.session_rounds(rnd.session_id)))
         view = {
             c.widget: plotting.widget_payload(rnd, direction, x, y, compare_view.overlay_for(self.explorer, rnd, x, y),
                                               front=front),
             c.round_id: rnd.round_id,
-            c.x_axis: gr.Dropdown(choices=columns, value=x),
-            c.y_axis: gr.Dropdown(choices=columns, value=y),
+            c.x_axis: gr.Dropdown(choices=choices, value=x, info=_meaning(x)),
+            c.y_axis: gr.Dropdown(choices=choices, value=y, info=_meaning(y)),
         }
         if figures:
             view[c.gating] = plotting.gating_figure(rnd)
@@ -104,7 +111,7 @@ class Handlers:
         c = self.c
         return {c.widget: None, c.round_id: None, c.gating: None, c.parallel: None, c.selected: [],
                 c.x_axis: gr.Dropdown(choices=[], value=None), c.y_axis: gr.Dropdown(choices=[], value=None),
-                c.response: "*Click a point or a card to read the full response here.*"}
+                c.response: CLICK_TO_READ}
 
     # ----- events ---------------------------------------------------------------------------------------
     @shown_as_gr_error
@@ -125,7 +132,9 @@ class Handlers:
                     # time that the generator, on the same cores, would otherwise use.
                     if time.monotonic() - shown_at >= PROGRESS_EVERY_S:
                         shown_at = time.monotonic()
-                        yield {c.status: f"Generating {params.n} candidates: token {event.step} / {event.total}"}
+                        said = f"Generating {params.n} candidates: token {event.step} / {event.total}"
+                        # said on the plot too, where the eye waits for the points
+                        yield {c.status: said, c.widget: {"progress": f"{said}…"}}
                     continue
                 rnd = event.round
                 done = event.kind == "done"
@@ -151,7 +160,7 @@ class Handlers:
         rnd = self.explorer.get_round(round_id, session_id or None)
         best = rnd.candidates[ranked.best].index if rnd.candidates else None
         return {self.c.parallel: plotting.parallel_figure(rnd, direction),
-                self.c.status: f"Direction saved ({render.direction_label(direction)}); top: #{best}."}
+                self.c.direction_status: f"Direction saved ({render.direction_label(direction)}); first: #{best}."}
 
     @shown_as_gr_error
     def select(self, evt: gr.EventData, session_id: str, selected: list) -> dict:
@@ -176,7 +185,7 @@ class Handlers:
             return self.empty_view()
         rnd = self.explorer.get_round(round_id, session_id or None)
         return {**self.round_view(rnd, x, y), self.c.selected: [], self.c.status: f"Round {render.round_label(rnd)}",
-                self.c.response: "*Click a point or a card to read the full response here.*"}
+                self.c.response: CLICK_TO_READ}
 
     def load_page(self, request: gr.Request) -> dict:
         """Resume the session named in ?session= (its latest round) or start a new one."""

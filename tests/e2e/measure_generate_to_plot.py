@@ -59,7 +59,7 @@ def main() -> None:
         page.goto(url)
         page.wait_for_selector(".moex", timeout=120_000)
         page.fill("#prompt textarea", PROMPT)
-        page.click("text=Parameters")
+        page.click("#parameters .label-wrap")
         set_slider(page, "param-n", args.n)
         set_slider(page, "param-max-new-tokens", args.max_new_tokens)
         for _ in range(args.repeats):

@@ -98,7 +98,7 @@ def test_generate_drag_store_and_reload(app, page):
     rnd = explorer.get_round(rounds[0].round_id, session_id)
     best = ranking.rank(rnd.reward_matrix(), rnd.maximize, stored, rnd.objectives).best
     assert str(rnd.candidates[best].index) == index  # the server agrees with the browser's winner
-    page.wait_for_function("document.querySelector('#status').innerText.includes('Direction saved')",
+    page.wait_for_function("document.querySelector('#direction-status').innerText.includes('Direction saved')",
                            timeout=TIMEOUT)
     SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "explorer_after_drag.png"), full_page=True)

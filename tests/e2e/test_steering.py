@@ -76,6 +76,7 @@ def test_tchebycheff_pointing_from_the_corner_through_a_front_candidate_makes_it
         aim_at(page, target)
         page.wait_for_function("(k) => document.querySelector('.moex').dataset.top === k", arg=str(k), timeout=TIMEOUT)
         (x1, y1), (x2, y2) = arrow(page)
+        target = points(page)[k]
         # the arrow leaves the corner and passes through #k (within a pixel)
         off_line = abs((x2 - x1) * (y1 - target[1]) - (x1 - target[0]) * (y2 - y1)) / math.hypot(x2 - x1, y2 - y1)
         assert off_line < 1.0, (k, off_line)
@@ -169,3 +170,33 @@ def test_each_rounds_front_hypervolume_is_shown_for_the_round_and_in_the_round_l
     options = page.locator("ul[role=listbox] li").all_inner_texts()
     assert any(f"front {volumes[first]:.3f}" in o for o in options)
     assert any(f"front {volumes[better]:.3f}" in o for o in options)
+
+
+def test_on_a_phone_the_plot_follows_the_prompt_and_a_finger_turns_the_arrow(app, browser):
+    explorer, url = app
+    session_id, round_id = store_round(explorer)
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True,
+                              device_scale_factor=2)
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        open_round(page, url, session_id)
+        page.screenshot(path=str(SCREENSHOTS / "steering_phone_full.png"), full_page=True)
+        prompt = page.locator("#prompt").bounding_box()
+        plot = page.locator(".moex-plot").bounding_box()
+        assert plot["y"] - (prompt["y"] + prompt["height"]) < 560, (prompt, plot)  # not 1,500 px of scrolling
+        handle = page.locator(".moex-arrow-handle").bounding_box()
+        assert handle["width"] >= 44 and handle["height"] >= 44  # a finger-sized target
+        page.locator(".moex-plot").scroll_into_view_if_needed()
+        for theta in (150, 300):
+            turn_arrow_to(page, theta, touch=True)
+            first = data(page, "top")
+            along, best = farthest_along_arrow(page)
+            assert along[int(first)] >= best - 0.75 and listed_first(page) == first
+        stored = explorer.get_round(round_id, session_id).direction
+        assert math.degrees(math.atan2(*stored.weights[::-1])) % 360 == pytest.approx(300, abs=0.5)
+        page.screenshot(path=str(SCREENSHOTS / "steering_phone.png"))
+        assert errors == []
+    finally:
+        ctx.close()
