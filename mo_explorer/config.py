@@ -43,12 +43,17 @@ class ModelSettings:
                            "Torch device: 'auto' (cuda when available), 'cpu' or 'cuda'.", "--device")
     generator_dtype: str = _setting(
         "auto", "MO_EXPLORER_GENERATOR_DTYPE",
-        "Generator dtype: 'auto' (bfloat16 where the CPU/GPU supports it, else float32), "
-        "'bfloat16' or 'float32'.", "--generator-dtype")
+        "Generator weights: 'auto' (int4 weights with bfloat16 activations on a CPU with native bf16, float32 "
+        "on other CPUs, bfloat16 on a GPU), 'int4' (CPU only), 'bfloat16' or 'float32'.", "--generator-dtype")
+    sampler: str = _setting(
+        "auto", "MO_EXPLORER_SAMPLER",
+        "How candidates are decoded: 'fast' (one prompt prefill, top-p without sorting the vocabulary, the "
+        "model's own token log-probs kept for the likelihood objective), 'transformers' (model.generate, the "
+        "reference path), or 'auto' (fast).", "--sampler")
     threads: int = _setting(
         0, "MO_EXPLORER_TORCH_THREADS",
-        "Torch intra-op threads; 0 keeps torch's default (one per core). Set 1 on a machine shared with other "
-        "busy processes, where threads fighting for cores made decoding several times slower.", "--threads")
+        "Torch intra-op threads; 0 decides per round: one thread per idle core, judged from the load average "
+        "(threads fighting busy cores slow decoding several-fold), logged.", "--threads")
     reward_dtype: str = _setting(
         "float32", "MO_EXPLORER_REWARD_DTYPE",
         "Reward model dtype; float32 by default because bfloat16 hidden states change with batch "

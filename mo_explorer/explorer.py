@@ -36,7 +36,7 @@ from mo_explorer.schema import (
 
 log = logging.getLogger(__name__)
 
-SCORE_CHUNK = 4  # candidates scored (and stored) per step, so a UI sees them arrive
+LIKELIHOOD = "likelihood"  # a reward model objective that already is the generator's (standardised) log-prob
 
 
 @dataclass(frozen=True)
@@ -70,9 +70,11 @@ class Explorer:
         self.generator = generator
         self.reward_model = reward_model
         self.store = store
-        # One model call at a time: the models are not re-entrant, seeding is global, and two rounds
-        # decoding at once on a 2-core CPU would only make both slower.
-        self._model_lock = threading.Lock()
+        # One generation at a time (two rounds decoding at once on a 2-core CPU would only make both slower) and
+        # one scoring call at a time (models are not re-entrant). Finished candidates are scored while the others
+        # are still decoding, unless both models share weights (hooks and depth changes would collide).
+        self._generate_lock = threading.Lock()
+        self._score_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Explorer:
@@ -147,36 +149,40 @@ class Explorer:
 
     def stream_round(self, prompt: Prompt, params: GenerationParams | None = None, session_id: str | None = None,
                      direction: Direction | None = None) -> Iterator[RoundEvent]:
-        """Generate, score and store one round, yielding progress and each stored chunk of candidates."""
+        """Generate, score and store one round, yielding progress and each stored group of candidates.
+
+        Candidates are scored and stored as they finish, while the others are still being written; a generator
+        that fails part-way leaves the finished ones stored in a round marked failed.
+        """
         params = params or self.default_params()
         messages = self.validate(prompt, params)
         session_id = self.ensure_session(session_id)
         yield RoundEvent("started", total=params.max_new_tokens, message="generating")
-        generations: list[Generation] = []
-        for event in self._generate_in_thread(messages, params):
-            if isinstance(event, list):
-                generations = event
-            else:
-                yield RoundEvent("progress", step=event[0], total=event[1], message="generating")
         round_id: str | None = None
+        stored = 0
         try:
-            for start in range(0, len(generations), SCORE_CHUNK):
-                chunk = generations[start:start + SCORE_CHUNK]
-                out = self._score(messages, [g.text for g in chunk])
+            for kind, payload in self._generate_in_thread(messages, params):
+                if kind == "progress":
+                    yield RoundEvent("progress", step=payload[0], total=payload[1],
+                                     message=f"generating ({stored} of {params.n} scored)")
+                    continue
+                out = self._score(messages, payload)
                 if round_id is None:
                     round_id = self._create_round(session_id, messages, params, out)
-                self.store.add_candidates(round_id, self._candidates(start, chunk, out))
-                yield RoundEvent("scored", round=self.store.get_round(round_id), step=start + len(chunk),
-                                 total=len(generations), message="scoring")
+                self.store.add_candidates(round_id, self._candidates(stored, payload, out))
+                stored += len(payload)
+                yield RoundEvent("scored", round=self.store.get_round(round_id), step=stored, total=params.n,
+                                 message="scoring")
         except Exception as exc:
             if round_id is not None:
                 self.store.finish_round(round_id, status="failed", error=str(exc))
+            if isinstance(exc, (UserError, ModelError)):
+                raise
             raise ModelError(f"The reward model failed while scoring: {exc}") from exc
         self.store.finish_round(round_id, status="complete")
         if direction is not None:
             self.rerank(round_id, direction, session_id)
-        yield RoundEvent("done", round=self.store.get_round(round_id), step=len(generations),
-                         total=len(generations), message="done")
+        yield RoundEvent("done", round=self.store.get_round(round_id), step=stored, total=stored, message="done")
 
     def run_round(self, prompt: Prompt, params: GenerationParams | None = None, session_id: str | None = None,
                   direction: Direction | None = None,
@@ -190,42 +196,76 @@ class Explorer:
         return final
 
     def _generate_in_thread(self, messages, params):
-        """Run the blocking batched generate in a worker thread, yielding (step, total) then the generations."""
+        """Run the blocking generate in a worker thread, yielding ("progress", (step, total)) and
+        ("finished", [Generation, ...]) as candidates end (those that ended since the last look, together)."""
         events: queue.Queue = queue.Queue()
         result: dict = {}
 
         def work():
             try:
-                with self._model_lock:
-                    result["generations"] = self.generator.generate(
-                        messages, params, progress=lambda step, total: events.put((step, total)))
-            except Exception as exc:  # reported to the caller below, with the round left unstored
+                with self._generate_lock:
+                    self.generator.generate(messages, params,
+                                            progress=lambda step, total: events.put(("progress", (step, total))),
+                                            on_finish=lambda generation: events.put(("finished", generation)))
+            except Exception as exc:  # reported to the caller below, after the finished candidates
                 result["error"] = exc
             finally:
                 events.put(None)
 
         thread = threading.Thread(target=work, name="generate", daemon=True)
         thread.start()
-        last = 0.0
-        while (item := events.get()) is not None:
-            if time.perf_counter() - last > 0.1 or item[0] == item[1]:  # throttle UI updates to ~10/s
-                last = time.perf_counter()
-                yield item
+        last, ended = 0.0, False
+        while not ended:
+            item = events.get()
+            batch: list[Generation] = []
+            progress = None
+            while True:  # take everything queued: candidates that ended together are scored together
+                if item is None:
+                    ended = True
+                elif item[0] == "finished":
+                    batch.append(item[1])
+                else:
+                    progress = item[1]
+                if ended or events.empty():
+                    break
+                item = events.get()
+            if batch:
+                yield "finished", batch
+            if progress is not None and (time.perf_counter() - last > 0.1 or progress[0] == progress[1]):
+                last = time.perf_counter()  # throttle UI updates to ~10/s
+                yield "progress", progress
         thread.join()
         if "error" in result:
             exc = result["error"]
             if isinstance(exc, UserError):
                 raise exc
             raise ModelError(f"The generator failed: {exc}") from exc
-        yield result["generations"]
 
-    def _score(self, messages, texts: list[str]) -> RewardOutput:
+    def _score(self, messages, generations: list[Generation]) -> RewardOutput:
         max_chars = self.settings.limits.max_response_tokens * 8  # coarse cap; the model truncates by tokens
-        with self._model_lock:
-            return self.reward_model.score(messages, [t[:max_chars] for t in texts])
+        texts = [g.text[:max_chars] for g in generations]
+        logprob = self._own_logprobs(generations)
+        shares = getattr(self.reward_model, "shares_weights_with", None)
+        model = getattr(self.generator, "model", None)
+        shared = shares is not None and shares(model, likelihood=logprob is None)
+        with self._generate_lock if shared else self._score_lock:
+            if logprob is not None:
+                return self.reward_model.score(messages, texts, mean_logprob=logprob)
+            return self.reward_model.score(messages, texts)
+
+    def _own_logprobs(self, generations: list[Generation]) -> np.ndarray | None:
+        """The generator's own log-probs of its candidates, when the reward model's likelihood reads that model."""
+        name = getattr(self.reward_model, "likelihood_model", None)
+        if name is None or name != self.generator.model_id:
+            return None
+        tokens = self.reward_model.likelihood_tokens
+        values = [g.mean_logprob(tokens, self.generator.closing_tokens) for g in generations]
+        return None if any(v is None for v in values) else np.asarray(values, np.float32)
 
     def _objectives(self, out: RewardOutput) -> tuple[tuple[str, ...], tuple[bool, ...], tuple[bool, ...]]:
-        measured = [MEASURED_LENGTH, MEASURED_TIME] + ([MEASURED_LOGPROB] if MEASURED_LOGPROB in out.extras else [])
+        # The raw mean log-prob is shown only when the reward model has no likelihood objective of its own.
+        own = MEASURED_LOGPROB in out.extras and LIKELIHOOD not in out.objectives
+        measured = [MEASURED_LENGTH, MEASURED_TIME] + ([MEASURED_LOGPROB] if own else [])
         names = tuple(out.objectives) + tuple(measured)
         is_measured = (False,) * len(out.objectives) + (True,) * len(measured)
         maximize = tuple(name != MEASURED_TIME for name in names)  # generation time is a cost
@@ -238,7 +278,7 @@ class Explorer:
             is_measured, maximize, np.asarray(out.gating, np.float32), np.asarray(out.transform, np.float32))
 
     def _candidates(self, start: int, chunk: list[Generation], out: RewardOutput) -> list[Candidate]:
-        logprob = out.extras.get(MEASURED_LOGPROB)
+        logprob = out.extras.get(MEASURED_LOGPROB) if LIKELIHOOD not in out.objectives else None
         result = []
         for i, g in enumerate(chunk):
             measured = [g.n_tokens, g.seconds] + ([float(logprob[i])] if logprob is not None else [])

@@ -54,6 +54,24 @@ class Generation:
     n_tokens: int
     seconds: float  # wall time from the start of the batched call until this sequence finished
     finished: bool = True  # False when cut by max_new_tokens
+    # What the generator itself produced (empty when the sampler does not keep them): the token ids, whose text
+    # may re-tokenise differently (SmolLM2's GGUF tokenizer splits a generated "\n\n" token in two), and
+    token_ids: tuple[int, ...] = ()
+    token_logprobs: tuple[float, ...] = ()  # log p(token_t | prompt, tokens < t), one per generated token
+    end_logprobs: tuple[float, ...] = ()  # log p(end of turn) at each position 0..n_tokens (where it ended last)
+
+    def mean_logprob(self, max_tokens: int, closing: int) -> float | None:
+        """The generator's mean log-prob of this response as the likelihood objective reads a response.
+
+        Like a scoring pass over the chat template: at most `max_tokens - closing` response tokens, then the
+        end-of-turn token; the template's further closing tokens (a newline after it) are taken as certain.
+        None when the sampler kept no log-probs.
+        """
+        m = min(self.n_tokens, max(1, max_tokens - closing))
+        if len(self.token_logprobs) < m or len(self.end_logprobs) <= m:
+            return None
+        values = list(self.token_logprobs[:m]) + [self.end_logprobs[m]] + [0.0] * max(0, closing - 1)
+        return float(sum(values) / len(values))
 
 
 @dataclass(frozen=True)

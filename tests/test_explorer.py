@@ -53,8 +53,54 @@ def test_stream_reports_progress_then_chunks(explorer):
     events = list(explorer.stream_round("Hello there", PARAMS))
     kinds = [e.kind for e in events]
     assert kinds[0] == "started" and kinds[-1] == "done" and "progress" in kinds
-    scored = [e for e in events if e.kind == "scored"]
-    assert [len(e.round.candidates) for e in scored] == [4, 6]  # stored as each chunk is scored
+    scored = [len(e.round.candidates) for e in events if e.kind == "scored"]
+    assert scored == sorted(set(scored)) and scored[-1] == 6  # stored as candidates finish, none twice
+
+
+@pytest.fixture
+def staggered(models):
+    """The tiny generator with a strong end-of-turn row: sampled rows stop after a few steps, at different steps."""
+    import torch
+
+    generator = models[0]
+    eos = generator.tokenizer.eos_token_id
+    saved = generator.model.lm_head.weight[eos].clone()
+    with torch.no_grad():
+        generator.model.lm_head.weight[eos] = 3.0 * saved / saved.norm()
+    yield GenerationParams(n=6, max_new_tokens=16, seed=1)
+    with torch.no_grad():
+        generator.model.lm_head.weight[eos] = saved
+
+
+def test_candidates_are_scored_while_others_are_still_written(explorer, staggered, monkeypatch):
+    """I generate 6 candidates; the first to end is stored before the last one is written."""
+    import time
+
+    real = explorer.generator.generate
+    session = explorer.new_session()
+    stored_while_writing = []
+
+    def watching(messages, params, progress=None, on_finish=None):
+        seen = []
+
+        def finished(generation):
+            seen.append(generation)
+            if len(seen) == params.n:  # the last candidate just ended: are the earlier ones stored already?
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline and not stored_while_writing:
+                    rounds = explorer.session_rounds(session)
+                    if rounds and rounds[0].candidates:
+                        stored_while_writing.append(len(rounds[0].candidates))
+                    time.sleep(0.01)
+            on_finish(generation)
+        return real(messages, params, progress=progress, on_finish=finished)
+
+    monkeypatch.setattr(explorer.generator, "generate", watching)
+    final = explorer.run_round("Hello there", staggered, session_id=session)
+    assert stored_while_writing and stored_while_writing[0] < 6
+    assert len(final.candidates) == 6 and [c.index for c in final.candidates] == list(range(6))
+    tokens = [c.n_tokens for c in final.candidates]
+    assert tokens == sorted(tokens)  # numbered in the order they finished
 
 
 def test_same_seed_same_candidates(explorer):
@@ -102,17 +148,41 @@ class FailingSecondChunk:
         self.calls += 1
         if self.calls == 2:
             raise RuntimeError("out of memory")
+        self.first = len(responses)
         return self.inner.score(prompt, responses)
 
 
-def test_model_failure_mid_round_keeps_what_was_stored(explorer):
-    explorer.reward_model = FailingSecondChunk(explorer.reward_model)
+def test_model_failure_mid_round_keeps_what_was_stored(explorer, staggered):
+    explorer.reward_model = failing = FailingSecondChunk(explorer.reward_model)
     session = explorer.new_session()
     with pytest.raises(ModelError, match="out of memory"):
-        explorer.run_round("Hello", PARAMS, session_id=session)
+        explorer.run_round("Hello", staggered, session_id=session)
     (rnd,) = explorer.session_rounds(session)
     assert rnd.status == "failed" and "out of memory" in rnd.error
-    assert len(rnd.candidates) == 4
+    assert 1 <= len(rnd.candidates) == failing.first < 6
+
+
+def test_generator_failing_mid_round_keeps_the_finished_candidates(explorer, staggered, monkeypatch):
+    """The generator crashes after two candidates ended: those two are stored, the round says why it failed."""
+    real = explorer.generator.generate
+
+    def crash_after_two(messages, params, progress=None, on_finish=None):
+        seen = []
+
+        def finished(generation):
+            on_finish(generation)
+            seen.append(generation)
+            if len(seen) == 2:
+                raise RuntimeError("CUDA error: device lost")
+        return real(messages, params, progress=progress, on_finish=finished)
+
+    monkeypatch.setattr(explorer.generator, "generate", crash_after_two)
+    session = explorer.new_session()
+    with pytest.raises(ModelError, match="generator failed.*device lost"):
+        explorer.run_round("Hello", staggered, session_id=session)
+    (rnd,) = explorer.session_rounds(session)
+    assert rnd.status == "failed" and "device lost" in rnd.error
+    assert len(rnd.candidates) == 2
 
 
 def test_generator_failure_is_a_clear_error(explorer, monkeypatch):

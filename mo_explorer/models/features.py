@@ -109,10 +109,9 @@ class CausalLMFeatures:
 
     def _closing_tokens(self) -> int:
         """How many tokens the template adds after an assistant message's content (e.g. <|im_end|>, newline)."""
-        probe = [{"role": "user", "content": "x"}]
-        prompt = self._ids(probe, True)
-        full = self._ids(probe + [{"role": "assistant", "content": ""}], False)
-        return max(1, len(full) - len(prompt)) if full[: len(prompt)] == prompt else 1
+        from mo_explorer.models.loading import closing_tokens
+
+        return closing_tokens(self.tokenizer)
 
     def tokenize(self, prompt: schema.Prompt, responses: Sequence[str]) -> tuple[list[int], list[list[int]], bool]:
         """Prompt ids (truncated) and each response's ids (truncated); False when the template is not prefix-stable."""

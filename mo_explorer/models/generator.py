@@ -1,8 +1,11 @@
 """Candidate generation: any transformers causal LM, all candidates of a round in one batched call.
 
-Per-candidate wall time is measured inside `model.generate` by a stopping criterion that sees the token
-ids after every decoding step: the step at which a row first emits EOS is the moment that candidate
-was done, even though the batch keeps decoding for the others.
+Two samplers give the same distribution (temperature, then top-p):
+- 'fast' (models.sampling): the prompt prefilled once for all rows, a top-p that never sorts the vocabulary,
+  finished rows leave the batch, each row handed over the moment it ends (so it can be scored while the others are
+  still written), and the log-probability the model gave every token it produced (the likelihood objective).
+- 'transformers': `model.generate`, the reference path. Per-candidate wall time is measured by a stopping
+  criterion that sees the token ids after every decoding step.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 
 from mo_explorer import errors, schema
 from mo_explorer.models import device as devices
-from mo_explorer.models import embedded, loading
+from mo_explorer.models import embedded, loading, sampling
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
+Finished = Callable[[schema.Generation], None]  # called once per candidate, in the order they finish
+SAMPLERS = ("auto", "fast", "transformers")
 
 
 def validate_params(params: schema.GenerationParams) -> None:
@@ -63,29 +68,37 @@ class _StepRecorder(StoppingCriteria):
 class Generator:
     """A causal LM with its tokenizer that samples n candidates for a chat prompt."""
 
-    def __init__(self, model, tokenizer, model_id: str, device: torch.device):
+    def __init__(self, model, tokenizer, model_id: str, device: torch.device, sampler: str = "auto",
+                 weights: str = "", threads: int = 0):
+        if sampler not in SAMPLERS:
+            raise errors.ModelError(f"unknown sampler {sampler!r}; use one of {', '.join(SAMPLERS)}")
         self.model = model
         self.tokenizer = tokenizer
         self.model_id = model_id
         self.device = device
-        self.dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+        self.sampler = "fast" if sampler == "auto" else sampler
+        self.threads = threads  # 0: decided per round from the load average (device.idle_cores)
+        self.dtype = weights or str(next(model.parameters()).dtype).removeprefix("torch.")
         self.eos_ids = self._eos_ids()
+        self.closing_tokens = loading.closing_tokens(tokenizer)  # template tokens after a reply (likelihood)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else int(self.eos_ids[0])
 
     @classmethod
-    def load(cls, name: str, cache_dir: str, device: str = "auto", dtype: str = "auto") -> Generator:
+    def load(cls, name: str, cache_dir: str, device: str = "auto", dtype: str = "auto",
+             sampler: str = "auto", threads: int = 0) -> Generator:
         """Load a Hub id, a local directory or an embedded alias ('embedded:smollm2')."""
         try:
             torch_device = devices.resolve_device(device)
-            torch_dtype = devices.resolve_dtype(dtype, torch_device)
+            torch_dtype, int4 = devices.resolve_weights(dtype, torch_device)
             path = embedded.resolve_model_path(name, cache_dir)
             start = time.perf_counter()
-            tokenizer, model = loading.causal_lm(path, torch_device, torch_dtype)
-        except (OSError, ValueError, RuntimeError, ImportError) as exc:
+            tokenizer, model = loading.causal_lm(path, torch_device, torch_dtype, int4=int4)
+        except (OSError, ValueError, RuntimeError, ImportError, AssertionError) as exc:
             raise errors.ModelError(f"could not load generator {name!r}: {exc}") from exc
-        log.info("loaded generator %s (%s, %s) in %.1f s", name, torch_device, torch_dtype,
+        weights = devices.INT4 if int4 else str(torch_dtype).removeprefix("torch.")
+        log.info("loaded generator %s (%s, %s, sampler %s) in %.1f s", name, torch_device, weights, sampler,
                  time.perf_counter() - start)
-        return cls(model, tokenizer, name, torch_device)
+        return cls(model, tokenizer, name, torch_device, sampler=sampler, weights=weights, threads=threads)
 
     def _eos_ids(self) -> torch.Tensor:
         """Every token id that ends a turn: the generation config's EOS ids and the tokenizer's."""
@@ -118,37 +131,84 @@ class Generator:
         return int(self._encode(messages).shape[1])
 
     def generate(self, messages: schema.Prompt, params: schema.GenerationParams,
-                 progress: Progress | None = None) -> list[schema.Generation]:
+                 progress: Progress | None = None, on_finish: Finished | None = None) -> list[schema.Generation]:
         """Sample params.n candidates in one batched call; same seed, same candidates.
 
-        Seeding calls torch.manual_seed(params.seed), which resets torch's global RNG (and CUDA's):
-        nothing else in the app relies on it, so it is not restored.
+        Returns them in the order they finished (ties in row order); on_finish sees each one as it ends.
         """
         validate_params(params)
+        prompt_ids = self._encode(messages).to(self.device)  # (1, T)
+        if self.device.type == "cpu":
+            threads = devices.threads_for_round(self.threads)
+            log.info("round on %d thread(s) (%s)", threads,
+                     f"set to {self.threads}" if self.threads else "idle cores by the load average")
+        try:
+            if self.sampler == "fast":
+                generations = self._generate_fast(prompt_ids, params, progress, on_finish)
+            else:
+                generations = self._generate_transformers(prompt_ids, params, progress)
+                for g in generations if on_finish is not None else ():
+                    on_finish(g)
+        except (RuntimeError, ValueError, IndexError) as exc:
+            raise errors.ModelError(f"generator {self.model_id!r} failed while generating: {exc}") from exc
+        return generations
+
+    def _generate_fast(self, prompt_ids: torch.Tensor, params: schema.GenerationParams,
+                       progress: Progress | None, on_finish: Finished | None) -> list[schema.Generation]:
         start = time.perf_counter()
-        prompt_ids = self._encode(messages)  # (1, T)
+        done: list[schema.Generation] = []
+
+        def finished(_row: int, row: sampling.RowResult) -> None:
+            done.append(self._row_generation(row, time.perf_counter() - start))
+            if on_finish is not None:
+                on_finish(done[-1])
+
+        greedy = params.temperature == 0
+        sampling.decode(self.model, prompt_ids, params.n, params.max_new_tokens, float(params.temperature),
+                        float(params.top_p), self.eos_ids.tolist(), params.seed, on_step=progress,
+                        on_finish=finished)
+        if greedy and params.n > 1:  # greedy decoding gives n identical rows: one was decoded
+            for _ in range(params.n - 1):
+                done.append(done[0])
+                if on_finish is not None:
+                    on_finish(done[0])
+        log.info("generated %d candidates x <=%d tokens in %.2f s (%s, fast sampler)", params.n,
+                 params.max_new_tokens, time.perf_counter() - start, self.dtype)
+        return done
+
+    def _row_generation(self, row: sampling.RowResult, total: float) -> schema.Generation:
+        text = self.tokenizer.decode(row.ids, skip_special_tokens=True)
+        return schema.Generation(text=text, n_tokens=len(row.ids), seconds=row.finished_at or total,
+                                 finished=row.finished_at is not None, token_ids=tuple(row.ids),
+                                 token_logprobs=tuple(row.logprobs),
+                                 end_logprobs=tuple(row.end_logprobs))
+
+    def _generate_transformers(self, prompt_ids: torch.Tensor, params: schema.GenerationParams,
+                               progress: Progress | None) -> list[schema.Generation]:
+        """The reference path: transformers' generate with its own top-p warper (token log-probs not kept)."""
+        start = time.perf_counter()
         greedy = params.temperature == 0
         # Greedy decoding gives n identical rows: decode one and copy it.
         batch = 1 if greedy else params.n
-        input_ids = prompt_ids.repeat(batch, 1).to(self.device)  # (B, T), same length: no padding needed
+        input_ids = prompt_ids.repeat(batch, 1)  # (B, T), same length: no padding needed
         recorder = _StepRecorder(batch, input_ids.shape[1], self.eos_ids, start, params.max_new_tokens, progress)
-        sampling = {} if greedy else {"do_sample": True, "temperature": float(params.temperature),
-                                      "top_p": float(params.top_p), "top_k": 0}
+        sampling_args = {} if greedy else {"do_sample": True, "temperature": float(params.temperature),
+                                           "top_p": float(params.top_p), "top_k": 0}
+        # Seeding resets torch's global RNG: nothing else in the app relies on it, so it is not restored.
         torch.manual_seed(params.seed)
-        try:
-            with torch.inference_mode():
-                output = self.model.generate(
-                    input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
-                    max_new_tokens=params.max_new_tokens, pad_token_id=self.pad_id,
-                    eos_token_id=self.eos_ids.tolist(), stopping_criteria=StoppingCriteriaList([recorder]),
-                    **({"do_sample": False} if greedy else sampling))
-        except (RuntimeError, ValueError, IndexError) as exc:
-            raise errors.ModelError(f"generator {self.model_id!r} failed while generating: {exc}") from exc
+        with torch.inference_mode():
+            output = self.model.generate(
+                input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                max_new_tokens=params.max_new_tokens, pad_token_id=self.pad_id,
+                eos_token_id=self.eos_ids.tolist(), stopping_criteria=StoppingCriteriaList([recorder]),
+                **({"do_sample": False} if greedy else sampling_args))
         total = time.perf_counter() - start
         generations = [self._to_generation(row, recorder.finished_at[i], total)
                        for i, row in enumerate(output[:, input_ids.shape[1]:].cpu())]
-        log.info("generated %d candidates x <=%d tokens in %.2f s", params.n, params.max_new_tokens, total)
-        return generations * params.n if greedy else generations
+        log.info("generated %d candidates x <=%d tokens in %.2f s (%s, transformers sampler)", params.n,
+                 params.max_new_tokens, total, self.dtype)
+        generations = generations * params.n if greedy else generations
+        return sorted(generations, key=lambda g: (not g.finished, g.seconds))
 
     def _to_generation(self, new_ids: torch.Tensor, finished_at: float | None, total: float) -> schema.Generation:
         """One row of new token ids (L,) -> text, token count (excluding EOS/padding) and time."""

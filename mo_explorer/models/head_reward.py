@@ -50,10 +50,14 @@ def measured_value(name: str, stats: dict, texts: Sequence[str], logprob: np.nda
 class HeadRewardModel:
     """Backbone features -> ArmoHead -> schema.RewardOutput (rewards, gating, transform, score)."""
 
-    def __init__(self, head: ArmoHead, extractor, likelihood_extractor=None, head_dir: str = ""):
+    def __init__(self, head: ArmoHead, extractor, likelihood_extractor=None, head_dir: str = "",
+                 likelihood_loader=None):
         self.head = head
         self.extractor = extractor
-        self.likelihood_extractor = likelihood_extractor
+        self._likelihood_extractor = likelihood_extractor
+        # Loaded on first use: rounds written by the same model hand over their own token log-probs, so the app
+        # needs this second (float32) copy of the generator only for text it did not generate (import, `score`).
+        self._likelihood_loader = likelihood_loader
         self.head_dir = head_dir
         config = head.config
         self.objectives: tuple[str, ...] = tuple(config.objectives)
@@ -68,6 +72,28 @@ class HeadRewardModel:
             raise ModelError(f"head_layer {layer} is not among the backbone's captured layers {self.spec.layers}")
         self.layer_index = self.spec.layers.index(layer)
         self.feature_cache = None  # optional training.feature_cache.FeatureCache-like lookup for evaluations
+        lik = self.measured.get(LIKELIHOOD)
+        lik_spec = FeatureSpec.from_json(lik["model"]) if lik is not None and "model" in lik else None
+        # Which model's log-probs the likelihood objective reads, and over how many response tokens.
+        self.likelihood_model: str | None = lik_spec.name if lik_spec is not None else None
+        self.likelihood_tokens: int = lik_spec.max_response_tokens if lik_spec is not None else 0
+
+    @property
+    def likelihood_extractor(self):
+        """The model that reads a response's log-probs, loaded on first use (None when the head has none)."""
+        if self._likelihood_extractor is None and self._likelihood_loader is not None:
+            self._likelihood_extractor = self._likelihood_loader()
+            self._likelihood_loader = None
+        return self._likelihood_extractor
+
+    def shares_weights_with(self, model, likelihood: bool = True) -> bool:
+        """True when scoring (with the likelihood pass, if asked) would run `model` itself."""
+        extractors = [self.extractor] + ([self.likelihood_extractor] if likelihood and self.likelihood_model else [])
+        return model is not None and any(getattr(e, "model", None) is model for e in extractors)
+
+    @likelihood_extractor.setter
+    def likelihood_extractor(self, extractor) -> None:
+        self._likelihood_extractor, self._likelihood_loader = extractor, None
 
     @classmethod
     def load(cls, head_dir: str | Path, cache_dir: str, device: str = "auto", dtype: str = "float32"
@@ -80,15 +106,17 @@ class HeadRewardModel:
         spec = FeatureSpec.from_json(head.config.backbone)
         extractor = load_extractor(spec, cache_dir, device, dtype)
         lik = (head.config.extra or {}).get("measured", {}).get(LIKELIHOOD)
-        lik_extractor = None
+        lik_extractor, loader = None, None
         if lik is not None:
             lik_spec = FeatureSpec.from_json(lik["model"])
             if lik_spec == spec:
                 lik_extractor = extractor
             else:
-                lik_extractor = load_extractor(lik_spec, cache_dir, device, dtype)
+                def loader():
+                    log.info("loading %s for the likelihood of text the generator did not write", lik_spec.name)
+                    return load_extractor(lik_spec, cache_dir, device, dtype)
         log.info("loaded reward head %s on %s", head_dir, spec.name)
-        return cls(head, extractor, lik_extractor, str(head_dir))
+        return cls(head, extractor, lik_extractor, str(head_dir), likelihood_loader=loader)
 
     def _features(self, extractor, prompt: schema.Prompt, responses: Sequence[str], full: bool) -> GroupFeatures:
         if self.feature_cache is not None:
@@ -98,11 +126,18 @@ class HeadRewardModel:
         encode = extractor.encode_full if full else extractor.encode
         return encode(prompt, list(responses))
 
-    def features(self, prompt: schema.Prompt, responses: Sequence[str], full: bool = False):
-        """(prompt state (Dg,), response states (n, D), mean log-prob (n,) or None) at the head's layer."""
+    def features(self, prompt: schema.Prompt, responses: Sequence[str], full: bool = False,
+                 mean_logprob: np.ndarray | None = None):
+        """(prompt state (Dg,), response states (n, D), mean log-prob (n,) or None) at the head's layer.
+
+        mean_logprob (n,), when given, is the likelihood model's own log-prob of each response (measured while
+        generating it): no second pass reads the responses.
+        """
         g = self._features(self.extractor, prompt, responses, full)
         logprob = None
-        if self.likelihood_extractor is not None:
+        if mean_logprob is not None and self.likelihood_model is not None:
+            logprob = np.asarray(mean_logprob, np.float32)
+        elif self.likelihood_model is not None and self.likelihood_extractor is not None:
             lik = g if self.likelihood_extractor is self.extractor else self._features(
                 self.likelihood_extractor, prompt, responses, full)
             logprob = lik.mean_logprob
@@ -125,13 +160,17 @@ class HeadRewardModel:
             extras[schema.MEASURED_LOGPROB] = np.asarray(logprob, np.float32)
         return schema.RewardOutput(self.objectives, rewards, gating.astype(np.float32), transform, score, extras)
 
-    def score(self, prompt: schema.Prompt, responses: Sequence[str]) -> schema.RewardOutput:
-        """Score n responses to one prompt, encoding the prompt once (KV cache shared by the responses)."""
+    def score(self, prompt: schema.Prompt, responses: Sequence[str],
+              mean_logprob: np.ndarray | None = None) -> schema.RewardOutput:
+        """Score n responses to one prompt, encoding the prompt once (KV cache shared by the responses).
+
+        mean_logprob (n,): the likelihood model's log-prob of each response, when the caller measured it already.
+        """
         if not responses:
             k = len(self.objectives)
             return schema.RewardOutput(self.objectives, np.zeros((0, k), np.float32), np.zeros(k, np.float32),
                                        np.eye(k, dtype=np.float32), np.zeros(0, np.float32))
-        p, r, lp = self.features(prompt, responses)
+        p, r, lp = self.features(prompt, responses, mean_logprob=mean_logprob)
         return self.score_features(p, r, responses, lp)
 
     def score_full_pass(self, prompt: schema.Prompt, responses: Sequence[str]) -> schema.RewardOutput:

@@ -21,16 +21,39 @@ _LOADED: dict[tuple[str, str, str], tuple] = {}
 _LOCK = threading.Lock()
 
 
-def causal_lm(path: str, device: torch.device, dtype: torch.dtype):
-    """(tokenizer, model in eval mode) for a local path or Hub id, loaded once per (path, device, dtype)."""
+def causal_lm(path: str, device: torch.device, dtype: torch.dtype, int4: bool = False):
+    """(tokenizer, model in eval mode) for a local path or Hub id, loaded once per (path, device, dtype, int4).
+
+    An int4 copy (models.quantize) uses eager attention: with bf16 activations on the CPU, the SDPA kernel alone
+    took a third of a decoding step.
+    """
     local = Path(path).expanduser()
-    key = (str(local.resolve()) if local.exists() else str(path), str(device), str(dtype))
+    key = (str(local.resolve()) if local.exists() else str(path), str(device), str(dtype) + ("+int4" if int4 else ""))
     with _LOCK:
         if key not in _LOADED:
             tokenizer = AutoTokenizer.from_pretrained(path)
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
+            extra = {"attn_implementation": "eager"} if int4 else {}
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **extra).to(device).eval()
+            if int4:
+                from mo_explorer.models.quantize import quantize_int4
+
+                quantize_int4(model)
             _LOADED[key] = (tokenizer, model)
         else:
             log.info("sharing the already loaded %s (%s, %s)", path, device, dtype)
         return _LOADED[key]
 
+
+
+def closing_tokens(tokenizer) -> int:
+    """How many tokens the chat template adds after an assistant message's content (e.g. <|im_end|>, newline)."""
+    def ids(messages, generation_prompt):
+        out = tokenizer.apply_chat_template(messages, add_generation_prompt=generation_prompt, tokenize=True)
+        return list(out["input_ids"] if hasattr(out, "keys") else out)
+
+    if tokenizer.chat_template is None:
+        return 1
+    probe = [{"role": "user", "content": "x"}]
+    prompt = ids(probe, True)
+    full = ids(probe + [{"role": "assistant", "content": ""}], False)
+    return max(1, len(full) - len(prompt)) if full[: len(prompt)] == prompt else 1

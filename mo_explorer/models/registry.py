@@ -28,7 +28,8 @@ def load_generator(settings: config.Settings) -> Generator:
     """The generator named in settings.models, on its device and dtype."""
     m = settings.models
     devices.configure_threads(m.threads)
-    return Generator.load(m.generator, cache_dir=m.cache_dir, device=m.device, dtype=m.generator_dtype)
+    return Generator.load(m.generator, cache_dir=m.cache_dir, device=m.device, dtype=m.generator_dtype,
+                          sampler=m.sampler, threads=m.threads)
 
 
 @dataclass(frozen=True)
