@@ -143,7 +143,7 @@ def pareto_figure(rnd: Round, x: str, y: str, learned: bool = False) -> go.Figur
         on_front = set(front.tolist())
         fig.add_trace(go.Scatter(
             x=Z[:, ix], y=Z[:, iy], mode="markers+text", name="candidates", text=[str(i) for i in idx],
-            textposition="top center", textfont={"size": 10}, showlegend=False,
+            textposition="top center", textfont={"size": 10}, showlegend=False, cliponaxis=False,
             customdata=idx, hovertext=hover_texts(rnd), hoverinfo="text",
             marker={"size": 13, "color": [colour(i) for i in idx], "symbol": symbols(len(idx), on_front),
                     "line": {"width": 1.5, "color": "#222"}}))
