@@ -268,7 +268,8 @@ class Explorer:
         measured = [MEASURED_LENGTH, MEASURED_TIME] + ([MEASURED_LOGPROB] if own else [])
         names = tuple(out.objectives) + tuple(measured)
         is_measured = (False,) * len(out.objectives) + (True,) * len(measured)
-        maximize = tuple(name != MEASURED_TIME for name in names)  # generation time is a cost
+        # length and generation time are costs: fewer tokens and fewer seconds are better
+        maximize = tuple(name not in (MEASURED_LENGTH, MEASURED_TIME) for name in names)
         return names, is_measured, maximize
 
     def _create_round(self, session_id: str, messages, params: GenerationParams, out: RewardOutput) -> str:

@@ -16,7 +16,7 @@ from tests.ui_support import MAXIMIZE, NAMES, synthetic_round
 R = np.array([[0.9, 0.1, 0.5, 120, 2.0],
               [0.2, 0.8, 0.4, 30, 1.0],
               [0.5, 0.5, 0.9, 60, 3.0],
-              [0.1, 0.1, 0.1, 20, 4.0]])
+              [0.1, 0.1, 0.1, 130, 4.0]])  # dominated: worst on every objective, costs included
 
 
 def test_plotting_does_not_import_gradio():
@@ -96,7 +96,7 @@ def test_pareto_figure_points_front_and_ideal():
 
 def test_axis_ticks_are_the_normalised_values_the_title_names():
     rnd = synthetic_round(R)
-    fig = plotting.pareto_figure(rnd, "length_tokens", "gen_seconds")
+    fig = plotting.pareto_figure(rnd, "helpful", "gen_seconds")
     assert list(fig.layout.xaxis.tickvals) == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert "0 = worst, 1 = best" in fig.layout.xaxis.title.text
     assert "a cost" in fig.layout.yaxis.title.text and "1 = lowest" in fig.layout.yaxis.title.text
@@ -125,7 +125,7 @@ def test_gating_and_parallel_figures():
     assert list(bars.x) == ["helpful", "safe", "concise"]
     np.testing.assert_allclose(bars.y, rnd.gating)
     par = plotting.parallel_figure(rnd, Direction(("safe",), (1.0,)))
-    assert list(par.layout.xaxis.ticktext) == [*NAMES[:4], "gen_seconds (cost)"] and len(par.data) == 4
+    assert list(par.layout.xaxis.ticktext) == [*NAMES[:3], "length_tokens (cost)", "gen_seconds (cost)"] and len(par.data) == 4
     np.testing.assert_allclose(par.data[3].y, plotting.normalised(rnd)[3, :5])
     assert par.data[3].y[4] == 0.0  # the slowest candidate sits at the bottom of the gen_seconds axis
     assert [t.line.width for t in par.data] == [1.5, 4, 1.5, 1.5]  # the direction's best (#1, safest) is thick

@@ -51,7 +51,7 @@ def test_response_markdown_shows_full_text_and_rewards():
 
 
 def test_round_summary_is_json_and_names_candidates_by_index():
-    R = np.array([[0.9, 0.1, 0.5, 12, 2.0], [0.2, 0.8, 0.4, 30, 1.0], [0.1, 0.1, 0.1, 5, 4.0]])
+    R = np.array([[0.9, 0.1, 0.5, 12, 2.0], [0.2, 0.8, 0.4, 30, 1.0], [0.1, 0.1, 0.1, 50, 4.0]])
     rnd = synthetic_round(R)
     d = Direction(("helpful",), (1.0,))
     summary = render.round_summary(rnd, rank(R, MAXIMIZE, d, NAMES))

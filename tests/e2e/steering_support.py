@@ -22,7 +22,7 @@ def store_round(explorer, plane=PLANE, concise=CONCISE, direction=(1.0, 1.0)) ->
     store = explorer.store
     session_id = store.create_session()
     round_id = store.create_round(session_id, [{"role": "user", "content": "Pick one"}], GenerationParams(n=len(plane)),
-                                  "gen", "rm", NAMES, (False,) * 3 + (True,) * 2, (True,) * 4 + (False,),
+                                  "gen", "rm", NAMES, (False,) * 3 + (True,) * 2, (True,) * 3 + (False,) * 2,
                                   np.full(3, 1 / 3, np.float32), np.eye(3, dtype=np.float32))
     rows = [np.array([h, s, c, 10 + i, 1.0 + 0.1 * i], np.float32)
             for i, ((h, s), c) in enumerate(zip(plane, concise))]
