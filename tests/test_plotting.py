@@ -125,7 +125,8 @@ def test_gating_and_parallel_figures():
     assert list(bars.x) == ["helpful", "safe", "concise"]
     np.testing.assert_allclose(bars.y, rnd.gating)
     par = plotting.parallel_figure(rnd, Direction(("safe",), (1.0,)))
-    assert list(par.layout.xaxis.ticktext) == [*NAMES[:3], "length_tokens (cost)", "gen_seconds (cost)"] and len(par.data) == 4
+    assert list(par.layout.xaxis.ticktext) == [*NAMES[:3], "length_tokens (cost)", "gen_seconds (cost)"]
+    assert len(par.data) == 4
     np.testing.assert_allclose(par.data[3].y, plotting.normalised(rnd)[3, :5])
     assert par.data[3].y[4] == 0.0  # the slowest candidate sits at the bottom of the gen_seconds axis
     assert [t.line.width for t in par.data] == [1.5, 4, 1.5, 1.5]  # the direction's best (#1, safest) is thick

@@ -124,7 +124,8 @@ def test_untrusted_text_is_never_html(app, page):
     names = ("helpful", "safe", "concise", "length_tokens", "gen_seconds")
     round_id = store.create_round(session_id, [{"role": "user", "content": "<img src=x onerror=window.pwned=1>"}],
                                   GenerationParams(n=2), "gen", "rm", names, (False,) * 3 + (True,) * 2,
-                                  (True,) * 3 + (False,) * 2, np.full(3, 1 / 3, np.float32), np.eye(3, dtype=np.float32))
+                                  (True,) * 3 + (False,) * 2, np.full(3, 1 / 3, np.float32),
+                                  np.eye(3, dtype=np.float32))
     texts = ["<script>window.pwned=2</script>**bold**", "<img src=x onerror=window.pwned=3> and `<b>code</b>`"]
     store.add_candidates(round_id, [Candidate(i, t, np.array([i, 1 - i, 0.5, 10, 1.0], np.float32), 0.1 * i, 10, 1.0)
                                     for i, t in enumerate(texts)])
