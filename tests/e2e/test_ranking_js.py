@@ -91,3 +91,28 @@ def test_drawn_ring_is_the_cores_winning_sectors(page, method):
         core = [(i, max(lo, 0.0), min(hi, 90.0)) for i, lo, hi in core if lo < 90.0]
     assert [d[0] for d in drawn] == [c[0] for c in core]
     np.testing.assert_allclose([d[1:] for d in drawn], [c[1:] for c in core], atol=1e-9)
+
+
+@pytest.mark.parametrize("method", ["linear", "tchebycheff"])
+def test_points_moved_by_pinned_weights_rank_on_the_plot_as_the_full_weights_do(page, method):
+    """Where the widget draws each point once off-plot weights are pinned (its dashed ghost): ranked by the
+    plotted pair alone, the ghosts come first in the same order as the candidates under all the weights."""
+    page.set_content("<!doctype html><html><body></body></html>")
+    for part in WIDGET_JS:
+        page.add_script_tag(path=str(part))
+    rng = np.random.default_rng(3)
+    for trial in range(8):
+        rnd = synthetic_round(rng.normal(size=(int(rng.integers(3, 12)), 5)))
+        w = [*rng.normal(size=2), *(rng.normal(size=3) * 0.7)]
+        payload = plotting.widget_payload(rnd, Direction(NAMES, tuple(w), method), "helpful", "safe")
+        eff = np.asarray(page.evaluate("([p, w, m]) => MoExplorer.geometry.effective(p, w, m, p.eps)",
+                                       [payload, w, method]))  # (n, 2)
+        full = ranking.rank(rnd.reward_matrix(), MAXIMIZE, Direction(NAMES, tuple(w), method), NAMES).best
+        if method == "linear":
+            shown = eff @ np.asarray(w[:2])
+        else:  # Tchebycheff in the plane, against the real points' reference corner
+            Z = np.asarray(payload["values"])[:, :2]
+            s = np.where(np.asarray(w[:2]) < 0, -1.0, 1.0)
+            z = (s * Z).max(axis=0) + ranking.TCHEBYCHEFF_EPS
+            shown = -np.max(np.abs(w[:2]) * (z - s * eff), axis=1)
+        assert np.isclose(shown[full], shown.max(), atol=1e-9), (trial, full, shown)

@@ -84,6 +84,14 @@ def test_tchebycheff_pointing_from_the_corner_through_a_front_candidate_makes_it
         assert listed_first(page) == str(k)
         assert ring_under_arrow(page) == [str(k)], k
     page.screenshot(path=str(SCREENSHOTS / "steering_tchebycheff_desktop.png"))
+    # "prefer less" of an axis (the angle slider): the arrow then starts at another corner, and still its ring
+    # sector names the list's first
+    for theta in (135, 200, 300):
+        page.locator(".moex-angle").fill(str(theta))
+        page.wait_for_function("(t) => Math.abs(+document.querySelector('.moex').dataset.angle - t) < 0.5",
+                               arg=theta, timeout=TIMEOUT)
+        first = data(page, "top")
+        assert listed_first(page) == first and ring_under_arrow(page) == [first], theta
     stored = explorer.get_round(explorer.session_rounds(session_id)[0].round_id, session_id).direction
     assert stored.method == "tchebycheff" and set(stored.objectives) == {"helpful", "safe"}
     assert page.js_errors == []
