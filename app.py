@@ -6,9 +6,12 @@ Spaces (and `gradio app.py`) look for a module-level `demo`, so this file builds
 
 import logging
 
-from mo_explorer.config import Settings
-from mo_explorer.explorer import Explorer
-from mo_explorer.ui.app import build_demo, serve
+# Before the models load: the first run converts SmolLM2 (tens of seconds) and says so in the log.
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+from mo_explorer.config import Settings  # noqa: E402
+from mo_explorer.explorer import Explorer  # noqa: E402
+from mo_explorer.ui.app import build_demo, serve  # noqa: E402
 
 settings = Settings.from_env()
 explorer = Explorer.from_settings(settings)
@@ -16,5 +19,4 @@ explorer.recover_interrupted()  # rounds a crashed or restarted Space left "runn
 demo = build_demo(explorer, settings)
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     serve(demo, settings)

@@ -45,3 +45,24 @@ def test_shipped_head_cached_prompt_equals_full_pass(shipped):
     responses = ["Keep a regular schedule and avoid screens before bed.", "Drink coffee at night."]
     np.testing.assert_allclose(shipped.score(prompt, responses).score,
                                shipped.score_full_pass(prompt, responses).score, atol=1e-3)
+
+
+def test_generated_likelihood_agrees_with_the_scoring_pass(shipped):
+    """A round's likelihood comes from the generator's own log-probs; on answers whose text re-tokenises to the
+    same ids, it matches the float32 scoring pass that text from elsewhere gets (up to int4/bf16 rounding)."""
+    from mo_explorer import schema
+    from mo_explorer.models.generator import Generator
+
+    settings = config.Settings.from_env()
+    generator = Generator.load("embedded:smollm2", cache_dir=settings.models.cache_dir, device="cpu")
+    assert shipped.likelihood_model == generator.model_id
+    prompt = [{"role": "user", "content": "Name three fruits and one vegetable, in one sentence."}]
+    out = generator.generate(prompt, schema.GenerationParams(n=6, max_new_tokens=40, temperature=0.8, seed=2))
+    same = [g for g in out if generator.tokenizer(g.text, add_special_tokens=False)["input_ids"] == list(g.token_ids)]
+    assert len(same) >= 3
+    own = np.array([g.mean_logprob(shipped.likelihood_tokens, generator.closing_tokens) for g in same])
+    passed = shipped.features(prompt, [g.text for g in same])[2]
+    assert np.all(np.isfinite(own))
+    np.testing.assert_allclose(own, passed, atol=0.08)  # nats per token; a wrong token or offset moves it by >0.3
+    scored = shipped.score(prompt, [g.text for g in same], mean_logprob=own)
+    np.testing.assert_allclose(scored.extras["mean_logprob"], own, rtol=1e-6)

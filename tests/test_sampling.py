@@ -114,7 +114,7 @@ def tiny_wide_lm(tmp_path) -> Path:
 
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True)
+                         num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=False)
     model = LlamaForCausalLM(config)
     # Weights that are exactly Q4_1 groups (w = d * q + m, q in 0..15 with both ends used), as the GGUF ships them.
     with torch.no_grad():
@@ -143,7 +143,7 @@ def test_int4_weights_predict_like_the_full_precision_model(tmp_path):
     """Q4_1-shaped weights in int4 groups: next-token distributions as close to fp32 as plain bf16 is."""
     from transformers import LlamaForCausalLM
 
-    from mo_explorer.models.quantize import quantize_int4
+    from mo_explorer.models.quantize import SafetensorsWeights, quantize_int4
 
     path = tiny_wide_lm(tmp_path)
     ids = torch.randint(0, 96, (2, 12), generator=torch.Generator().manual_seed(1))
@@ -151,9 +151,9 @@ def test_int4_weights_predict_like_the_full_precision_model(tmp_path):
         reference = LlamaForCausalLM.from_pretrained(path, dtype=torch.float32)(ids).logits
         model = LlamaForCausalLM.from_pretrained(path, dtype=torch.bfloat16, attn_implementation="eager")
         dense = model(ids).logits
-        assert quantize_int4(model) == 2 * 7 + 1  # 7 Linear layers per decoder layer, and the untied LM head
+        weights = SafetensorsWeights(path / "model.safetensors")  # float32: the groups' exact scales
+        assert quantize_int4(model, weights) == 2 * 7  # 7 Linear layers per decoder layer; the LM head stays bf16
         int4 = model(ids).logits
-    assert not model.config.tie_word_embeddings
     assert kl(reference, int4) <= 2 * kl(reference, dense) + 1e-3, (kl(reference, int4), kl(reference, dense))
     agree = (int4.argmax(-1) == reference.argmax(-1)).float().mean()
     assert agree >= 0.9
@@ -165,3 +165,17 @@ def test_threads_follow_the_idle_cores():
     assert device.idle_cores(load=1.0, cores=2) == 1  # one core busy elsewhere: one thread
     assert device.idle_cores(load=7.5, cores=2) == 1
     assert device.idle_cores(load=2.0, cores=16) == 14
+
+
+def test_safetensors_weights_read_the_files_tensors(tmp_path):
+    from safetensors.torch import save_file
+
+    from mo_explorer.models.quantize import SafetensorsWeights
+
+    tensors = {"a.weight": torch.randn(3, 4), "b": torch.arange(6, dtype=torch.float32).reshape(2, 3),
+               "c": torch.randn(5, dtype=torch.float32).to(torch.bfloat16)}
+    save_file(tensors, tmp_path / "m.safetensors", metadata={"format": "pt"})
+    weights = SafetensorsWeights(tmp_path / "m.safetensors")
+    assert set(weights) == set(tensors) and "missing" not in weights
+    for name, tensor in tensors.items():
+        assert torch.equal(weights[name], tensor) and weights[name].dtype == tensor.dtype

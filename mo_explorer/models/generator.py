@@ -90,9 +90,10 @@ class Generator:
         try:
             torch_device = devices.resolve_device(device)
             torch_dtype, int4 = devices.resolve_weights(dtype, torch_device)
-            path = embedded.resolve_model_path(name, cache_dir)
+            path = embedded.resolve_model_path(name, cache_dir, bf16=torch_dtype == torch.bfloat16)
+            source = embedded.resolve_model_path(name, cache_dir) if int4 else None  # float32 groups for int4
             start = time.perf_counter()
-            tokenizer, model = loading.causal_lm(path, torch_device, torch_dtype, int4=int4)
+            tokenizer, model = loading.causal_lm(path, torch_device, torch_dtype, int4=int4, int4_source=source)
         except (OSError, ValueError, RuntimeError, ImportError, AssertionError) as exc:
             raise errors.ModelError(f"could not load generator {name!r}: {exc}") from exc
         weights = devices.INT4 if int4 else str(torch_dtype).removeprefix("torch.")

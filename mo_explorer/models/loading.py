@@ -21,11 +21,13 @@ _LOADED: dict[tuple[str, str, str], tuple] = {}
 _LOCK = threading.Lock()
 
 
-def causal_lm(path: str, device: torch.device, dtype: torch.dtype, int4: bool = False):
+def causal_lm(path: str, device: torch.device, dtype: torch.dtype, int4: bool = False,
+              int4_source: str | None = None):
     """(tokenizer, model in eval mode) for a local path or Hub id, loaded once per (path, device, dtype, int4).
 
     An int4 copy (models.quantize) uses eager attention: with bf16 activations on the CPU, the SDPA kernel alone
-    took a third of a decoding step.
+    took a third of a decoding step. Its groups are chosen from int4_source's safetensors weights when given (a
+    float32 copy of the same model), else from the loaded weights.
     """
     local = Path(path).expanduser()
     key = (str(local.resolve()) if local.exists() else str(path), str(device), str(dtype) + ("+int4" if int4 else ""))
@@ -35,9 +37,10 @@ def causal_lm(path: str, device: torch.device, dtype: torch.dtype, int4: bool = 
             extra = {"attn_implementation": "eager"} if int4 else {}
             model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **extra).to(device).eval()
             if int4:
-                from mo_explorer.models.quantize import quantize_int4
+                from mo_explorer.models.quantize import SafetensorsWeights, quantize_int4
 
-                quantize_int4(model)
+                file = Path(int4_source or path).expanduser() / "model.safetensors"
+                quantize_int4(model, SafetensorsWeights(file) if file.is_file() else None)
             _LOADED[key] = (tokenizer, model)
         else:
             log.info("sharing the already loaded %s (%s, %s)", path, device, dtype)
