@@ -62,8 +62,9 @@ class LearnedDirection:
     direction: Direction
     fit: ranking.DirectionFit
     n_votes: int  # decisive votes used
-    agreement: float  # fraction of those votes the learned direction explains
+    agreement: float  # fraction of those votes the learned direction explains (fitted on them: optimistic)
     gate_agreement: float  # fraction the reward model's gated score explains
+    held_out: float = 0.0  # votes predicted by a fit to the other votes (leave-one-out; a no-call counts half)
 
 
 class Explorer:
@@ -313,7 +314,8 @@ class Explorer:
         measured = [MEASURED_LENGTH, MEASURED_TIME] + ([MEASURED_LOGPROB] if own else [])
         names = tuple(out.objectives) + tuple(measured)
         is_measured = (False,) * len(out.objectives) + (True,) * len(measured)
-        maximize = tuple(name != MEASURED_TIME for name in names)  # generation time is a cost
+        # length and generation time are costs: fewer tokens and fewer seconds are better
+        maximize = tuple(name not in (MEASURED_LENGTH, MEASURED_TIME) for name in names)
         return names, is_measured, maximize
 
     def _create_round(self, session_id: str, messages, params: GenerationParams, out: RewardOutput) -> str:
@@ -358,8 +360,10 @@ class Explorer:
         rnd = self.store.get_round(round_id, session_id)
         return self.store.add_vote(session_id, round_id, a_index, b_index, outcome, rnd.direction)
 
-    def learned_direction(self, session_id: str, l2: float = 1.0) -> LearnedDirection | None:
-        """Fit the user's direction to the session's decisive votes; None with fewer than two."""
+    def learned_direction(self, session_id: str, l2: float = 1.0,
+                          objectives: tuple[str, ...] | None = None) -> LearnedDirection | None:
+        """Fit the user's direction to the session's decisive votes (over `objectives`, default all of the
+        rounds' objectives); None with fewer than two."""
         rounds = {r.round_id: r for r in self.session_rounds(session_id)}
         diffs, outcomes, gate, names = [], [], [], None
         for vote in self.store.list_votes(session_id):
@@ -377,9 +381,16 @@ class Explorer:
             gate.append(float(scores[vote.a_index] > scores[vote.b_index]) == outcomes[-1])
         if len(diffs) < 2:
             return None
-        fit = ranking.fit_direction(np.asarray(diffs), np.asarray(outcomes), l2=l2)
+        D, y = np.asarray(diffs), np.asarray(outcomes)  # (m, k), (m,)
+        if objectives is not None:
+            unknown = [name for name in objectives if name not in names]
+            if unknown:
+                raise UserError(f"the votes' rounds have no objective(s) {unknown}")
+            D, names = D[:, [names.index(name) for name in objectives]], tuple(objectives)
+        fit = ranking.fit_direction(D, y, l2=l2)
+        held_out, _ = ranking.leave_one_out(D, y, l2=l2)
         return LearnedDirection(Direction(tuple(names), tuple(float(w) for w in fit.weights)), fit, len(diffs),
-                                float(fit.agreement), float(np.mean(gate)))
+                                float(fit.agreement), float(np.mean(gate)), held_out=float(held_out))
 
     # ----- export / import ----------------------------------------------------------------------------------
     def export_session(self, session_id: str, fmt: str) -> str:

@@ -83,3 +83,29 @@ def front_line(R2: np.ndarray, maximize: Sequence[bool] | None = None) -> np.nda
         raise ValueError(f"front_line needs two objectives, got {Ro.shape[1]}")
     idx = non_dominated(Ro)
     return idx[np.lexsort((idx, Ro[idx, 0]))]
+
+
+def session_hypervolumes(matrices: Sequence[np.ndarray], maximize: Sequence[bool] | None = None) -> list[float]:
+    """Hypervolume of each round's candidates R_i (n_i, k), on one scale for the whole session, in [0, 1].
+
+    Unlike `hypervolume` (each round min-max scaled to itself, so every round looks alike), every column is
+    scaled by its range over all the session's candidates, so a round whose front reaches further on some
+    objective gets more volume: a person can see whether a new prompt or new parameters gave a better front.
+    Reference -0.1 on every objective; divided by 1.1 ** k, so 1.0 would be one candidate best on everything.
+    """
+    mats = [orient(np.asarray(R, dtype=np.float64), maximize) for R in matrices]
+    if not mats or sum(len(R) for R in mats) == 0:
+        return [0.0] * len(mats)
+    k = mats[0].shape[1]
+    every = np.concatenate([R for R in mats if len(R)])
+    lo, span = every.min(axis=0), every.max(axis=0) - every.min(axis=0)
+    ref_min = np.full(k, 1.0 - DEFAULT_REFERENCE)
+    out = []
+    for R in mats:
+        if not len(R):
+            out.append(0.0)
+            continue
+        Rn = np.where(span > 0, (R - lo) / np.where(span > 0, span, 1.0), 0.5)  # (n, k) on the session's scale
+        F = 1.0 - Rn
+        out.append(float(HV(ref_point=ref_min)(F)) / float(np.prod(ref_min)))
+    return out

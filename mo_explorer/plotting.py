@@ -16,13 +16,16 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-from mo_explorer import pareto, ranking
+from mo_explorer import objectives, pareto, ranking
 from mo_explorer.schema import Direction, Round
 
-SCORE = "score"  # the reward model's gated score, offered as a plot axis beside the objectives
+SCORE = "score"  # the reward model's own (gated) score, offered as a plot axis beside the objectives
 PALETTE = tuple(qualitative.Dark24 + qualitative.Light24)  # 48 distinct colours; rounds hold at most 32
 HOVER_CHARS = 180  # how much of a response the hover label and the cards show
 AXIS_PAD = 0.08  # room around the unit square so points on its edge stay clickable
+# The overlay's sizes in normalised data units (the plot's unit square), sent to the browser in the payload.
+OVERLAY = {"ring_inner": 0.43, "ring_outer": 0.5, "arrow_len": 0.465, "learned_len": 0.3,
+           "tcheb_ring_inner": 0.1, "tcheb_ring_outer": 0.16, "tcheb_arrow_len": 0.95}
 
 
 def escape(text: str) -> str:
@@ -64,21 +67,13 @@ def full_weights(rnd: Round, direction: Direction) -> np.ndarray:
 
 
 def axis_title(name: str, maximize: bool) -> str:
-    """Axis label saying which way is better."""
-    return f"{name} (normalised; right/up is better)" if maximize else f"{name} (cost, flipped: right/up is lower)"
+    """Axis label saying what the normalised ticks mean and which way is better."""
+    if maximize:
+        return f"{name}: 0 = worst, 1 = best in this round →"
+    return f"{name} (a cost): 0 = highest, 1 = lowest in this round →"
 
 
-def _ticks(raw: np.ndarray, maximize: bool) -> dict:
-    """Tick positions in the unit square labelled with the raw values they stand for."""
-    if raw.size == 0:
-        return {}
-    lo, hi = (float(raw.min()), float(raw.max())) if maximize else (float(raw.max()), float(raw.min()))
-    if lo == hi:
-        return {"tickvals": [0.5], "ticktext": [f"{lo:.4g}"]}
-    # enough decimals that neighbouring ticks (a quarter of the span apart) read differently
-    decimals = min(max(0, 2 - math.floor(math.log10(abs(hi - lo)))), 8)
-    vals = [0.0, 0.25, 0.5, 0.75, 1.0]
-    return {"tickvals": vals, "ticktext": [f"{lo + (hi - lo) * v:.{decimals}f}" for v in vals]}
+UNIT_TICKS = {"tickvals": [0.0, 0.25, 0.5, 0.75, 1.0], "ticktext": ["0", "0.25", "0.5", "0.75", "1"]}
 
 
 def hover_texts(rnd: Round) -> list[str]:
@@ -94,71 +89,138 @@ def hover_texts(rnd: Round) -> list[str]:
     return out
 
 
-def pareto_figure(rnd: Round, x: str, y: str) -> go.Figure:
-    """Candidates on two plot columns (normalised): points, the 2-D front, the all-objective front, the ideal."""
+def plane_default(rnd: Round, base: Direction | None, x: str, y: str) -> Direction | None:
+    """The direction the page starts from on axes (x, y): `base` (the gate's) with only the plotted pair kept.
+
+    Objectives off the plot weigh nothing until the person pins them, so the arrow alone decides the
+    ranking. When an axis is not an objective (the score) no arrow can be dragged and `base` stays whole.
+    """
+    if base is None or x not in rnd.objectives or y not in rnd.objectives or x == y:
+        return base
+    w = dict(zip(base.objectives, base.weights))
+    wx, wy = w.get(x, 0.0), w.get(y, 0.0)
+    if wx == 0.0 and wy == 0.0:
+        wx = wy = 1.0
+    return Direction((x, y), (wx, wy), base.method)
+
+
+def _legend_entry(name: str, **style) -> go.Scatter:
+    """A legend-only trace: the overlay (arrow, ring, wedge) is SVG drawn by the browser, not Plotly traces."""
+    return go.Scatter(x=[None], y=[None], name=name, hoverinfo="skip", **style)
+
+
+# A five-pointed star around (0, 0), radius 1, as (x, y) pairs; scaled into data units for the ideal point.
+_STAR = [(math.sin(math.pi * i / 5) * (1.0 if i % 2 == 0 else 0.45), math.cos(math.pi * i / 5)
+          * (1.0 if i % 2 == 0 else 0.45)) for i in range(10)]
+
+
+def _ideal_shape(size: float = 0.035) -> dict:
+    """The ideal point (1, 1) as a layout shape drawn below the points: it never covers or takes their clicks."""
+    path = "M" + " L".join(f"{1 + size * sx:.4f},{1 + size * sy:.4f}" for sx, sy in _STAR) + " Z"
+    return {"type": "path", "path": path, "layer": "below", "fillcolor": "gold", "line": {"color": "#777", "width": 1}}
+
+
+def pareto_figure(rnd: Round, x: str, y: str, learned: bool = False) -> go.Figure:
+    """Candidates on two plot columns (normalised): points, the 2-D front, the ideal corner and legend entries.
+
+    Candidates on the front of the plotted pair are filled diamonds, the others small open circles; the
+    all-objective front is an option the widget switches to (payload `symbols_all`).
+    """
     names = plot_columns(rnd)
     for name in (x, y):
         if name not in names:
             raise ValueError(f"unknown plot column {name!r}; choose one of {names}")
     ix, iy = names.index(x), names.index(y)
-    raw, maximize = plot_matrix(rnd)
+    _, maximize = plot_matrix(rnd)
     Z = normalised(rnd)
     idx = [c.index for c in rnd.candidates]
     fig = go.Figure()
+    shapes = []
     if len(idx):
         front = pareto.front_line(Z[:, [ix, iy]])
-        fig.add_trace(go.Scatter(x=Z[front, ix], y=Z[front, iy], mode="lines", name="front of this pair",
+        fig.add_trace(go.Scatter(x=Z[front, ix], y=Z[front, iy], mode="lines", name="front of the plotted pair",
                                  line={"color": "#888", "dash": "dot", "width": 1.5}, hoverinfo="skip"))
-        everywhere = set(pareto.non_dominated(raw[:, :-1], rnd.maximize).tolist()) if raw.shape[1] > 1 else set()
+        on_front = set(front.tolist())
         fig.add_trace(go.Scatter(
             x=Z[:, ix], y=Z[:, iy], mode="markers+text", name="candidates", text=[str(i) for i in idx],
-            textposition="top center", textfont={"size": 10},
+            textposition="top center", textfont={"size": 10}, showlegend=False, cliponaxis=False,
             customdata=idx, hovertext=hover_texts(rnd), hoverinfo="text",
-            marker={"size": 13, "color": [colour(i) for i in idx],
-                    "symbol": ["diamond" if i in everywhere else "circle" for i in range(len(idx))],
-                    "line": {"width": [2.5 if i in everywhere else 0.5 for i in range(len(idx))],
-                             "color": "#222"}}))
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="◆ non-dominated on all objectives",
-                                 marker={"symbol": "diamond", "size": 11, "color": "#bbb",
-                                         "line": {"width": 2.5, "color": "#222"}}, hoverinfo="skip"))
-        fig.add_trace(go.Scatter(x=[1.0], y=[1.0], mode="markers", name="ideal point", hoverinfo="name",
-                                 marker={"symbol": "star", "size": 15, "color": "gold",
-                                         "line": {"width": 1, "color": "#555"}}))
+            marker={"size": 13, "color": [colour(i) for i in idx], "symbol": symbols(len(idx), on_front),
+                    "line": {"width": 1.5, "color": "#222"}}))
+        fig.add_trace(_legend_entry("on the plotted front (○: behind it)", mode="markers",
+                                    marker={"symbol": "diamond", "size": 11, "color": "#bbb",
+                                            "line": {"width": 1.5, "color": "#222"}}))
+        fig.add_trace(_legend_entry("ideal corner (best of both axes)", mode="markers",
+                                    marker={"symbol": "star", "size": 12, "color": "gold",
+                                            "line": {"width": 1, "color": "#777"}}))
+        if ix < len(rnd.objectives) and iy < len(rnd.objectives) and ix != iy:
+            fig.add_trace(_legend_entry("your direction (drag its head)", mode="lines",
+                                        line={"color": "#d62728", "width": 3}))
+            fig.add_trace(_legend_entry("ring: who ranks first at each angle", mode="markers",
+                                        marker={"symbol": "square", "size": 11, "color": "rgba(120,120,120,0.4)"}))
+            if learned:
+                fig.add_trace(_legend_entry("learned from your votes (±1 std)", mode="lines",
+                                            line={"color": "#1f77b4", "width": 2.5, "dash": "dash"}))
+        shapes.append(_ideal_shape())
     pad = [-AXIS_PAD, 1 + AXIS_PAD]
+    # constrain="domain": equal aspect shrinks the drawing area instead of widening the ranges, so the
+    # ranges survive every resize (with the default, Plotly writes wider ranges back into the layout).
+    axis = {"range": pad, "zeroline": False, "fixedrange": True, "constrain": "domain", **UNIT_TICKS}
     fig.update_layout(
-        xaxis={"title": {"text": axis_title(x, maximize[ix])}, "range": pad, "zeroline": False,
-               "fixedrange": True, **_ticks(raw[:, ix], maximize[ix])},
-        yaxis={"title": {"text": axis_title(y, maximize[iy])}, "range": pad, "zeroline": False,
-               "fixedrange": True, "scaleanchor": "x", "scaleratio": 1, **_ticks(raw[:, iy], maximize[iy])},
-        margin={"l": 60, "r": 20, "t": 30, "b": 50}, height=480, showlegend=True,
+        xaxis={"title": {"text": axis_title(x, maximize[ix])}, **axis},
+        yaxis={"title": {"text": axis_title(y, maximize[iy])}, "scaleanchor": "x", "scaleratio": 1, **axis},
+        shapes=shapes, margin={"l": 60, "r": 20, "t": 30, "b": 50}, height=480, showlegend=True,
         legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0, "font": {"size": 11}},
         dragmode=False, hovermode="closest", template="plotly_white")
     return fig
 
 
-def widget_payload(rnd: Round, direction: Direction | None, x: str, y: str, learned: dict | None = None) -> dict:
+def symbols(n: int, front: set[int]) -> list[str]:
+    """Marker per candidate position: a diamond on the given front, an open circle behind it."""
+    return ["diamond" if pos in front else "circle-open" for pos in range(n)]
+
+
+def widget_payload(rnd: Round, direction: Direction | None, x: str, y: str, learned: dict | None = None,
+                   front: dict | None = None) -> dict:
     """Everything the browser needs to draw, drag and rerank (JSON-able).
 
     `values` (n, k + 1) are the normalised oriented plot columns; the first k are the round's objectives,
     over which `weights` (k,) and the browser's ranking run, with the same formulas as `ranking.scalarise`.
-    `learned` (optional: angle, std in degrees over the plotted pair) draws the direction learned from votes.
+    `learned` (optional: angle, std in degrees over the plotted pair) draws the direction learned from votes;
+    `front` (optional: hypervolume, best, rounds from `render.front_summary`) is said above the plot.
     """
     names = plot_columns(rnd)
     Z = normalised(rnd)
     k = len(rnd.objectives)
-    weights = full_weights(rnd, direction) if direction is not None else np.ones(k)
+    if direction is not None:
+        weights = full_weights(rnd, direction)
+    else:  # no gate to start from: the plotted pair, equally
+        weights = np.zeros(k)
+        weights[[j for j in (names.index(x), names.index(y)) if j < k]] = 1.0
+        if not np.any(weights):
+            weights[:] = 1.0
     method = direction.method if direction is not None else "linear"
-    figure = json.loads(pareto_figure(rnd, x, y).to_json())
+    figure = json.loads(pareto_figure(rnd, x, y, learned=learned is not None).to_json())
+    raw, maximize = plot_matrix(rnd)
+    n = len(rnd.candidates)
+    everywhere = set(pareto.non_dominated(raw[:, :k], rnd.maximize).tolist()) if n else set()
+    ix, iy = names.index(x), names.index(y)
     return {
         "round_id": rnd.round_id, "session_id": rnd.session_id, "status": rnd.status,
         "columns": names, "n_objectives": k, "maximize": list(rnd.maximize) + [True],
         "x": names.index(x), "y": names.index(y),
-        "values": Z.tolist(), "raw": plot_matrix(rnd)[0].tolist(),
+        "values": Z.tolist(), "raw": raw.tolist(),
         "indices": [c.index for c in rnd.candidates],
         "texts": [c.text[:HOVER_CHARS] for c in rnd.candidates],
         "colours": [colour(c.index) for c in rnd.candidates],
+        "labels": [objectives.label(name, SCORE) for name in names],
+        "descriptions": [objectives.meaning(name) if name != SCORE else "The reward model's own overall score: "
+                         "its gate's weighting of the objectives for this prompt." for name in names],
         "weights": weights.tolist(), "method": method, "eps": ranking.TCHEBYCHEFF_EPS,
-        "figure": figure, "learned": learned,
+        "constants": {**OVERLAY, "sector_samples": ranking.SECTOR_SAMPLES, "sector_tol": ranking.SECTOR_TOL_DEG},
+        "figure": figure, "learned": learned, "front": front,
+        "symbols_pair": symbols(n, set(pareto.front_line(Z[:, [ix, iy]]).tolist()) if n else set()),
+        "symbols_all": symbols(n, everywhere),
     }
 
 
@@ -191,7 +253,8 @@ def parallel_figure(rnd: Round, direction: Direction | None) -> go.Figure:
         best = int(np.argmax(rnd.scores()))
     fig = go.Figure()
     for pos, c in enumerate(rnd.candidates):
-        raw = [f"{name}: {value:.4g}" for name, value in zip(rnd.objectives, R[pos])]
+        raw = [f"{name}: {value:.4g}" + (f"<br>{escape(objectives.meaning(name))}" if objectives.meaning(name) else "")
+               for name, value in zip(rnd.objectives, R[pos])]
         fig.add_trace(go.Scatter(
             x=list(range(k)), y=Z[pos], mode="lines+markers", name=f"#{c.index}", hovertext=raw, hoverinfo="text+name",
             line={"color": colour(c.index), "width": 4 if pos == best else 1.5},
@@ -202,10 +265,13 @@ def parallel_figure(rnd: Round, direction: Direction | None) -> go.Figure:
         for y, value, anchor in ((0.0, worst, "top"), (1.0, top, "bottom")):
             fig.add_annotation(x=j, y=y, text=f"{value:.3g}", showarrow=False, yanchor=anchor, font={"size": 10})
     fig.update_layout(
-        xaxis={"tickvals": list(range(k)), "ticktext": list(rnd.objectives), "range": [-0.3, k - 0.7],
-               "showgrid": True, "gridcolor": "#bbb", "zeroline": False, "fixedrange": True},
+        # every axis named, tilted so long names do not collide; the hover names the objective's meaning
+        xaxis={"tickvals": list(range(k)), "range": [-0.5, k - 0.5],
+               "ticktext": [name if up else f"{name} (cost)" for name, up in zip(rnd.objectives, rnd.maximize)],
+               "tickangle": -30, "automargin": True, "showgrid": True, "gridcolor": "#bbb", "zeroline": False,
+               "fixedrange": True},
         yaxis={"range": [-0.15, 1.15], "showticklabels": False, "showgrid": False, "zeroline": False,
                "fixedrange": True, "title": {"text": "normalised (up is better)"}},
-        margin={"l": 40, "r": 10, "t": 45, "b": 40}, height=360, template="plotly_white", hovermode="closest",
-        legend={"orientation": "h", "y": -0.15, "font": {"size": 10}})
+        margin={"l": 40, "r": 10, "t": 45, "b": 40}, height=400, template="plotly_white", hovermode="closest",
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "font": {"size": 10}})
     return fig

@@ -183,6 +183,94 @@ def winning_intervals(R2: np.ndarray) -> list[list[tuple[float, float]]]:
     return out
 
 
+# Samples of the circle of directions before the winner's changes are refined by bisection (0.5° apart).
+SECTOR_SAMPLES = 720
+SECTOR_TOL_DEG = 1e-7  # bisection stops when a boundary is known this closely
+
+
+def turned(weights: Sequence[float] | np.ndarray, ix: int, iy: int, theta_deg: float) -> np.ndarray:
+    """Weights (k,) with the plotted pair (ix, iy) set to (cos θ, sin θ) and every other weight kept.
+
+    The page's model of a direction: the arrow sets the plotted pair with length 1, and a weight off the
+    plot (a "pinned" one) counts relative to that length. The browser turns weights with the same rule.
+    """
+    w = np.array(weights, dtype=np.float64)
+    t = math.radians(float(theta_deg))
+    w[ix], w[iy] = math.cos(t), math.sin(t)
+    return w
+
+
+def plane_weights(weights: Sequence[float] | np.ndarray, ix: int, iy: int) -> tuple[float, np.ndarray]:
+    """(θ in degrees, pins (k,)) of weights (k,): the plotted pair's angle and the off-plot weights relative
+    to the pair's length (zero at ix, iy). With no weight on the pair the arrow starts at 45°."""
+    w = np.asarray(weights, dtype=np.float64)
+    r = math.hypot(w[ix], w[iy])
+    pins = w / (r if r > 1e-9 else max(float(np.linalg.norm(w)), 1.0))
+    pins[[ix, iy]] = 0.0
+    theta = weights_to_angle(w[[ix, iy]]) if r > 1e-9 else 45.0
+    return theta, pins
+
+
+def _winner(Rn: np.ndarray, weights: np.ndarray, ix: int, iy: int, theta: float, method: str) -> int:
+    """Position of the first-ranked candidate with the plotted pair turned to θ (lowest position on ties)."""
+    return int(np.argmax(scalarise(Rn, turned(weights, ix, iy, theta), method)))
+
+
+def winning_sectors(Rn: np.ndarray, weights: Sequence[float] | np.ndarray, ix: int, iy: int,
+                    method: str = "linear") -> list[tuple[int, float, float]]:
+    """Where each candidate ranks first as the arrow turns: [(position, lo, hi)] in degrees, covering [0, 360).
+
+    Rn (n, k) normalised oriented rewards; the plotted pair (ix, iy) is turned to every angle θ while the
+    other (pinned) weights stay (`turned`), under either scalarisation, so this is the ranking the page shows
+    at each arrow angle. The winner is sampled every 0.5° and each change is located by bisection to
+    1e-7°; a midpoint naming a third candidate splits the search, so a sector is lost only if it is
+    narrower than the sampling step and no midpoint lands in it. The one source of "where each candidate
+    wins" for the ring, the comparison and the tests (assets/pareto/ranking.js is its parity-tested twin).
+    """
+    Rn = _as_matrix(Rn)
+    if Rn.shape[0] == 0:
+        return []
+    w = np.asarray(weights, dtype=np.float64)
+    step = 360.0 / SECTOR_SAMPLES
+
+    def win(theta: float) -> int:
+        return _winner(Rn, w, ix, iy, theta, method)
+
+    def boundaries(a: float, wa: int, b: float, wb: int) -> list[tuple[float, int]]:
+        """(angle, winner after it) for each change of winner between a (won by wa) and b (won by wb)."""
+        while b - a > SECTOR_TOL_DEG:
+            m = (a + b) / 2.0
+            wm = win(m)
+            if wm == wa:
+                a = m
+            elif wm == wb:
+                b = m
+            else:
+                return boundaries(a, wa, m, wm) + boundaries(m, wm, b, wb)
+        return [(b, wb)]
+
+    angles = [s * step for s in range(SECTOR_SAMPLES)] + [360.0]
+    winners = [win(a) for a in angles[:-1]] + [win(0.0)]
+    cuts: list[tuple[float, int]] = [(0.0, winners[0])]
+    for s in range(SECTOR_SAMPLES):
+        if winners[s] != winners[s + 1]:
+            cuts += boundaries(angles[s], winners[s], angles[s + 1], winners[s + 1])
+    out = []
+    for (lo, pos), (hi, _) in zip(cuts, cuts[1:] + [(360.0, -1)]):
+        if hi > lo:
+            out.append((pos, lo, hi))
+    return out
+
+
+def sector_at(sectors: list[tuple[int, float, float]], theta_deg: float) -> int:
+    """The position whose sector holds the angle θ (degrees, any turn)."""
+    t = float(theta_deg) % 360.0
+    for pos, lo, hi in sectors:
+        if lo <= t < hi:
+            return pos
+    return sectors[-1][0]
+
+
 @dataclass(frozen=True)
 class DirectionFit:
     """A user direction learned from side-by-side votes (Bradley-Terry without intercept)."""
@@ -279,3 +367,53 @@ def fit_direction(diffs: np.ndarray, outcomes: np.ndarray, l2: float = 1.0,
     unit = w / norm
     return DirectionFit(weights=unit, raw=w, covariance=cov, angle_std_deg=angle_std, n_votes=m,
                         agreement=agreement(D, y, unit))
+
+
+def columns_to_fit(n_votes: int, k: int, pair: tuple[int, int] | None) -> list[int] | None:
+    """Which of k weights n_votes decisive votes can support: all k when there are more votes than weights,
+    else the plotted pair (when there are more votes than its two weights), else None ("not enough votes")."""
+    if n_votes > k:
+        return list(range(k))
+    if pair is not None and pair[0] != pair[1] and n_votes > 2:
+        return sorted(pair)
+    return None
+
+
+def leave_one_out(diffs: np.ndarray, outcomes: np.ndarray, l2: float = 1.0) -> tuple[float, int]:
+    """(held-out votes predicted, votes): each vote predicted by a direction fitted to all the others.
+
+    The honest count of how well a learned direction generalises: agreement on the votes it was fitted to
+    is near-perfect with as many weights as votes. A held-out vote counts half when the others alone point
+    nowhere (they cancel out) or the prediction is an exact tie.
+    """
+    D, y = _check_votes(diffs, outcomes)
+    m = D.shape[0]
+    hits = 0.0
+    for i in range(m):
+        keep = np.arange(m) != i
+        try:
+            w = fit_direction(D[keep], y[keep], l2=l2).raw
+        except ValueError:  # fewer than two others, or they cancel out: no prediction
+            hits += 0.5
+            continue
+        hits += agreement(D[i:i + 1], y[i:i + 1], w)
+    return hits, m
+
+
+def least_sure_pair(Rn: np.ndarray, weights: Sequence[float] | np.ndarray, method: str = "linear",
+                    done: set[frozenset[int]] | None = None) -> tuple[int, int]:
+    """The pair of positions (better first) whose scores under a direction are closest: the comparison the
+    direction is least sure about, so a vote on it teaches the most. Pairs in `done` are skipped while any
+    other pair is left. Rn (n, k) normalised oriented rewards, n >= 2."""
+    values = scalarise(Rn, weights, method)  # (n,)
+    n = values.shape[0]
+    if n < 2:
+        raise ValueError("a pair needs at least two candidates")
+    i, j = np.triu_indices(n, k=1)
+    gap = np.abs(values[i] - values[j])  # (p,)
+    fresh = np.array([frozenset((int(a), int(b))) not in (done or set()) for a, b in zip(i, j)])
+    if fresh.any():
+        gap = np.where(fresh, gap, np.inf)
+    p = int(np.argmin(gap))  # first on ties: the lowest positions
+    a, b = int(i[p]), int(j[p])
+    return (a, b) if values[a] >= values[b] else (b, a)

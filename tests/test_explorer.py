@@ -41,6 +41,7 @@ def test_round_is_generated_scored_and_stored(explorer):
     assert rnd.objectives == ("helpful", "safe", "concise", "length_tokens", "gen_seconds")
     assert rnd.measured == (False, False, False, True, True)
     assert rnd.maximize[-1] is False  # generation time is a cost
+    assert rnd.maximize[rnd.objectives.index("length_tokens")] is False  # and so is length
     R = rnd.reward_matrix()
     # ArmoRM identity on the stored round: score == sum(gating * (rewards @ T)) over the model objectives.
     np.testing.assert_allclose(rnd.scores(), (R[:, :3] @ rnd.transform) @ rnd.gating, rtol=1e-5, atol=1e-6)

@@ -180,3 +180,15 @@ def test_rejects_bad_input():
         pareto.non_dominated(np.array([[np.nan, 1.0]]))
     with pytest.raises(ValueError):
         pareto.pareto_ranks(np.ones((2, 2)), [True])
+
+
+def test_session_hypervolumes_compare_rounds_on_one_scale():
+    worse = np.array([[0.2, 0.1], [0.1, 0.2]])
+    better = np.array([[0.9, 0.1], [0.1, 0.9], [0.6, 0.6]])
+    hv_worse, hv_better, hv_empty = pareto.session_hypervolumes([worse, better, np.zeros((0, 2))])
+    assert 0.0 < hv_worse < hv_better <= 1.0 and hv_empty == 0.0
+    # on its own scale each round would look alike; on the session's the better front is bigger
+    assert pareto.session_hypervolumes([np.array([[1.0, 1.0]]), np.array([[0.0, 0.0]])])[0] == pytest.approx(1.0)
+    # costs count lower-is-better
+    (a, b) = pareto.session_hypervolumes([np.array([[1.0]]), np.array([[2.0]])], maximize=[False])
+    assert a > b

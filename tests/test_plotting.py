@@ -16,7 +16,7 @@ from tests.ui_support import MAXIMIZE, NAMES, synthetic_round
 R = np.array([[0.9, 0.1, 0.5, 120, 2.0],
               [0.2, 0.8, 0.4, 30, 1.0],
               [0.5, 0.5, 0.9, 60, 3.0],
-              [0.1, 0.1, 0.1, 20, 4.0]])
+              [0.1, 0.1, 0.1, 130, 4.0]])  # dominated: worst on every objective, costs included
 
 
 def test_plotting_does_not_import_gradio():
@@ -35,7 +35,9 @@ def test_payload_values_are_rankings_normalised_oriented_columns():
     np.testing.assert_allclose(Z[:, :5], expected, atol=1e-6)
     assert Z[3, 4] == 0.0 and Z[1, 4] == 1.0  # gen_seconds is a cost: the slowest is 0, the fastest 1
     np.testing.assert_allclose(Z[:, 5], [3 / 7, 1 / 7, 1.0, 0.0], atol=1e-6)  # the gated score column
-    assert payload["weights"] == [1.0] * 5 and payload["method"] == "linear"
+    # no direction: the plotted pair, equally; objectives off the plot weigh nothing until pinned
+    assert payload["weights"] == [1.0, 1.0, 0.0, 0.0, 0.0] and payload["method"] == "linear"
+    assert payload["labels"][-1] == "reward model's score" and payload["constants"]["sector_samples"] == 720
     assert (payload["x"], payload["y"]) == (0, 1)
 
 
@@ -65,29 +67,48 @@ def test_zero_weights_do_not_change_the_ranking(method):
 def test_pareto_figure_points_front_and_ideal():
     rnd = synthetic_round(R)
     fig = plotting.pareto_figure(rnd, "helpful", "safe")
-    front, points, legend_only, ideal = fig.data
-    assert legend_only.marker.symbol == "diamond" and legend_only.x == (None,)
+    front, points = fig.data[:2]
+    legend = {t.name: t for t in fig.data[2:]}
+    assert all(t.x == (None,) for t in legend.values())  # legend entries only: the overlay is drawn by the browser
+    assert {"your direction (drag its head)", "ring: who ranks first at each angle"} <= set(legend)
     Z = plotting.normalised(rnd)
     np.testing.assert_allclose(points.x, Z[:, 0])
     np.testing.assert_allclose(points.y, Z[:, 1])
     assert list(points.customdata) == [0, 1, 2, 3]
     idx = pareto.front_line(Z[:, :2])
     np.testing.assert_allclose(front.x, Z[idx, 0])
+    # diamonds on the front of the plotted pair, open circles behind it; the all-objective front is an option
+    assert [s == "diamond" for s in points.marker.symbol] == [i in set(idx) for i in range(4)]
+    payload = plotting.widget_payload(rnd, None, "helpful", "safe")
     everywhere = set(pareto.non_dominated(R, MAXIMIZE).tolist())
-    assert [s == "diamond" for s in points.marker.symbol] == [i in everywhere for i in range(4)]
+    assert [s == "diamond" for s in payload["symbols_all"]] == [i in everywhere for i in range(4)]
     assert 3 not in everywhere  # dominated by candidate 1 on every objective
-    assert (ideal.x, ideal.y) == ((1.0,), (1.0,))
+    # the ideal corner is a shape below the points: it never covers a candidate or takes its clicks
+    (star,) = fig.layout.shapes
+    assert star.layer == "below" and star.type == "path"
     assert fig.layout.yaxis.scaleanchor == "x"  # equal aspect: the arrow's angle on screen is the direction's
+    assert fig.layout.xaxis.constrain == fig.layout.yaxis.constrain == "domain"  # ranges survive resizes
+    assert "learned from your votes (±1 std)" in {t.name for t in
+                                                  plotting.pareto_figure(rnd, "helpful", "safe", learned=True).data}
     with pytest.raises(ValueError, match="unknown plot column"):
         plotting.pareto_figure(rnd, "helpful", "nope")
 
 
-def test_axis_ticks_show_raw_values_in_the_better_direction():
+def test_axis_ticks_are_the_normalised_values_the_title_names():
     rnd = synthetic_round(R)
-    fig = plotting.pareto_figure(rnd, "length_tokens", "gen_seconds")
-    assert fig.layout.xaxis.ticktext[0] == "20" and fig.layout.xaxis.ticktext[-1] == "120"
-    assert fig.layout.yaxis.ticktext[0] == "4.00" and fig.layout.yaxis.ticktext[-1] == "1.00"  # cost: flipped
-    assert "cost" in fig.layout.yaxis.title.text
+    fig = plotting.pareto_figure(rnd, "helpful", "gen_seconds")
+    assert list(fig.layout.xaxis.tickvals) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert "0 = worst, 1 = best" in fig.layout.xaxis.title.text
+    assert "a cost" in fig.layout.yaxis.title.text and "1 = lowest" in fig.layout.yaxis.title.text
+    assert "length_tokens: 120" in plotting.hover_texts(rnd)[0]  # raw values on hover
+
+
+def test_plane_default_keeps_only_the_plotted_pair():
+    rnd = synthetic_round(R)
+    gate = Direction(("helpful", "safe", "concise"), (0.2, 0.5, 0.9))
+    assert plotting.plane_default(rnd, gate, "helpful", "safe") == Direction(("helpful", "safe"), (0.2, 0.5))
+    assert plotting.plane_default(rnd, gate, "length_tokens", "gen_seconds").weights == (1.0, 1.0)
+    assert plotting.plane_default(rnd, gate, "helpful", "score") == gate  # no arrow on the score axis
 
 
 def test_hover_texts_are_inert():
@@ -104,7 +125,8 @@ def test_gating_and_parallel_figures():
     assert list(bars.x) == ["helpful", "safe", "concise"]
     np.testing.assert_allclose(bars.y, rnd.gating)
     par = plotting.parallel_figure(rnd, Direction(("safe",), (1.0,)))
-    assert list(par.layout.xaxis.ticktext) == list(NAMES) and len(par.data) == 4
+    assert list(par.layout.xaxis.ticktext) == [*NAMES[:3], "length_tokens (cost)", "gen_seconds (cost)"]
+    assert len(par.data) == 4
     np.testing.assert_allclose(par.data[3].y, plotting.normalised(rnd)[3, :5])
     assert par.data[3].y[4] == 0.0  # the slowest candidate sits at the bottom of the gen_seconds axis
     assert [t.line.width for t in par.data] == [1.5, 4, 1.5, 1.5]  # the direction's best (#1, safest) is thick

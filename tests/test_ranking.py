@@ -1,5 +1,6 @@
 """Directions, scalarisations, winning intervals and the learned user direction."""
 
+import math
 import subprocess
 import sys
 
@@ -266,3 +267,69 @@ def test_agreement_counts_signs():
     assert ranking.agreement(diffs, y, [-1.0, 0.0]) == pytest.approx(0.5 / 4)
     with pytest.raises(ValueError):
         ranking.agreement(np.zeros((0, 2)), np.zeros(0), [1.0, 0.0])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_winning_sectors_match_the_exact_intervals_with_nothing_pinned(seed):
+    R = ranking.normalise(np.random.default_rng(seed).normal(size=(10, 4)))
+    sectors = ranking.winning_sectors(R, [1.0, 1.0, 0.0, 0.0], 0, 1, "linear")
+    exact = ranking.winning_intervals(R[:, :2])
+    assert sectors[0][1] == 0.0 and sectors[-1][2] == 360.0
+    assert all(a[2] == b[1] for a, b in zip(sectors, sectors[1:]))  # a partition of the circle
+    for pos, lo, hi in sectors:
+        assert any(a - 1e-6 <= lo and hi <= b + 1e-6 for a, b in exact[pos]), (pos, lo, hi, exact[pos])
+
+
+@pytest.mark.parametrize("method", ["linear", "tchebycheff"])
+def test_winning_sectors_name_the_first_ranked_at_every_angle_with_pins(method):
+    R = ranking.normalise(np.random.default_rng(3).normal(size=(12, 4)))
+    w = np.array([0.0, 0.0, 0.7, -0.4])  # two pinned off-plot weights
+    sectors = ranking.winning_sectors(R, w, 0, 1, method)
+    for theta in np.linspace(0.05, 359.95, 997):
+        first = ranking.rank_values(ranking.scalarise(R, ranking.turned(w, 0, 1, theta), method)).best
+        assert ranking.sector_at(sectors, theta) == first, theta
+
+
+def test_winning_sectors_one_winner_everywhere_and_ties():
+    assert ranking.winning_sectors(np.array([[0.5, 0.5]]), [1.0, 0.0], 0, 1) == [(0, 0.0, 360.0)]
+    twins = np.array([[0.2, 0.9], [0.2, 0.9], [0.9, 0.2]])  # a duplicate never wins: the lower index does
+    assert {pos for pos, _, _ in ranking.winning_sectors(twins, [1.0, 1.0], 0, 1, "tchebycheff")} == {0, 2}
+
+
+def test_plane_weights_and_turned_are_inverse():
+    theta, pins = ranking.plane_weights([0.6, 0.8, 0.5, 0.0], 0, 1)
+    assert theta == pytest.approx(math.degrees(math.atan2(0.8, 0.6)))
+    np.testing.assert_allclose(pins, [0.0, 0.0, 0.5, 0.0])
+    np.testing.assert_allclose(ranking.turned(pins, 0, 1, theta), [0.6, 0.8, 0.5, 0.0])
+    assert ranking.plane_weights([0.0, 0.0, 2.0], 0, 1)[0] == 45.0  # nothing on the plot: the arrow starts at 45°
+
+
+def test_columns_to_fit_follow_the_votes():
+    assert ranking.columns_to_fit(2, 5, (0, 1)) is None  # not enough votes yet
+    assert ranking.columns_to_fit(3, 5, (1, 0)) == [0, 1]  # the plotted pair until more votes than weights
+    assert ranking.columns_to_fit(6, 5, (0, 1)) == [0, 1, 2, 3, 4]
+    assert ranking.columns_to_fit(4, 5, None) is None  # no plotted pair of objectives
+
+
+def test_leave_one_out_predicts_each_vote_from_the_others():
+    rng = np.random.default_rng(5)
+    D = rng.normal(size=(12, 2))
+    y = (D @ [0.8, 0.6] > 0).astype(float)
+    hits, m = ranking.leave_one_out(D, y)
+    assert m == 12 and hits >= 10  # a consistent voter is predicted on held-out votes
+    noise = rng.integers(0, 2, size=12).astype(float)
+    fitted = ranking.fit_direction(D, noise).agreement * 12
+    held, _ = ranking.leave_one_out(D, noise)
+    assert held <= fitted  # agreement on the fitted votes is optimistic; held-out is the honest count
+    brute = sum(ranking.agreement(D[i:i + 1], y[i:i + 1], ranking.fit_direction(np.delete(D, i, 0),
+                                                                            np.delete(y, i)).raw) for i in range(12))
+    assert hits == pytest.approx(brute)
+
+
+def test_least_sure_pair_is_the_closest_scores_better_first_and_skips_done_pairs():
+    Rn = np.array([[0.0, 1.0], [0.5, 0.45], [1.0, 0.0], [0.2, 0.2]])
+    a, b = ranking.least_sure_pair(Rn, [1.0, 1.0])
+    assert {a, b} == {0, 2} and a == 0  # equal sums: the lowest positions first on ties
+    c, d = ranking.least_sure_pair(Rn, [1.0, 1.0], done={frozenset((0, 2))})
+    assert {c, d} == {0, 1} and c == 0  # 1.0 vs 0.95
+    assert set(ranking.least_sure_pair(Rn[:2], [1.0, 0.0], done={frozenset((0, 1))})) == {0, 1}  # all done: reuse

@@ -33,16 +33,35 @@ def test_default_pair_is_gate_winner_then_direction_winner_or_runner_up():
         compare_view.default_pair(synthetic_round(R[:1]), None)
 
 
-def test_wins_text_is_the_winning_intervals_of_the_plotted_pair():
+def test_wins_text_is_the_rings_winning_sectors_with_the_pages_direction():
     rnd = synthetic_round(R)
-    text = compare_view.wins_markdown(rnd, 0, 2, "helpful", "safe")
-    intervals = ranking.winning_intervals(plotting.normalised(rnd)[:, :2])
-    assert "**B** (#2) wins in no direction" in text  # #2 lies on the hull edge between #0 and #1
-    assert intervals[0] and f"({sum(hi - lo for lo, hi in intervals[0]):.0f}° of 360°)" in text
-    for lo, hi in compare_view._arcs(intervals[0]):
-        assert f"{lo:.0f}°–{hi - 360 if hi > 360 else hi:.0f}°" in text
+    for direction in (None, Direction(("helpful", "safe"), (1.0, 1.0), "tchebycheff"),
+                      Direction(("helpful", "safe", "concise"), (1.0, 0.0, 0.6))):
+        text = compare_view.wins_markdown(rnd, 0, 2, "helpful", "safe", direction)
+        weights = plotting.full_weights(rnd, direction) if direction else [1.0, 1.0, 0, 0, 0]
+        method = direction.method if direction else "linear"
+        sectors = ranking.winning_sectors(plotting.normalised(rnd)[:, :5], weights, 0, 1, method)
+        for side, pos in (("A", 0), ("B", 2)):
+            arcs = [(lo, hi) for lo, hi in compare_view._arcs([(lo, hi) for p, lo, hi in sectors if p == pos])
+                    if hi - lo > 1e-6]
+            if not arcs:
+                assert f"**{side}** (#{pos}) ranks first at no angle" in text
+            for lo, hi in arcs:
+                assert f"{lo:.0f}°–{hi - 360 if hi > 360 else hi:.0f}°" in text
+    assert "**B** (#2) ranks first at no angle" in compare_view.wins_markdown(rnd, 0, 2, "helpful", "safe", None)
     assert compare_view._arcs([(0.0, 20.0), (100.0, 120.0), (350.0, 360.0)]) == [(350.0, 380.0), (100.0, 120.0)]
-    assert "Put two different objectives" in compare_view.wins_markdown(rnd, 0, 3, "helpful", "helpful")
+    assert "Put two different objectives" in compare_view.wins_markdown(rnd, 0, 3, "helpful", "helpful", None)
+
+
+def test_next_pair_is_the_one_the_direction_is_least_sure_about_and_skips_voted_pairs():
+    rnd = synthetic_round(R)
+    d = Direction(("helpful", "safe"), (1.0, 1.0))
+    values = plotting.normalised(rnd)[:, :2].sum(axis=1)
+    a, b = compare_view.next_pair(rnd, d, set())
+    gaps = {frozenset((i, j)): abs(values[i] - values[j]) for i in range(4) for j in range(i + 1, 4)}
+    assert gaps[frozenset((a, b))] == min(gaps.values()) and values[a] >= values[b]
+    c, e = compare_view.next_pair(rnd, d, {frozenset((a, b))})
+    assert {c, e} != {a, b}
 
 
 def test_sides_are_escaped_markdown_and_bars_hold_both_and_their_difference():
@@ -81,12 +100,14 @@ def test_overlay_angle_std_matches_the_fit_for_two_objectives_and_sampling_for_m
     assert compare_view.learned_overlay(synthetic_round(R), direction, cov, raw, "helpful", "score") is None
 
 
-def test_learned_text_needs_two_decisive_votes_then_counts_agreement():
-    assert "needs more votes: 1 decisive" in compare_view.learned_markdown(None, 1)
-    learned = SimpleNamespace(n_votes=4, agreement=0.75, gate_agreement=0.5,
+def test_learned_text_says_not_enough_votes_then_counts_held_out_votes():
+    text = compare_view.learned_markdown(None, 1, 5)
+    assert "not enough votes yet" in text and "needs 3; all 5 objectives need 6" in text
+    learned = SimpleNamespace(n_votes=4, agreement=1.0, gate_agreement=0.5, held_out=3.0,
                               direction=Direction(("helpful", "safe"), (0.6, 0.8)))
-    text = compare_view.learned_markdown(learned, 4)
-    assert "explains **3 of 4** votes" in text and "gated score: 2 of 4" in text and "safe +0.80" in text
+    text = compare_view.learned_markdown(learned, 4, 5)
+    assert "**3 of 4** held-out votes" in text and "score agrees with 2 of 4" in text and "safe +0.80" in text
+    assert "plotted pair only" in text
 
 
 # ----- handlers on tiny models ----------------------------------------------------------------------------
@@ -111,33 +132,43 @@ def click(page, elem_id):
     return gr.EventData(next(b for b in page.cc.votes if b.elem_id == elem_id), {})
 
 
-def test_compare_then_vote_learns_the_direction(page, round_):
+def test_compare_then_vote_shows_the_next_pair_and_learns_the_direction(page, round_):
     cc, ch, c = page.cc, page.ch, page.c
     sid, rid = round_.session_id, round_.round_id
     shown = ch.open_default(sid, rid, None, None)
     a, b = compare_view.default_pair(round_, page.h.direction_of(round_))
     assert (shown[cc.a_pick].value, shown[cc.b_pick].value) == (a, b) and shown[cc.pair_round] == rid
     assert f"candidate #{a}" in shown[cc.a_text] and f"candidate #{b}" in shown[cc.b_text]
+    assert "Write a haiku" in shown[cc.prompt]  # the prompt above both answers
     assert all(shown[button].interactive for button in cc.votes)  # enabled once both texts are shown
     assert "ranks first" in shown[cc.wins] and shown[cc.bars] is not None
 
-    out = ch.vote(sid, rid, a, b, "", click(page, "vote-a"))
-    assert "A (#" in out[cc.vote_status] and not any(out[button].interactive for button in cc.votes)
+    # every vote prefers more helpful + safe, so the votes agree with one direction and never cancel out
+    better = plotting.normalised(round_)[:, :2].sum(axis=1)
+    pos = compare_view.positions(round_)
+
+    def side(x, y):
+        return "a" if better[pos[x]] > better[pos[y]] else "b"
+
+    out = ch.vote(sid, rid, a, b, None, None, click(page, f"vote-{side(a, b)}"))
     (vote,) = page.explorer.store.list_votes(sid)
-    assert (vote.a_index, vote.b_index, vote.outcome) == (a, b, "a")
+    assert (vote.a_index, vote.b_index, vote.outcome) == (a, b, side(a, b))
     assert vote.direction == page.explorer.get_round(rid, sid).direction
+    # the same reply shows the next pair, votes enabled: the next click lands on it
+    nxt = compare_view.next_pair(round_, page.h.direction_of(round_), {frozenset((a, b))})
+    assert (out[cc.a_pick].value, out[cc.b_pick].value) == nxt and "Vote stored (1" in out[cc.vote_status]
+    assert all(out[button].interactive for button in cc.votes)
     first = ch.refresh_learned(sid, rid, None, None)
-    assert "needs more votes: 1 decisive" in first[cc.learned] and not first[cc.use_mine].interactive
+    assert "not enough votes yet" in first[cc.learned] and not first[cc.use_mine].interactive
     assert first[c.widget]["learned"] is None
 
-    ch.open_clicked(sid, rid, [3, 4], None, None)
-    ch.vote(sid, rid, 3, 4, "", click(page, "vote-b"))
-    ch.vote(sid, rid, 0, 2, "", click(page, "vote-tie"))  # not decisive: left out of the fit
-    ch.vote(sid, rid, 1, 4, "b", None)  # an API caller passes the outcome itself
+    ch.vote(sid, rid, 3, 4, None, None, click(page, f"vote-{side(3, 4)}"))
+    ch.vote(sid, rid, 0, 2, None, None, click(page, "vote-tie"))  # not decisive: left out of the fit
+    assert "is better" in ch.api_vote(sid, rid, 4, 1, side(4, 1))  # an API caller passes the outcome itself
     after = ch.refresh_learned(sid, rid, "helpful", "safe")
-    learned = page.explorer.learned_direction(sid)
-    assert learned.n_votes == 3
-    assert "of 3** votes" in after[cc.learned] and after[cc.use_mine].interactive
+    learned = compare_view.learned_for(page.explorer, sid, round_, "helpful", "safe")
+    assert learned.n_votes == 3 and learned.direction.objectives == ("helpful", "safe")  # 3 votes: the pair only
+    assert "held-out votes right" in after[cc.learned] and after[cc.use_mine].interactive
     overlay = after[c.widget]["learned"]
     raw = dict(zip(learned.direction.objectives, learned.fit.raw))
     assert overlay["angle"] == pytest.approx(math.degrees(math.atan2(raw["safe"], raw["helpful"])) % 360)
@@ -150,9 +181,9 @@ def test_compare_then_vote_learns_the_direction(page, round_):
 def test_votes_outside_the_session_or_round_are_refused(page, round_):
     other = page.explorer.new_session()
     with pytest.raises(gr.Error, match="unknown round"):
-        page.ch.vote(other, round_.round_id, 0, 1, "", click(page, "vote-a"))
+        page.ch.vote(other, round_.round_id, 0, 1, None, None, click(page, "vote-a"))
     with pytest.raises(gr.Error, match="no candidate 9"):
-        page.ch.vote(round_.session_id, round_.round_id, 0, 9, "a", None)
+        page.ch.api_vote(round_.session_id, round_.round_id, 0, 9, "a")
     with pytest.raises(gr.Error, match="not in this round"):
         page.ch.open_picked(0, 9, round_.session_id, round_.round_id, None, None, None)
     with pytest.raises(gr.Error, match="Click two points"):

@@ -37,7 +37,9 @@ def test_generate_streams_progress_then_candidates(page):
     session_id = page.explorer.new_session()
     updates = generate(page, session_id=session_id)
     assert any("Generating" in u.get(c.status, "") for u in updates)
-    payloads = [u[c.widget] for u in updates if c.widget in u]
+    # while generating, the plot itself says how far it got
+    assert any("token" in (u.get(c.widget) or {}).get("progress", "") for u in updates)
+    payloads = [u[c.widget] for u in updates if c.widget in u and "progress" not in u[c.widget]]
     sizes = [len(p["values"]) for p in payloads]
     assert sizes == sorted(sizes) and sizes[-1] == 5  # candidates appear as they are scored, none lost
     final = updates[-1]
@@ -45,10 +47,10 @@ def test_generate_streams_progress_then_candidates(page):
     rnd = page.explorer.get_round(final[c.round_id], session_id)
     assert len(rnd.candidates) == 5 and rnd.session_id == session_id
     assert final[c.rounds].value == rnd.round_id
-    assert final[c.x_axis].value == "helpful" and ("score", "score") in final[c.x_axis].choices
-    # the widget starts from the gate's direction over the model objectives
+    assert final[c.x_axis].value == "helpful" and ("reward model's score", "score") in final[c.x_axis].choices
+    # the widget starts from the gate's direction kept to the plotted pair: nothing off the plot weighs
     gate = page.explorer.default_direction(rnd)
-    assert payloads[-1]["weights"][:3] == pytest.approx(list(gate.weights))
+    assert payloads[-1]["weights"] == pytest.approx([*gate.weights[:2], 0.0, 0.0, 0.0])
 
 
 def test_released_arrow_is_stored_and_ranks_like_the_core(page):
@@ -63,7 +65,7 @@ def test_released_arrow_is_stored_and_ranks_like_the_core(page):
     assert rnd.direction.objectives == ("helpful", "safe") and rnd.direction.method == "tchebycheff"
     np.testing.assert_allclose(rnd.direction.weights, [-0.6, 0.8])
     best = ranking.rank(rnd.reward_matrix(), rnd.maximize, rnd.direction, rnd.objectives).best
-    assert f"top: #{rnd.candidates[best].index}" in out[c.status]
+    assert f"first: #{rnd.candidates[best].index}" in out[c.direction_status]  # said beside the plot
     assert out[c.parallel] is not None
     # the next round of the session starts from the user's direction, not the gate's
     nxt = generate(page, session_id=session_id)[-1]

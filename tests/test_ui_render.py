@@ -51,7 +51,7 @@ def test_response_markdown_shows_full_text_and_rewards():
 
 
 def test_round_summary_is_json_and_names_candidates_by_index():
-    R = np.array([[0.9, 0.1, 0.5, 12, 2.0], [0.2, 0.8, 0.4, 30, 1.0], [0.1, 0.1, 0.1, 5, 4.0]])
+    R = np.array([[0.9, 0.1, 0.5, 12, 2.0], [0.2, 0.8, 0.4, 30, 1.0], [0.1, 0.1, 0.1, 50, 4.0]])
     rnd = synthetic_round(R)
     d = Direction(("helpful",), (1.0,))
     summary = render.round_summary(rnd, rank(R, MAXIMIZE, d, NAMES))
@@ -80,3 +80,17 @@ def test_the_web_layer_imports_no_model_code_and_builds_nothing():
             "print('torch' in sys.modules, 'transformers' in sys.modules, 'sqlalchemy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False", "False"]
+
+
+def test_front_volumes_put_a_sessions_rounds_on_one_scale_and_the_round_list_shows_them():
+    import numpy as np
+
+    from tests.ui_support import synthetic_round
+
+    low = synthetic_round(np.array([[0.1, 0.2, 0.1, 10, 1.0], [0.2, 0.1, 0.2, 20, 2.0]]))
+    high = synthetic_round(np.array([[0.9, 0.5, 0.8, 10, 1.0], [0.5, 0.9, 0.9, 20, 2.0]]))
+    high = high.__class__(**{**high.__dict__, "round_id": "r2"})
+    volumes = render.front_volumes([low, high])
+    assert 0.0 < volumes["r1"] < volumes["r2"] <= 1.0
+    assert f"front {volumes['r2']:.3f}" in render.round_label(high, volumes["r2"])
+    assert render.front_summary(high, volumes) == {"hypervolume": volumes["r2"], "best": volumes["r2"], "rounds": 2}

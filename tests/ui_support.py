@@ -12,7 +12,7 @@ from mo_explorer.config import Settings
 from mo_explorer.schema import Candidate, Direction, GenerationParams, Round
 
 NAMES = ("helpful", "safe", "concise", "length_tokens", "gen_seconds")
-MAXIMIZE = (True, True, True, True, False)
+MAXIMIZE = (True, True, True, False, False)  # length and time are costs, as the Explorer stores them
 
 
 def synthetic_round(rewards: np.ndarray, texts: Sequence[str] | None = None, names: Sequence[str] = NAMES,

@@ -30,6 +30,13 @@ SESSION_URL_JS = """(sid) => {
 }"""
 
 
+# The opened response is brought into view (beside the lists on a desktop, above the plot on a phone).
+SHOW_RESPONSE_JS = """() => {
+  document.getElementById("response")?.scrollIntoView({ behavior: "smooth", block: "nearest" });
+  return [];
+}"""
+
+
 def wire(c: Components, h: Handlers) -> None:
     """Connect every event; main flows read as the user's: generate, drag, click, switch, new session."""
     params = [c.prompt, c.n, c.temperature, c.top_p, c.max_new_tokens, c.seed, c.session, c.x_axis, c.y_axis]
@@ -42,10 +49,11 @@ def wire(c: Components, h: Handlers) -> None:
                preprocess=False, **MODEL_QUEUE)
     c.generate.click(**gen)
     c.prompt.submit(**{**gen, "api_name": "generate_on_enter", "api_visibility": "private"})
-    c.widget.direction(h.store_direction, inputs=[c.session], outputs=[c.parallel, c.status],
+    c.widget.direction(h.store_direction, inputs=[c.session], outputs=[c.parallel, c.direction_status],
                        api_visibility="undocumented", api_name="store_direction", show_progress="hidden")
     c.widget.select(h.select, inputs=[c.session, c.selected], outputs=[c.response, c.selected],
-                    api_visibility="undocumented", api_name="select_candidate", show_progress="hidden")
+                    api_visibility="undocumented", api_name="select_candidate", show_progress="hidden",
+                    ).then(None, js=SHOW_RESPONSE_JS, api_visibility="private")
     gr.on([c.x_axis.input, c.y_axis.input], h.change_axes, inputs=[c.x_axis, c.y_axis, c.round_id, c.session],
           outputs=round_outputs, api_visibility="private", show_progress="hidden")
     c.rounds.input(h.switch_round, inputs=[c.rounds, c.session, c.x_axis, c.y_axis],

@@ -9,8 +9,11 @@ import gradio as gr
 from mo_explorer.config import REPO_ROOT
 
 ASSETS_DIR = REPO_ROOT / "assets"
-WIDGET_JS = ASSETS_DIR / "pareto.js"
+# The widget's script in named parts, loaded in this order (each adds to window.MoExplorer).
+WIDGET_PARTS = ("ranking", "geometry", "overlay", "lists", "controls", "drag", "widget")
+WIDGET_JS = tuple(ASSETS_DIR / "pareto" / f"{part}.js" for part in WIDGET_PARTS)
 WIDGET_CSS = ASSETS_DIR / "pareto.css"
+ARENA_JS = ASSETS_DIR / "arena.js"  # the comparison's keyboard shortcuts
 
 
 def plotly_js() -> Path:
@@ -25,7 +28,7 @@ def plotly_js() -> Path:
 
 def served_files() -> list[Path]:
     """Every file the page's <head> loads."""
-    return [plotly_js(), WIDGET_JS, WIDGET_CSS]
+    return [plotly_js(), *WIDGET_JS, ARENA_JS, WIDGET_CSS]
 
 
 def register_static_files() -> None:
@@ -40,6 +43,5 @@ def file_url(path: Path) -> str:
 
 def widget_head() -> str:
     """The <head> tags the Pareto widget needs, loaded before its js_on_load runs."""
-    return (f'<script src="{file_url(plotly_js())}"></script>\n'
-            f'<script src="{file_url(WIDGET_JS)}"></script>\n'
-            f'<link rel="stylesheet" href="{file_url(WIDGET_CSS)}">')
+    scripts = "".join(f'<script src="{file_url(path)}"></script>\n' for path in (plotly_js(), *WIDGET_JS, ARENA_JS))
+    return scripts + f'<link rel="stylesheet" href="{file_url(WIDGET_CSS)}">'

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from mo_explorer import plotting, validation
+from mo_explorer import validation
 from mo_explorer.errors import UserError
 from mo_explorer.schema import Round
 from mo_explorer.ui import compare_view, render
@@ -23,15 +23,15 @@ from mo_explorer.ui.layout import Components
 
 log = logging.getLogger(__name__)
 
-INTRO = """## Compare two candidates
-**Compare** puts the reward model's pick (best gated score) beside your direction's pick; or click two points
-or cards and **Compare the last two clicked**, or choose A and B. Then vote: each vote is stored, and after two
-votes with a winner the page learns your direction from them (the dashed arrow on the plot)."""
-PROMPT_TO_VOTE = "Which one is better? Vote below."
+INTRO = """## Compare two answers
+Vote on pairs as in Chatbot Arena: each vote is stored, and once there are more votes than the plotted pair's two
+weights the page learns your direction from them (the short dashed arrow on the plot). **Next pair** shows the
+pair your arrow is least sure about; **Compare** puts the reward model's pick beside your arrow's pick."""
+KEYS = "Keys: **A** · **B** · **T** tie · **X** both bad · **N** next pair."
 EXPORT_EXTENSIONS = {"trl": "jsonl", "json": "json", "csv": "csv"}
-# elem_id of each vote button -> the outcome it records (the arena's four buttons)
-VOTE_BUTTONS = {"vote-a": ("A is better", "a"), "vote-b": ("B is better", "b"), "vote-tie": ("Tie", "tie"),
-                "vote-both-bad": ("Both are bad", "both_bad")}
+# elem_id of each vote button -> its label and the outcome it records (the arena's four buttons)
+VOTE_BUTTONS = {"vote-a": ("A is better  [A]", "a"), "vote-b": ("B is better  [B]", "b"),
+                "vote-tie": ("Tie  [T]", "tie"), "vote-both-bad": ("Both are bad  [X]", "both_bad")}
 
 
 @dataclass
@@ -42,6 +42,8 @@ class CompareComponents:
     b_pick: gr.Dropdown
     open_default: gr.Button
     open_clicked: gr.Button
+    next_pair: gr.Button
+    prompt: gr.Markdown
     a_text: gr.Markdown
     b_text: gr.Markdown
     votes: list[gr.Button]
@@ -51,10 +53,10 @@ class CompareComponents:
     learned: gr.Markdown
     use_mine: gr.Button
     pair_round: gr.Textbox  # hidden: the round whose candidates are compared (a vote names it)
-    outcome: gr.Textbox  # hidden: the outcome for API callers; the page's buttons say theirs themselves
     export_format: gr.Radio
     export: gr.Button
     export_file: gr.File
+    export_status: gr.Markdown
     import_file: gr.UploadButton
 
 
@@ -62,17 +64,19 @@ def build_compare() -> CompareComponents:
     """Create and place the comparison, votes, learned direction and export; call inside `with gr.Blocks():`."""
     gr.Markdown(INTRO, elem_id="compare-intro")
     with gr.Row(equal_height=True):
+        next_pair = gr.Button("Next pair  [N]", variant="primary", elem_id="compare-next")
+        open_default = gr.Button("Compare: reward model's pick vs your arrow's pick", elem_id="compare-open")
+        open_clicked = gr.Button("Compare the last two clicked", elem_id="compare-clicked")
         a_pick = gr.Dropdown(label="A", choices=[], interactive=True, allow_custom_value=True, elem_id="pick-a")
         b_pick = gr.Dropdown(label="B", choices=[], interactive=True, allow_custom_value=True, elem_id="pick-b")
-        open_default = gr.Button("Compare: gate's pick vs your direction's pick", variant="primary",
-                                 elem_id="compare-open")
-        open_clicked = gr.Button("Compare the last two clicked", elem_id="compare-clicked")
-    with gr.Row(equal_height=False):
-        a_text = gr.Markdown("", elem_id="side-a", sanitize_html=True)
-        b_text = gr.Markdown("", elem_id="side-b", sanitize_html=True)
-    with gr.Row():
+    # the arena's order: the prompt, both answers side by side in frames, the four votes right under them
+    prompt = gr.Markdown("", elem_id="compare-prompt", sanitize_html=True)
+    with gr.Row(equal_height=True, elem_id="compare-sides"):
+        a_text = gr.Markdown("", elem_id="side-a", sanitize_html=True, elem_classes=["moex-side"])
+        b_text = gr.Markdown("", elem_id="side-b", sanitize_html=True, elem_classes=["moex-side"])
+    with gr.Row(elem_id="vote-row"):
         votes = [gr.Button(label, interactive=False, elem_id=elem_id) for elem_id, (label, _) in VOTE_BUTTONS.items()]
-    vote_status = gr.Markdown("", elem_id="vote-status")
+    vote_status = gr.Markdown(KEYS, elem_id="vote-status")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             bars = gr.Plot(label="A and B on every objective", elem_id="compare-bars")
@@ -81,7 +85,6 @@ def build_compare() -> CompareComponents:
             learned = gr.Markdown("", elem_id="learned")
             use_mine = gr.Button("Use my direction", interactive=False, elem_id="use-mine")
     pair_round = gr.Textbox(visible=False, elem_id="pair-round")
-    outcome = gr.Textbox(visible=False, elem_id="vote-outcome")
     with gr.Accordion("Export or import this session", open=False, elem_id="export-panel"):
         with gr.Row(equal_height=False):
             export_format = gr.Radio([("TRL preference pairs (jsonl)", "trl"), ("whole session (json)", "json"),
@@ -89,10 +92,11 @@ def build_compare() -> CompareComponents:
                                      elem_id="export-format")
             export = gr.Button("Export", elem_id="export", size="md")
             import_file = gr.UploadButton("Import a json export…", file_types=[".json"], elem_id="import", size="md")
+        export_status = gr.Markdown("", elem_id="export-status")  # said next to the button that caused it
         export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
-    return CompareComponents(a_pick, b_pick, open_default, open_clicked, a_text, b_text, votes, vote_status, bars,
-                             wins, learned, use_mine, pair_round, outcome, export_format, export, export_file,
-                             import_file)
+    return CompareComponents(a_pick, b_pick, open_default, open_clicked, next_pair, prompt, a_text, b_text, votes,
+                             vote_status, bars, wins, learned, use_mine, pair_round, export_format, export,
+                             export_file, export_status, import_file)
 
 
 def _pair(a, b) -> tuple[int, int]:
@@ -112,8 +116,8 @@ class CompareHandlers:
             raise UserError("Generate a round first: there is nothing to compare yet.")
         return self.h.round_of(session_id, round_id)
 
-    def view(self, rnd: Round, a: int, b: int, x: str | None, y: str | None) -> dict:
-        """Both sides, the bars, where each wins, and the vote buttons enabled (both texts are shown)."""
+    def view(self, rnd: Round, a: int, b: int, x: str | None, y: str | None, said: str = "") -> dict:
+        """The prompt, both sides, the bars, where each ranks first, and the vote buttons enabled."""
         cc = self.cc
         known = compare_view.positions(rnd)
         for side, index in (("A", a), ("B", b)):
@@ -124,24 +128,41 @@ class CompareHandlers:
         x, y = render.default_axes(rnd, x, y)
         choices = [(f"#{i}", i) for i in sorted(known)]
         return {cc.a_pick: gr.Dropdown(choices=choices, value=a), cc.b_pick: gr.Dropdown(choices=choices, value=b),
+                cc.prompt: compare_view.prompt_markdown(rnd),
                 cc.a_text: compare_view.side_markdown(rnd, a, "A"), cc.b_text: compare_view.side_markdown(rnd, b, "B"),
-                cc.bars: compare_view.bars_figure(rnd, a, b), cc.wins: compare_view.wins_markdown(rnd, a, b, x, y),
-                cc.pair_round: rnd.round_id, cc.vote_status: PROMPT_TO_VOTE,
+                cc.bars: compare_view.bars_figure(rnd, a, b),
+                cc.wins: compare_view.wins_markdown(rnd, a, b, x, y, self.h.direction_of(rnd, x, y)),
+                cc.pair_round: rnd.round_id, cc.vote_status: f"{said}Which answer is better? {KEYS}",
                 **{button: gr.Button(interactive=True) for button in cc.votes}}
 
     def cleared(self) -> dict:
         """No comparison shown (a new round or session): votes disabled until both texts are shown again."""
         cc = self.cc
         return {cc.a_pick: gr.Dropdown(choices=[], value=None), cc.b_pick: gr.Dropdown(choices=[], value=None),
-                cc.a_text: "", cc.b_text: "", cc.bars: None, cc.wins: "", cc.pair_round: "", cc.vote_status: "",
-                **{button: gr.Button(interactive=False) for button in cc.votes}}
+                cc.prompt: "", cc.a_text: "", cc.b_text: "", cc.bars: None, cc.wins: "", cc.pair_round: "",
+                cc.vote_status: KEYS, **{button: gr.Button(interactive=False) for button in cc.votes}}
+
+    def _next(self, rnd: Round, x: str | None, y: str | None, said: str = "") -> dict:
+        """The view of the pair the page's direction is least sure about, skipping pairs voted on already."""
+        if len(rnd.candidates) < 2:
+            raise UserError("a comparison needs a round with at least two candidates")
+        done = {frozenset((v.a_index, v.b_index)) for v in self.explorer.store.list_votes(rnd.session_id)
+                if v.round_id == rnd.round_id}
+        x, y = render.default_axes(rnd, x, y)
+        a, b = compare_view.next_pair(rnd, self.h.direction_of(rnd, x, y), done)
+        return self.view(rnd, a, b, x, y, said)
+
+    @shown_as_gr_error
+    def next_pair(self, session_id: str, round_id: str | None, x: str | None, y: str | None) -> dict:
+        """Show the pair the current direction is least sure about."""
+        return self._next(self._round(session_id, round_id), x, y)
 
     @shown_as_gr_error
     def open_default(self, session_id: str, round_id: str | None, x: str | None, y: str | None) -> dict:
         """Compare the gate's winner with the current direction's winner (or runner-up when they coincide)."""
         rnd = self._round(session_id, round_id)
         try:
-            a, b = compare_view.default_pair(rnd, self.h.direction_of(rnd))
+            a, b = compare_view.default_pair(rnd, self.h.direction_of(rnd, x, y))
         except ValueError as exc:
             raise UserError(str(exc)) from exc
         return self.view(rnd, a, b, x, y)
@@ -164,11 +185,8 @@ class CompareHandlers:
         a, b = _pair(a, b)
         return self.view(self._round(session_id, pair_round or round_id), a, b, x, y)
 
-    @shown_as_gr_error
-    def vote(self, session_id: str, round_id: str, a, b, outcome: str, evt: gr.EventData) -> dict:
-        """Store a vote on the pair shown (the clicked button says which outcome; API callers pass it)."""
-        clicked = getattr(evt, "target", None) if evt is not None else None
-        outcome = VOTE_BUTTONS.get(getattr(clicked, "elem_id", None), (None, outcome))[1]
+    def _store_vote(self, session_id: str, round_id: str, a, b, outcome: str) -> str:
+        """Store a vote; returns what it said, in words."""
         if not round_id:
             raise UserError("Open a comparison before voting.")
         request = validation.check(validation.VoteRequest, session_id=session_id, round_id=round_id, a=a, b=b,
@@ -179,39 +197,54 @@ class CompareHandlers:
                 "tie": f"#{vote.a_index} and #{vote.b_index} are a tie",
                 "both_bad": f"#{vote.a_index} and #{vote.b_index} are both bad"}[vote.outcome]
         n = len(self.explorer.store.list_votes(request.session_id))
-        return {self.cc.vote_status: f"Vote stored ({n} in this session): {said}. Pick another pair to vote again.",
-                **{button: gr.Button(interactive=False) for button in self.cc.votes}}
+        return f"Vote stored ({n} in this session): {said}."
 
     @shown_as_gr_error
-    def learned_summary(self, session_id: str, round_id: str | None) -> dict:
+    def vote(self, session_id: str, round_id: str, a, b, x: str | None, y: str | None, evt: gr.EventData) -> dict:
+        """Store the page's vote and show the next pair in the same reply, so the next click or key lands on it."""
+        clicked = getattr(evt, "target", None)
+        outcome = VOTE_BUTTONS.get(getattr(clicked, "elem_id", None), (None, ""))[1]
+        said = self._store_vote(session_id, round_id, a, b, outcome)
+        rnd = self._round(session_id, round_id)
+        return self._next(rnd, x, y, said=f"{said} Next: the pair your arrow is least sure about. ")
+
+    @shown_as_gr_error
+    def api_vote(self, session_id: str, round_id: str, a_index: int, b_index: int, outcome: str) -> str:
+        """Store a vote ("a", "b", "tie" or "both_bad") on two candidates of a round; says what it stored."""
+        return self._store_vote(session_id, round_id, a_index, b_index, outcome)
+
+    @shown_as_gr_error
+    def learned_summary(self, session_id: str, round_id: str | None, x: str | None = None,
+                        y: str | None = None) -> dict:
         """The session's learned direction in words, and "use my direction" enabled when there is one."""
         cc = self.cc
-        if not session_id:
+        if not session_id or not round_id:
             return {cc.learned: "", cc.use_mine: gr.Button(interactive=False)}
         session_id = validation.session_id(session_id)
-        learned = compare_view.learned_for(self.explorer, session_id)
-        decisive = sum(v.outcome in ("a", "b") for v in self.explorer.store.list_votes(session_id))
-        return {cc.learned: compare_view.learned_markdown(learned, decisive),
-                cc.use_mine: gr.Button(interactive=learned is not None and bool(round_id))}
+        rnd = self.h.round_of(session_id, round_id)
+        x, y = render.default_axes(rnd, x, y)
+        n_decisive, _ = compare_view.fit_scope(self.explorer, session_id, rnd, x, y)
+        learned = compare_view.learned_for(self.explorer, session_id, rnd, x, y)
+        return {cc.learned: compare_view.learned_markdown(learned, n_decisive, len(rnd.objectives)),
+                cc.use_mine: gr.Button(interactive=learned is not None)}
 
     @shown_as_gr_error
     def refresh_learned(self, session_id: str, round_id: str | None, x: str | None, y: str | None) -> dict:
         """After a vote: the learned direction in words and drawn on the plot."""
-        out = self.learned_summary(session_id, round_id)
+        out = self.learned_summary(session_id, round_id, x, y)
         if session_id and round_id:
             rnd = self.h.round_of(session_id, round_id)
-            x, y = render.default_axes(rnd, x, y)
-            overlay = compare_view.overlay_for(self.explorer, rnd, x, y)
-            out[self.c.widget] = plotting.widget_payload(rnd, self.h.direction_of(rnd), x, y, overlay)
+            out[self.c.widget] = self.h.round_view(rnd, x, y, figures=False)[self.c.widget]
         return out
 
     @shown_as_gr_error
     def use_mine(self, session_id: str, round_id: str | None, x: str | None, y: str | None) -> dict:
         """Rank the current round by the learned direction and store it as the round's direction."""
         rnd = self._round(session_id, round_id)
-        learned = compare_view.learned_for(self.explorer, rnd.session_id)
+        x, y = render.default_axes(rnd, x, y)
+        learned = compare_view.learned_for(self.explorer, session_id, rnd, x, y)
         if learned is None:
-            raise UserError("No direction learned yet: vote on at least two pairs with a winner.")
+            raise UserError("No direction learned yet: vote on more pairs with a winner.")
         ranked = self.explorer.rerank(rnd.round_id, learned.direction, session_id, store=True)
         rnd = self.explorer.get_round(rnd.round_id, session_id)
         best = rnd.candidates[ranked.best].index
@@ -252,10 +285,11 @@ class CompareHandlers:
 
 
 def wire_compare(c: Components, cc: CompareComponents, ch: CompareHandlers) -> None:
-    """Connect the comparison's events; the vote is `/vote`, the export `/export`."""
-    shown = [cc.a_pick, cc.b_pick, cc.a_text, cc.b_text, cc.bars, cc.wins, cc.pair_round, cc.vote_status,
+    """Connect the comparison's events; the vote is `/vote`, the export `/export` in the API."""
+    shown = [cc.a_pick, cc.b_pick, cc.prompt, cc.a_text, cc.b_text, cc.bars, cc.wins, cc.pair_round, cc.vote_status,
              *cc.votes]
     axes = [c.x_axis, c.y_axis]
+    cc.next_pair.click(ch.next_pair, inputs=[c.session, c.round_id, *axes], outputs=shown, api_visibility="private")
     cc.open_default.click(ch.open_default, inputs=[c.session, c.round_id, *axes], outputs=shown,
                           api_visibility="private")
     cc.open_clicked.click(ch.open_clicked, inputs=[c.session, c.round_id, c.selected, *axes], outputs=shown,
@@ -265,17 +299,18 @@ def wire_compare(c: Components, cc: CompareComponents, ch: CompareHandlers) -> N
           api_visibility="private")
     learned_out = [c.widget, cc.learned, cc.use_mine]
     gr.on([button.click for button in cc.votes], ch.vote,
-          inputs=[c.session, cc.pair_round, cc.a_pick, cc.b_pick, cc.outcome],
-          outputs=[cc.vote_status, *cc.votes], api_name="vote", show_progress="hidden",
+          inputs=[c.session, cc.pair_round, cc.a_pick, cc.b_pick, *axes], outputs=shown, show_progress="hidden",
+          api_name="vote_on_page", api_visibility="private", trigger_mode="once",
           ).success(ch.refresh_learned, inputs=[c.session, c.round_id, *axes], outputs=learned_out,
                     api_visibility="private", show_progress="hidden")
-    c.session.change(ch.learned_summary, inputs=[c.session, c.round_id], outputs=[cc.learned, cc.use_mine],
-                     api_visibility="private", show_progress="hidden")
+    gr.api(ch.api_vote, api_name="vote")
+    gr.on([c.session.change, c.round_id.change], ch.learned_summary, inputs=[c.session, c.round_id, *axes],
+          outputs=[cc.learned, cc.use_mine], api_visibility="private", show_progress="hidden")
     c.round_id.change(ch.cleared, outputs=shown, api_visibility="private", show_progress="hidden")
     cc.use_mine.click(ch.use_mine, inputs=[c.session, c.round_id, *axes],
                       outputs=[c.widget, c.round_id, c.gating, c.parallel, *axes, c.status],
                       api_visibility="private")
-    cc.export.click(ch.export, inputs=[c.session, cc.export_format], outputs=[cc.export_file, c.status],
+    cc.export.click(ch.export, inputs=[c.session, cc.export_format], outputs=[cc.export_file, cc.export_status],
                     api_name="export")
     cc.import_file.upload(ch.import_session, inputs=[cc.import_file],
                           outputs=[c.widget, c.round_id, c.gating, c.parallel, *axes, c.status, c.session,

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from mo_explorer import plotting, ranking
-from mo_explorer.schema import Direction, Round
+from mo_explorer.schema import Direction, Round, prompt_text
 from mo_explorer.ui import render
 
 MAX_ANGLE_STD = 180.0  # an angle that uncertain covers the whole circle
@@ -38,10 +38,15 @@ def default_pair(rnd: Round, direction: Direction | None) -> tuple[int, int]:
     return idx[gate], idx[mine]
 
 
+def prompt_markdown(rnd: Round) -> str:
+    """The prompt both answers reply to, shown above them (escaped Markdown)."""
+    return f"**Prompt:** {render.safe_markdown(prompt_text(rnd.prompt))}"
+
+
 def side_markdown(rnd: Round, index: int, side: str) -> str:
-    """One side's heading, gated score and full text (escaped Markdown)."""
+    """One side's heading, the reward model's score and full text (escaped Markdown)."""
     cand = rnd.candidates[positions(rnd)[index]]
-    return (f"### {side} · candidate #{cand.index}\n\n*gated score {cand.score:.4g} · {cand.n_tokens} tokens*"
+    return (f"### {side} · candidate #{cand.index}\n\n*reward model's score {cand.score:.4g} · {cand.n_tokens} tokens*"
             f"\n\n---\n\n{render.safe_markdown(cand.text) or '*(empty response)*'}\n")
 
 
@@ -78,28 +83,41 @@ def _arcs(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return arcs
 
 
-def wins_markdown(rnd: Round, a: int, b: int, x: str, y: str) -> str:
-    """Where on the circle of directions over the plotted pair (linear score) A and B each win."""
-    names = plotting.plot_columns(rnd)
+def wins_markdown(rnd: Round, a: int, b: int, x: str, y: str, direction: Direction | None) -> str:
+    """At which arrow angles A and B each rank first, with the page's own settings: the ring's sectors
+    (`ranking.winning_sectors`: the plotted pair turned, pinned weights kept, the direction's method)."""
+    names = list(rnd.objectives)
     if x not in names or y not in names or x == y:
-        return "*Put two different objectives on the plot's axes to see where each one wins.*"
-    Z = plotting.normalised(rnd)[:, [names.index(x), names.index(y)]]
-    intervals = ranking.winning_intervals(Z)
+        return "*Put two different objectives on the plot's axes to see where each one ranks first.*"
+    ix, iy = names.index(x), names.index(y)
+    weights = plotting.full_weights(rnd, direction) if direction is not None else np.eye(len(names))[[ix, iy]].sum(0)
+    method = direction.method if direction is not None else "linear"
+    sectors = ranking.winning_sectors(plotting.normalised(rnd)[:, :len(names)], weights, ix, iy, method)
     pos = positions(rnd)
-    lines = [f"**Directions in which each one ranks first** (linear score over "
-             f"{render.escape_html(x)} → {render.escape_html(y)}; 0° = only {render.escape_html(x)}, "
-             f"90° = only {render.escape_html(y)}):"]
+    lines = [f"**Arrow angles at which each one ranks first** (as the ring shows them: 0° = only more "
+             f"{render.escape_html(x)}, 90° = only more {render.escape_html(y)}; ranked "
+             f"{'along the arrow' if method == 'linear' else 'by Tchebycheff'}):"]
     for side, index in (("A", a), ("B", b)):
         # a sliver of floating-point width is a tie at one angle (a point on a hull edge), not a win
-        arcs = [(lo, hi) for lo, hi in _arcs(intervals[pos[index]]) if hi - lo > 1e-6]
+        arcs = [(lo, hi) for lo, hi in _arcs([(lo, hi) for p, lo, hi in sectors if p == pos[index]]) if hi - lo > 1e-6]
         if not arcs:
-            lines.append(f"- **{side}** (#{index}) wins in no direction on this pair (it lies inside, or on an "
-                         "edge of, the convex hull of the candidates on these two objectives).")
+            lines.append(f"- **{side}** (#{index}) ranks first at no angle with these settings.")
             continue
         span = sum(hi - lo for lo, hi in arcs)
         text = ", ".join(f"{lo:.0f}°–{hi - 360 if hi > 360 else hi:.0f}°" for lo, hi in arcs)
-        lines.append(f"- **{side}** (#{index}) wins for {text} ({span:.0f}° of 360°).")
+        lines.append(f"- **{side}** (#{index}) ranks first for {text} ({span:.0f}° of 360°).")
     return "\n".join(lines)
+
+
+def next_pair(rnd: Round, direction: Direction | None, done: set[frozenset[int]]) -> tuple[int, int]:
+    """(A, B) candidate indices: the pair the direction is least sure about, skipping pairs already voted."""
+    names = list(rnd.objectives)
+    weights = plotting.full_weights(rnd, direction) if direction is not None else np.ones(len(names))
+    method = direction.method if direction is not None else "linear"
+    pos = positions(rnd)
+    done_pos = {frozenset(pos[i] for i in pair if i in pos) for pair in done}
+    a, b = ranking.least_sure_pair(plotting.normalised(rnd)[:, :len(names)], weights, method, done_pos)
+    return rnd.candidates[a].index, rnd.candidates[b].index
 
 
 def learned_overlay(rnd: Round, direction: Direction, covariance: np.ndarray, raw: np.ndarray,
@@ -127,10 +145,28 @@ def learned_overlay(rnd: Round, direction: Direction, covariance: np.ndarray, ra
             "share": math.sqrt(r2 / total)}  # how much of the learned direction lies in this plane
 
 
-def learned_for(explorer, session_id: str):
-    """The session's LearnedDirection, or None (fewer than two decisive votes, or votes that cancel out)."""
+def fit_scope(explorer, session_id: str, rnd: Round, x: str | None, y: str | None) -> tuple[int, list[str] | None]:
+    """(decisive votes, the objectives they can support: all of the round's, the plotted pair, or None)."""
+    m = sum(v.outcome in ("a", "b") for v in explorer.store.list_votes(session_id))
+    names = list(rnd.objectives)
+    pair = (names.index(x), names.index(y)) if x in names and y in names else None
+    cols = ranking.columns_to_fit(m, len(names), pair)
+    return m, None if cols is None else [names[j] for j in cols]
+
+
+def learned_for(explorer, session_id: str, rnd: Round | None = None, x: str | None = None, y: str | None = None):
+    """The session's LearnedDirection over what its votes support, or None (not enough votes, or they cancel out).
+
+    With a round and its plotted pair (x, y): all objectives once there are more votes than objectives, the
+    plotted pair once there are more than two, else None. Without a round: every objective.
+    """
+    objectives = None
+    if rnd is not None:
+        _, objectives = fit_scope(explorer, session_id, rnd, x, y)
+        if objectives is None:
+            return None
     try:
-        return explorer.learned_direction(session_id)
+        return explorer.learned_direction(session_id, objectives=tuple(objectives) if objectives else None)
     except ValueError:  # fit_direction: the votes cancel out exactly; the page says so instead of failing
         return None
 
@@ -139,7 +175,7 @@ def overlay_for(explorer, rnd: Round, x: str, y: str) -> dict | None:
     """The widget's learned-direction overlay for a round's plotted pair, if the session has learned one."""
     if not rnd.candidates:
         return None
-    learned = learned_for(explorer, rnd.session_id)
+    learned = learned_for(explorer, rnd.session_id, rnd, x, y)
     if learned is None:
         return None
     return learned_overlay(rnd, learned.direction, learned.fit.covariance, learned.fit.raw, x, y)
@@ -150,19 +186,21 @@ def _of(fraction: float, n: int) -> str:
     return f"{round(fraction * n * 2) / 2:g}"
 
 
-def learned_markdown(learned, n_decisive: int) -> str:
-    """The learned direction in words, with how many votes it and the gate explain (learned: LearnedDirection)."""
+def learned_markdown(learned, n_decisive: int, k: int) -> str:
+    """The learned direction in words, with how many held-out votes it predicts (learned: LearnedDirection)."""
     if learned is None:
-        if n_decisive >= 2:
+        if n_decisive > 2:
             return ("**Your direction:** these votes contradict each other and point nowhere yet; "
                     "vote on more pairs.")
-        more = 2 - n_decisive
-        return (f"**Your direction:** needs more votes: {n_decisive} decisive vote(s) so far (A or B is better);"
-                f" vote on {more} more pair(s) to learn it.")
+        return (f"**Your direction: not enough votes yet.** {n_decisive} decisive vote(s) so far (A or B is better). "
+                f"Learning the plotted pair's 2 weights needs 3; all {k} objectives need {k + 1}.")
     n = learned.n_votes
+    names = learned.direction.objectives
     weights = ", ".join(f"{render.escape_html(name)} {w:+.2f}"
-                        for name, w in zip(learned.direction.objectives, learned.direction.unit()) if abs(w) > 5e-3)
-    return (f"**Your direction** (Bradley–Terry fit to {n} decisive votes): {weights}.\n\n"
-            f"It explains **{_of(learned.agreement, n)} of {n}** votes "
-            f"(the reward model's gated score: {_of(learned.gate_agreement, n)} of {n}). "
-            "On the plot: the dashed arrow, shaded ±1 standard deviation of its angle.")
+                        for name, w in zip(names, learned.direction.unit()) if abs(w) > 5e-3)
+    scope = ("the plotted pair only, until there are more votes than objectives" if len(names) == 2 and k > 2
+             else f"all {len(names)} objectives")
+    return (f"**Your direction** (Bradley–Terry fit to {n} decisive votes, over {scope}): {weights}.\n\n"
+            f"Each vote predicted from the others: **{learned.held_out:g} of {n}** held-out votes right "
+            f"(the reward model's score agrees with {_of(learned.gate_agreement, n)} of {n}). "
+            "On the plot: the short dashed blue arrow, shaded ±1 standard deviation of its angle.")

@@ -17,11 +17,11 @@ from typing import Any
 
 import gradio as gr
 
-from mo_explorer import plotting, validation
+from mo_explorer import objectives, plotting, validation
 from mo_explorer.errors import ModelError, NotFoundError, UserError
 from mo_explorer.schema import Direction, Round
 from mo_explorer.ui import compare_view, render
-from mo_explorer.ui.layout import Components
+from mo_explorer.ui.layout import CLICK_TO_READ, Components
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 0.5
@@ -45,6 +45,13 @@ def shown_as_gr_error(fn: Callable) -> Callable:
         except (UserError, ModelError) as exc:
             raise gr.Error(render.escape_html(str(exc))) from exc  # gr.Error renders HTML
     return wrapper
+
+
+def _meaning(name: str) -> str:
+    """The one line under an axis menu saying what the chosen objective means."""
+    if name == plotting.SCORE:
+        return "The reward model's own overall score for the answer."
+    return objectives.meaning(name) or " "
 
 
 def direction_from_event(data: Any) -> Direction:
@@ -74,23 +81,29 @@ class Handlers:
         return axes.x, axes.y
 
     # ----- shared views ---------------------------------------------------------------------------------
-    def direction_of(self, rnd: Round) -> Direction | None:
-        """The round's stored direction, else the gate's (None before any candidate is scored)."""
+    def direction_of(self, rnd: Round, x: str | None = None, y: str | None = None) -> Direction | None:
+        """The direction the page ranks by: the round's stored one, else the gate's kept to the plotted pair
+        (off-plot objectives weigh nothing until pinned); None before any candidate is scored."""
         if rnd.direction is not None:
             return rnd.direction
-        return self.explorer.default_direction(rnd) if len(rnd.gating) else None
+        if not len(rnd.gating):
+            return None
+        x, y = render.default_axes(rnd, x, y)
+        return plotting.plane_default(rnd, self.explorer.default_direction(rnd), x, y)
 
     def round_view(self, rnd: Round, x: str | None, y: str | None, figures: bool = True) -> dict:
         """Widget and axis choices for one round, and (unless figures=False) its gating and parallel plots."""
         c = self.c
         x, y = render.default_axes(rnd, x, y)
-        direction = self.direction_of(rnd)
-        columns = plotting.plot_columns(rnd)
+        direction = self.direction_of(rnd, x, y)
+        choices = [(objectives.label(name, plotting.SCORE), name) for name in plotting.plot_columns(rnd)]
+        front = render.front_summary(rnd, render.front_volumes(self.explorer.session_rounds(rnd.session_id)))
         view = {
-            c.widget: plotting.widget_payload(rnd, direction, x, y, compare_view.overlay_for(self.explorer, rnd, x, y)),
+            c.widget: plotting.widget_payload(rnd, direction, x, y, compare_view.overlay_for(self.explorer, rnd, x, y),
+                                              front=front),
             c.round_id: rnd.round_id,
-            c.x_axis: gr.Dropdown(choices=columns, value=x),
-            c.y_axis: gr.Dropdown(choices=columns, value=y),
+            c.x_axis: gr.Dropdown(choices=choices, value=x, info=_meaning(x)),
+            c.y_axis: gr.Dropdown(choices=choices, value=y, info=_meaning(y)),
         }
         if figures:
             view[c.gating] = plotting.gating_figure(rnd)
@@ -100,7 +113,8 @@ class Handlers:
     def rounds_view(self, session_id: str, current: str | None) -> dict:
         """The session's rounds as dropdown choices, newest last."""
         rounds = self.explorer.session_rounds(session_id)
-        choices = [(render.round_label(r), r.round_id) for r in rounds]
+        volumes = render.front_volumes(rounds)
+        choices = [(render.round_label(r, volumes.get(r.round_id)), r.round_id) for r in rounds]
         return {self.c.rounds: gr.Dropdown(choices=choices, value=current)}
 
     def empty_view(self) -> dict:
@@ -108,7 +122,7 @@ class Handlers:
         c = self.c
         return {c.widget: None, c.round_id: None, c.gating: None, c.parallel: None, c.selected: [],
                 c.x_axis: gr.Dropdown(choices=[], value=None), c.y_axis: gr.Dropdown(choices=[], value=None),
-                c.response: "*Click a point or a card to read the full response here.*"}
+                c.response: CLICK_TO_READ}
 
     # ----- events ---------------------------------------------------------------------------------------
     @shown_as_gr_error
@@ -137,7 +151,9 @@ class Handlers:
                         # time that the generator, on the same cores, would otherwise use.
                         if time.monotonic() - shown_at >= PROGRESS_EVERY_S:
                             shown_at = time.monotonic()
-                            yield {c.status: f"Generating {params.n} candidates: token {event.step} / {event.total}"}
+                            said = f"Generating {params.n} candidates: token {event.step} / {event.total}"
+                            # said on the plot too, where the eye waits for the points
+                            yield {c.status: said, c.widget: {"progress": f"{said}…"}}
                         continue
                     rnd = event.round
                     done = event.kind == "done"
@@ -164,7 +180,7 @@ class Handlers:
         rnd = self.explorer.get_round(round_id, session_id)
         best = rnd.candidates[ranked.best].index if rnd.candidates else None
         return {self.c.parallel: plotting.parallel_figure(rnd, direction),
-                self.c.status: f"Direction saved ({render.direction_label(direction)}); top: #{best}."}
+                self.c.direction_status: f"Direction saved ({render.direction_label(direction)}); first: #{best}."}
 
     @shown_as_gr_error
     def select(self, evt: gr.EventData, session_id: str, selected: list) -> dict:
@@ -192,7 +208,7 @@ class Handlers:
         x, y = self._axes(x, y)
         rnd = self.round_of(session_id, round_id)
         return {**self.round_view(rnd, x, y), self.c.selected: [], self.c.status: f"Round {render.round_label(rnd)}",
-                self.c.response: "*Click a point or a card to read the full response here.*"}
+                self.c.response: CLICK_TO_READ}
 
     def load_page(self, request: gr.Request) -> dict:
         """Resume the session named in ?session= (its latest round) or start a new one."""

@@ -11,9 +11,12 @@ from mo_explorer.ui import render
 from mo_explorer.ui.widget import pareto_widget
 
 INTRO = """# mo-explorer
-Type a prompt and **Generate**: candidates land on the Pareto plot as they are scored. **Drag the red arrow's
-head** to set your preference direction: the ranking follows while you drag, and the direction is saved when you
-let go. The coloured ring shows which candidate wins in each direction. Click a point or a card to read it."""
+Type a prompt and **Generate**: answers land on the plot as they are scored. **Drag the red arrow's head**: the
+answer farthest along it ranks first, and the ring shows which answer wins at each angle. Click a point or a card
+to read it."""
+
+
+CLICK_TO_READ = ""  # the widget's status line already says "click a point or a card to read it"
 
 
 @dataclass
@@ -28,6 +31,7 @@ class Components:
     seed: gr.Number
     generate: gr.Button
     status: gr.Markdown
+    direction_status: gr.Markdown  # beside the plot: what happened to the dragged arrow
     session: gr.Textbox
     rounds: gr.Dropdown
     new_session: gr.Button
@@ -42,19 +46,19 @@ class Components:
 
 
 def _prompt_panel(settings: Settings) -> dict:
-    """Prompt box, examples, the parameters accordion and Generate."""
+    """Prompt box and Generate first (on a phone the plot follows right after), then examples and parameters."""
     d, lim = settings.defaults, settings.limits
     prompt = gr.Textbox(label="Prompt", lines=3, placeholder="Ask the model something…", elem_id="prompt")
-    gr.Examples(examples=[[p] for p in render.load_examples()], inputs=[prompt], label="Examples")
-    with gr.Accordion("Parameters", open=False):
+    generate = gr.Button("Generate", variant="primary", elem_id="generate")
+    status = gr.Markdown("", elem_id="status")
+    with gr.Accordion("Examples and parameters", open=False, elem_id="parameters"):
+        gr.Examples(examples=[[p] for p in render.load_examples()], inputs=[prompt], label="Examples")
         n = gr.Slider(1, min(lim.max_candidates, 32), value=d.n, step=1, label="Candidates (N)", elem_id="param-n")
         temperature = gr.Slider(0.0, 2.0, value=d.temperature, step=0.05, label="Temperature")
         top_p = gr.Slider(0.05, 1.0, value=d.top_p, step=0.05, label="Top-p")
         max_new_tokens = gr.Slider(1, lim.max_new_tokens, value=d.max_new_tokens, step=1, label="Max new tokens",
                                    elem_id="param-max-new-tokens")
         seed = gr.Number(value=0, precision=0, label="Seed")
-    generate = gr.Button("Generate", variant="primary", elem_id="generate")
-    status = gr.Markdown("", elem_id="status")
     return {"prompt": prompt, "n": n, "temperature": temperature, "top_p": top_p,
             "max_new_tokens": max_new_tokens, "seed": seed, "generate": generate, "status": status}
 
@@ -70,20 +74,21 @@ def build_components(settings: Settings) -> Components:
                                      elem_id="session-id")
                 rounds = gr.Dropdown(label="Rounds of this session", choices=[], interactive=True, elem_id="rounds")
                 new_session = gr.Button("New session", size="sm", elem_id="new-session")
-            gating = gr.Plot(label="Gate: what the reward model weighs for this prompt", elem_id="gating")
-        with gr.Column(scale=2, min_width=480):
+            response = gr.Markdown(CLICK_TO_READ, elem_id="response", sanitize_html=True)
+        with gr.Column(scale=2, min_width=340):
             with gr.Row():
                 x_axis = gr.Dropdown(label="x axis", choices=[], interactive=True, elem_id="x-axis")
                 y_axis = gr.Dropdown(label="y axis", choices=[], interactive=True, elem_id="y-axis")
+            direction_status = gr.Markdown("", elem_id="direction-status")
             widget = pareto_widget()
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
-            parallel = gr.Plot(label="All objectives (normalised, up is better; thick line: best by your direction)",
+            parallel = gr.Plot(label="All objectives (normalised, up is better; thick line: first by your arrow)",
                                elem_id="parallel")
         with gr.Column(scale=1):
-            response = gr.Markdown("*Click a point or a card to read the full response here.*",
-                                   elem_id="response", sanitize_html=True)
-    # The side-by-side comparison and votes (issue 5) go below this row.
-    return Components(**panel, session=session, rounds=rounds, new_session=new_session, x_axis=x_axis,
-                      y_axis=y_axis, widget=widget, gating=gating, parallel=parallel, response=response,
+            gating = gr.Plot(label="Gate: what the reward model weighs for this prompt", elem_id="gating")
+    # The side-by-side comparison and votes go below this row (ui/compare.py).
+    return Components(**panel, direction_status=direction_status, session=session, rounds=rounds,
+                      new_session=new_session, x_axis=x_axis, y_axis=y_axis, widget=widget, gating=gating,
+                      parallel=parallel, response=response,
                       round_id=gr.State(None), selected=gr.State([]))

@@ -73,7 +73,7 @@ def response_markdown(rnd: Round, index: int) -> str:
     return (f"### Candidate #{cand.index}\n\n"
             f"**Prompt:** {_escape_inline(prompt_text(rnd.prompt))}\n\n"
             f"---\n\n{safe_markdown(cand.text) or '*(empty response)*'}\n\n---\n\n"
-            f"| objective | value |\n|---|---|\n| gated score | {cand.score:.4g} |\n{rows}\n")
+            f"| objective | value |\n|---|---|\n| reward model's score | {cand.score:.4g} |\n{rows}\n")
 
 
 def round_summary(rnd: Round, ranked: Ranking | None = None) -> dict:
@@ -111,12 +111,42 @@ def ranking_dict(rnd: Round, ranked: Ranking | None) -> dict | None:
             "best": idx[ranked.best] if ranked.order.size else None}
 
 
-def round_label(rnd: Round) -> str:
-    """How a round is listed: time, candidate count and the start of its prompt."""
+def round_label(rnd: Round, volume: float | None = None) -> str:
+    """How a round is listed: time, candidate count, its front's hypervolume and the start of its prompt."""
     text = " ".join(prompt_text(rnd.prompt).split())
     text = text[:48] + ("…" if len(text) > 48 else "")
     status = "" if rnd.status == "complete" else f" [{rnd.status}]"
-    return f"{rnd.created_at[11:19]} · {len(rnd.candidates)} × · {text}{status}"
+    hv = f" · front {volume:.3f}" if volume is not None else ""
+    return f"{rnd.created_at[11:19]} · {len(rnd.candidates)} ×{hv} · {text}{status}"
+
+
+def front_volumes(rounds: list[Round]) -> dict[str, float]:
+    """Round id -> hypervolume of its front over the reward model's objectives, on the session's scale.
+
+    Rounds are compared only with rounds scored on the same objectives; measured columns (length, time)
+    are left out, since they depend on the parameters more than on the answers' quality.
+    """
+    groups: dict[tuple[str, ...], list[Round]] = {}
+    for rnd in rounds:
+        if rnd.candidates:
+            groups.setdefault(rnd.objectives, []).append(rnd)
+    out = {}
+    for group in groups.values():
+        cols = [j for j, measured in enumerate(group[0].measured) if not measured]
+        if not cols:
+            continue
+        maximize = [group[0].maximize[j] for j in cols]
+        volumes = pareto.session_hypervolumes([r.reward_matrix()[:, cols] for r in group], maximize)
+        out.update({r.round_id: v for r, v in zip(group, volumes)})
+    return out
+
+
+def front_summary(rnd: Round, volumes: dict[str, float]) -> dict | None:
+    """The widget's line about this round's front: its hypervolume and the session's best, or None."""
+    if rnd.round_id not in volumes:
+        return None
+    best = max(volumes.values())
+    return {"hypervolume": volumes[rnd.round_id], "best": best, "rounds": len(volumes)}
 
 
 def direction_label(direction: Direction) -> str:

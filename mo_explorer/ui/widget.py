@@ -1,6 +1,6 @@
 """The Pareto widget: a gr.HTML custom component whose drawing, dragging and reranking run in the browser.
 
-Python sets its value to `plotting.widget_payload(...)`; the browser (assets/pareto.js) draws the figure with
+Python sets its value to `plotting.widget_payload(...)`; the browser (assets/pareto/*.js) draws the figure with
 Plotly, lets the user drag the direction arrow and reranks on every frame. Two custom events come back:
 `direction` on release (data: round_id, objectives, weights, method, angle) and `select` when a point or a
 card is clicked (data: round_id, index).

@@ -16,6 +16,9 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
 @pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists():
+        # in CI the browser tests are the only check of the page: a missing browser is a failure, not a skip
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but no Chromium at {CHROMIUM} (apt-get install chromium)")
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 

@@ -1,9 +1,10 @@
-"""Measure, in Chromium, the time from clicking Generate to a complete plot (N candidates x T tokens).
+"""Measure, in Chromium, the time from clicking Generate to the first point and to a complete plot (N x T tokens).
 
     python -m tests.e2e.measure_generate_to_plot --n 8 --max-new-tokens 128 --repeats 3
 
 Uses the configured models (MO_EXPLORER_* variables; the embedded defaults otherwise) and a temporary database.
-Prints one JSON line: the browser's times (click -> last candidate drawn), the core's own time for the same
+Prints one JSON line: the browser's times (click -> first candidate drawn, click -> last candidate drawn), the
+core's own time for the same
 request (Explorer.run_round) and the difference, which is what the web layer adds.
 """
 
@@ -52,20 +53,25 @@ def main() -> None:
         start = time.perf_counter()
         explorer.run_round(PROMPT, GenerationParams(**{**params.to_dict(), "seed": seed}))
         core.append(time.perf_counter() - start)
-    browser_times = []
+    browser_times, first_times = [], []
     with served(explorer, settings) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.goto(url)
         page.wait_for_selector(".moex", timeout=120_000)
         page.fill("#prompt textarea", PROMPT)
-        page.click("text=Parameters")
+        page.click("#parameters .label-wrap")
         set_slider(page, "param-n", args.n)
         set_slider(page, "param-max-new-tokens", args.max_new_tokens)
         for _ in range(args.repeats):
             before = page.evaluate("document.querySelector('.moex').dataset.roundId || ''")
             start = time.perf_counter()
             page.click("#generate")
+            page.wait_for_function(
+                "(old) => document.querySelector('.moex').dataset.roundId !== old"
+                " && document.querySelectorAll('.moex-plot .scatterlayer .trace:nth-child(2) .point').length > 0",
+                arg=before, timeout=args.timeout * 1000)
+            first_times.append(time.perf_counter() - start)
             page.wait_for_function(
                 "([n, old]) => document.querySelector('.moex').dataset.roundId !== old"
                 " && document.querySelector('#status').innerText.includes('Done: ' + n)"
@@ -76,6 +82,7 @@ def main() -> None:
     print(json.dumps({
         "n": args.n, "max_new_tokens": args.max_new_tokens, "generator": settings.models.generator,
         "reward_model": settings.models.reward_model,
+        "browser_click_to_first_point_s": [round(t, 2) for t in first_times],
         "browser_click_to_plot_s": [round(t, 2) for t in browser_times],
         "browser_median_s": round(statistics.median(browser_times), 2),
         "core_run_round_s": [round(t, 2) for t in core], "core_median_s": round(statistics.median(core), 2),

@@ -1,15 +1,15 @@
-"""The comparison in Chromium on tiny models: generate, compare, vote four times, see the learned direction,
-then find the votes in the database and in the `trl` export."""
+"""The comparison in Chromium on tiny models, used as in Chatbot Arena: keys for the next pair and the votes,
+no lost click after a vote, the learned direction with its held-out count, then the votes in the database and
+in the `trl` export."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
-import re
 
 import pytest
 
+from mo_explorer import plotting
 from mo_explorer.ui import compare_view
 from tests.e2e.conftest import SCREENSHOTS
 from tests.ui_support import served, tiny_explorer, tiny_settings
@@ -32,24 +32,12 @@ def text_has(page, selector: str, needle: str) -> None:
                            arg=[selector, needle], timeout=TIMEOUT)
 
 
-def vote(page, button: str, n: int) -> None:
-    page.wait_for_function("(b) => !document.querySelector(b).disabled", arg=button, timeout=TIMEOUT)
-    page.click(button)
-    text_has(page, "#vote-status", f"Vote stored ({n} in this session)")
+def shown_pair(page) -> tuple[int, int]:
+    a, b = (page.inner_text(s) for s in ("#side-a", "#side-b"))
+    return int(a.split("candidate #")[1].split()[0]), int(b.split("candidate #")[1].split()[0])
 
 
-def compare_clicked(page, a: int, b: int) -> None:
-    """Click two cards (waiting for each to open, so the page's 'last two clicked' is exact), then compare."""
-    for index in (a, b):
-        page.locator(f".moex-by-direction li[data-index='{index}']").click()
-        text_has(page, "#response", f"Candidate #{index}")
-    page.click("#compare-clicked")
-    # the votes are disabled after each vote until a comparison is shown again: then both sides are the new ones
-    page.wait_for_function("!document.querySelector('#vote-a').disabled", timeout=TIMEOUT)
-    assert f"candidate #{a}" in page.inner_text("#side-a") and f"candidate #{b}" in page.inner_text("#side-b")
-
-
-def test_compare_vote_learn_and_export(app, page):
+def test_arena_keys_next_pair_no_lost_click_and_learned_direction(app, page):
     explorer, url = app
     page.goto(url)
     page.wait_for_function("new URL(location.href).searchParams.get('session')", timeout=TIMEOUT)
@@ -60,56 +48,60 @@ def test_compare_vote_learn_and_export(app, page):
     page.wait_for_function("document.querySelectorAll('.moex-by-direction li').length === 4", timeout=TIMEOUT)
     assert page.locator("#vote-a").is_disabled()  # nothing shown yet, nothing to vote on
     (rnd,) = explorer.session_rounds(session_id)
+    direction = plotting.plane_default(rnd, explorer.default_direction(rnd), "helpful", "safe")  # the arrow's
 
-    page.click("#compare-open")
-    a, b = compare_view.default_pair(rnd, explorer.default_direction(rnd))
-    text_has(page, "#side-a", f"candidate #{a}")
-    text_has(page, "#side-b", f"candidate #{b}")
-    text_has(page, "#compare-wins", "ranks first")
-    vote(page, "#vote-a", 1)
-    text_has(page, "#learned", "needs more votes")
-    assert page.evaluate("document.querySelector('.moex').dataset.learnedAngle") == ""
+    page.locator("body").press("n")  # "next pair": the pair the arrow is least sure about
+    first = compare_view.next_pair(rnd, direction, set())
+    text_has(page, "#side-a", f"candidate #{first[0]}")
+    assert shown_pair(page) == first
+    assert "Describe a lighthouse" in page.inner_text("#compare-prompt")  # the prompt above both answers
+    a_box, b_box = page.locator("#side-a").bounding_box(), page.locator("#side-b").bounding_box()
+    votes_box = page.locator("#vote-a").bounding_box()
+    assert abs(a_box["y"] - b_box["y"]) < 2 and a_box["x"] < b_box["x"]  # side by side
+    assert 0 <= votes_box["y"] - (a_box["y"] + a_box["height"]) < 40  # the votes directly under them
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.locator("#compare-prompt").scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "compare_desktop.png"))
 
-    # three more pairs, picked by clicking cards; the first card of a pair is never the one open already
-    chosen: list[tuple[int, int]] = []
-    for x, y in [p for p in itertools.combinations(range(4), 2) if set(p) != {a, b}][:3]:
-        chosen.append((y, x) if chosen and x == chosen[-1][1] else (x, y))
-    outcomes = {"#vote-a": "a", "#vote-b": "b"}
-    buttons = ["#vote-b", "#vote-a", "#vote-b"]
-    for n, ((x, y), button) in enumerate(zip(chosen, buttons), start=2):
-        compare_clicked(page, x, y)
-        vote(page, button, n)
+    # "I press A, and the next pair is there; I press B at once, and that vote is on the new pair"
+    page.locator("body").press("a")
+    text_has(page, "#vote-status", "Vote stored (1 in this session)")
+    second = shown_pair(page)
+    assert second == compare_view.next_pair(rnd, direction, {frozenset(first)}) and set(second) != set(first)
+    page.locator("body").press("b")
+    text_has(page, "#vote-status", "Vote stored (2 in this session)")
+    # a click on a card right after a vote opens it (the cards are not rebuilt under the pointer)
+    third = shown_pair(page)
+    page.locator(f".moex-by-direction li[data-index='{third[0]}']").click()
+    text_has(page, "#response", f"Candidate #{third[0]}")
+    page.click("#vote-b")
+    text_has(page, "#vote-status", "Vote stored (3 in this session)")
+    fourth = shown_pair(page)
+    page.click("#vote-a")
+    text_has(page, "#vote-status", "Vote stored (4 in this session)")
 
-    page.wait_for_function("/explains \\d+(\\.5)? of 4 votes/.test(document.querySelector('#learned').innerText)",
-                           timeout=TIMEOUT)
-    agreement = re.search(r"explains (\S+) of 4 votes \(the reward model's gated score: (\S+) of 4\)",
-                          page.inner_text("#learned"))
-    learned = explorer.learned_direction(session_id)
-    assert agreement and float(agreement.group(1)) == pytest.approx(learned.agreement * 4)
-    assert float(agreement.group(2)) == pytest.approx(learned.gate_agreement * 4)
+    votes = explorer.store.list_votes(session_id)
+    assert [((v.a_index, v.b_index), v.outcome) for v in votes] == [(first, "a"), (second, "b"), (third, "b"),
+                                                                    (fourth, "a")]
+    # four decisive votes over five objectives: the page fits the plotted pair and counts held-out votes
+    text_has(page, "#learned", "fit to 4 decisive votes")
+    learned = compare_view.learned_for(explorer, session_id, rnd, "helpful", "safe")
+    assert learned.direction.objectives == ("helpful", "safe")
+    text_has(page, "#learned", f"{learned.held_out:g} of 4 held-out votes right")
     page.wait_for_function("document.querySelector('.moex').dataset.learnedAngle !== ''", timeout=TIMEOUT)
-    assert page.locator(".moex-learned-arrow").is_visible() and page.locator(".moex-learned-wedge").is_visible()
     raw = dict(zip(learned.direction.objectives, learned.fit.raw))
     drawn = float(page.evaluate("document.querySelector('.moex').dataset.learnedAngle"))
     assert drawn == pytest.approx(math.degrees(math.atan2(raw["safe"], raw["helpful"])) % 360, abs=0.01)
-    assert page.locator("#use-mine").is_enabled()
+    assert page.locator(".moex-learned-arrow").is_visible() and page.locator(".moex-learned-wedge").is_visible()
 
-    votes = explorer.store.list_votes(session_id)
-    pairs_voted = [(a, b), *chosen]
-    assert [(v.a_index, v.b_index) for v in votes] == pairs_voted
-    assert [v.outcome for v in votes] == ["a", *(outcomes[btn] for btn in buttons)]
     trl = [json.loads(line) for line in explorer.export_session(session_id, "trl").splitlines()]
-    assert len(trl) == 4
     texts = {c.index: c.text for c in rnd.candidates}
     for row, v in zip(trl, votes):
         win, lose = (v.a_index, v.b_index) if v.outcome == "a" else (v.b_index, v.a_index)
         assert row["chosen"][0]["content"] == texts[win] and row["rejected"][0]["content"] == texts[lose]
-        assert row["prompt"][-1]["content"] == "Describe a lighthouse"
-
     page.click("#export-panel .label-wrap")
     page.click("#export")
-    text_has(page, "#status", "Exported the session as trl: 4 preference pair(s)")
-    SCREENSHOTS.mkdir(exist_ok=True)
+    text_has(page, "#export-status", "Exported the session as trl: 4 preference pair(s)")  # next to the button
     page.screenshot(path=str(SCREENSHOTS / "compare_after_votes.png"), full_page=True)
     assert page.js_errors == []
 

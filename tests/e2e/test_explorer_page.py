@@ -74,7 +74,7 @@ def test_generate_drag_store_and_reload(app, page):
     page.click("#generate")
     page.wait_for_function("document.querySelector('#status').innerText.includes('Done')", timeout=TIMEOUT)
     page.wait_for_function("document.querySelectorAll('.moex-by-direction li').length === 4", timeout=TIMEOUT)
-    assert page.locator(".moex-plot .scatterlayer .point").count() >= 4 + 1  # 4 candidates and the ideal point
+    assert page.locator(".moex-plot .scatterlayer .point").count() == 4  # the ideal corner is a shape, not a point
 
     rounds = explorer.session_rounds(session_id)
     assert len(rounds) == 1 and len(rounds[0].candidates) == 4
@@ -92,15 +92,13 @@ def test_generate_drag_store_and_reload(app, page):
     assert lo <= angle <= hi
     slider = int(page.locator(".moex-angle").input_value())
     assert abs((slider - angle + 180) % 360 - 180) <= 0.5  # the slider followed the arrow
-    shown = [float(v) for v in page.locator(".moex-weight input").evaluate_all("(els) => els.map((e) => e.value)")]
-    assert math.degrees(math.atan2(shown[1], shown[0])) % 360 == pytest.approx(angle, abs=0.5)  # and the weights
     stored = wait_until(lambda: explorer.get_round(rounds[0].round_id, session_id).direction)
     w = dict(zip(stored.objectives, stored.unit()))
     assert math.degrees(math.atan2(w["safe"], w["helpful"])) % 360 == pytest.approx(angle, abs=0.01)
     rnd = explorer.get_round(rounds[0].round_id, session_id)
     best = ranking.rank(rnd.reward_matrix(), rnd.maximize, stored, rnd.objectives).best
     assert str(rnd.candidates[best].index) == index  # the server agrees with the browser's winner
-    page.wait_for_function("document.querySelector('#status').innerText.includes('Direction saved')",
+    page.wait_for_function("document.querySelector('#direction-status').innerText.includes('Direction saved')",
                            timeout=TIMEOUT)
     SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "explorer_after_drag.png"), full_page=True)
@@ -126,7 +124,8 @@ def test_untrusted_text_is_never_html(app, page):
     names = ("helpful", "safe", "concise", "length_tokens", "gen_seconds")
     round_id = store.create_round(session_id, [{"role": "user", "content": "<img src=x onerror=window.pwned=1>"}],
                                   GenerationParams(n=2), "gen", "rm", names, (False,) * 3 + (True,) * 2,
-                                  (True,) * 4 + (False,), np.full(3, 1 / 3, np.float32), np.eye(3, dtype=np.float32))
+                                  (True,) * 3 + (False,) * 2, np.full(3, 1 / 3, np.float32),
+                                  np.eye(3, dtype=np.float32))
     texts = ["<script>window.pwned=2</script>**bold**", "<img src=x onerror=window.pwned=3> and `<b>code</b>`"]
     store.add_candidates(round_id, session_id,
                          [Candidate(i, t, np.array([i, 1 - i, 0.5, 10, 1.0], np.float32), 0.1 * i, 10, 1.0)
