@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import textwrap
 
 import numpy as np
@@ -109,15 +108,12 @@ def _legend_entry(name: str, **style) -> go.Scatter:
     return go.Scatter(x=[None], y=[None], name=name, hoverinfo="skip", **style)
 
 
-# A five-pointed star around (0, 0), radius 1, as (x, y) pairs; scaled into data units for the ideal point.
-_STAR = [(math.sin(math.pi * i / 5) * (1.0 if i % 2 == 0 else 0.45), math.cos(math.pi * i / 5)
-          * (1.0 if i % 2 == 0 else 0.45)) for i in range(10)]
-
-
-def _ideal_shape(size: float = 0.035) -> dict:
-    """The ideal point (1, 1) as a layout shape drawn below the points: it never covers or takes their clicks."""
-    path = "M" + " L".join(f"{1 + size * sx:.4f},{1 + size * sy:.4f}" for sx, sy in _STAR) + " Z"
-    return {"type": "path", "path": path, "layer": "below", "fillcolor": "gold", "line": {"color": "#777", "width": 1}}
+def _ideal_trace() -> go.Scatter:
+    """The ideal point (1, 1) as the first trace, so it is drawn below every candidate; hoverinfo 'skip' gives it no
+    hover and no clicks. (Not a layout path shape: gradio_client takes any {"path": str} in a reply for a file to
+    download, which broke /generate_stream for API callers.)"""
+    return go.Scatter(x=[1.0], y=[1.0], mode="markers", name="ideal corner", showlegend=False, hoverinfo="skip",
+                      marker={"symbol": "star", "size": 16, "color": "gold", "line": {"width": 1, "color": "#777"}})
 
 
 def pareto_figure(rnd: Round, x: str, y: str, learned: bool = False) -> go.Figure:
@@ -135,8 +131,8 @@ def pareto_figure(rnd: Round, x: str, y: str, learned: bool = False) -> go.Figur
     Z = normalised(rnd)
     idx = [c.index for c in rnd.candidates]
     fig = go.Figure()
-    shapes = []
     if len(idx):
+        fig.add_trace(_ideal_trace())
         front = pareto.front_line(Z[:, [ix, iy]])
         fig.add_trace(go.Scatter(x=Z[front, ix], y=Z[front, iy], mode="lines", name="front of the plotted pair",
                                  line={"color": "#888", "dash": "dot", "width": 1.5}, hoverinfo="skip"))
@@ -161,7 +157,6 @@ def pareto_figure(rnd: Round, x: str, y: str, learned: bool = False) -> go.Figur
             if learned:
                 fig.add_trace(_legend_entry("learned from your votes (±1 std)", mode="lines",
                                             line={"color": "#1f77b4", "width": 2.5, "dash": "dash"}))
-        shapes.append(_ideal_shape())
     pad = [-AXIS_PAD, 1 + AXIS_PAD]
     # constrain="domain": equal aspect shrinks the drawing area instead of widening the ranges, so the
     # ranges survive every resize (with the default, Plotly writes wider ranges back into the layout).
@@ -169,7 +164,7 @@ def pareto_figure(rnd: Round, x: str, y: str, learned: bool = False) -> go.Figur
     fig.update_layout(
         xaxis={"title": {"text": axis_title(x, maximize[ix])}, **axis},
         yaxis={"title": {"text": axis_title(y, maximize[iy])}, "scaleanchor": "x", "scaleratio": 1, **axis},
-        shapes=shapes, margin={"l": 60, "r": 20, "t": 30, "b": 50}, height=480, showlegend=True,
+        margin={"l": 60, "r": 20, "t": 30, "b": 50}, height=480, showlegend=True,
         legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0, "font": {"size": 11}},
         dragmode=False, hovermode="closest", template="plotly_white")
     return fig

@@ -71,7 +71,8 @@ def _probes(p, round_id: str, session_id: str) -> dict:
         "compare open_default": lambda: ch.open_default(session_id, round_id, None, None),
         "compare open_clicked": lambda: ch.open_clicked(session_id, round_id, [0, 1], None, None),
         "compare menus (open_picked)": lambda: ch.open_picked(0, 1, session_id, round_id, round_id, None, None),
-        "compare vote": lambda: ch.vote(session_id, round_id, 0, 1, "a", None),
+        "compare vote": lambda: ch.vote(session_id, round_id, 0, 1, None, None, None),
+        "compare api vote": lambda: ch.api_vote(session_id, round_id, 0, 1, "a"),
         "compare refresh_learned": lambda: ch.refresh_learned(session_id, round_id, None, None),
         "compare use_mine": lambda: ch.use_mine(session_id, round_id, None, None),
     }

@@ -67,8 +67,8 @@ def test_zero_weights_do_not_change_the_ranking(method):
 def test_pareto_figure_points_front_and_ideal():
     rnd = synthetic_round(R)
     fig = plotting.pareto_figure(rnd, "helpful", "safe")
-    front, points = fig.data[:2]
-    legend = {t.name: t for t in fig.data[2:]}
+    star, front, points = fig.data[:3]
+    legend = {t.name: t for t in fig.data[3:]}
     assert all(t.x == (None,) for t in legend.values())  # legend entries only: the overlay is drawn by the browser
     assert {"your direction (drag its head)", "ring: who ranks first at each angle"} <= set(legend)
     Z = plotting.normalised(rnd)
@@ -83,9 +83,9 @@ def test_pareto_figure_points_front_and_ideal():
     everywhere = set(pareto.non_dominated(R, MAXIMIZE).tolist())
     assert [s == "diamond" for s in payload["symbols_all"]] == [i in everywhere for i in range(4)]
     assert 3 not in everywhere  # dominated by candidate 1 on every objective
-    # the ideal corner is a shape below the points: it never covers a candidate or takes its clicks
-    (star,) = fig.layout.shapes
-    assert star.layer == "below" and star.type == "path"
+    # the ideal corner is drawn first, below the points, and takes no hover or click
+    assert (star.x, star.y, star.hoverinfo, star.marker.symbol) == ((1.0,), (1.0,), "skip", "star")
+    assert not fig.layout.shapes  # no {"path": ...} in a reply: gradio_client would fetch it as a file
     assert fig.layout.yaxis.scaleanchor == "x"  # equal aspect: the arrow's angle on screen is the direction's
     assert fig.layout.xaxis.constrain == fig.layout.yaxis.constrain == "domain"  # ranges survive resizes
     assert "learned from your votes (±1 std)" in {t.name for t in

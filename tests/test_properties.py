@@ -245,7 +245,7 @@ def test_compare_and_vote(app, run):
     def prop(session_id, round_id, a, b, outcome, selected, which, fmt):
         ch = app.ch
         calls = {
-            "vote": lambda: ch.vote(session_id, round_id, a, b, outcome, None),
+            "vote": lambda: ch.api_vote(session_id, round_id, a, b, outcome),
             "picked": lambda: ch.open_picked(a, b, session_id, round_id, round_id, None, None),
             "clicked": lambda: ch.open_clicked(session_id, round_id, selected, None, None),
             "default": lambda: ch.open_default(session_id, round_id, None, None),

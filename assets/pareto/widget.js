@@ -94,7 +94,10 @@
 
     function restyleFront() {
       const p = state.payload;
-      if (p && p.values.length) Plotly.restyle(plot, { "marker.symbol": [state.frontAll ? p.symbols_all : p.symbols_pair] }, [1]);
+      const trace = (plot.data || []).findIndex((t) => t.name === "candidates");
+      if (p && p.values.length && trace >= 0) {
+        Plotly.restyle(plot, { "marker.symbol": [state.frontAll ? p.symbols_all : p.symbols_pair] }, [trace]);
+      }
     }
 
     /** The figure's layout in the page's colours: Gradio's dark mode puts the class "dark" on <body>. */
@@ -142,7 +145,8 @@
       controls.status.dataset.hypervolume = f ? f.hypervolume.toFixed(6) : "";
       if (!same) lists.load(payload, emit.select);
       const fig = payload.figure;
-      if (state.frontAll) fig.data[1].marker.symbol = payload.symbols_all;
+      const points = fig.data.find((t) => t.name === "candidates");
+      if (state.frontAll && points) points.marker.symbol = payload.symbols_all;
       Plotly.react(plot, fig.data, themed(fig.layout), CONFIG).then(refresh);
     }
 

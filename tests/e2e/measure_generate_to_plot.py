@@ -69,13 +69,13 @@ def main() -> None:
             page.click("#generate")
             page.wait_for_function(
                 "(old) => document.querySelector('.moex').dataset.roundId !== old"
-                " && document.querySelectorAll('.moex-plot .scatterlayer .trace:nth-child(2) .point').length > 0",
+                " && document.querySelectorAll('.moex-plot .scatterlayer .trace:nth-child(3) .point').length > 0",
                 arg=before, timeout=args.timeout * 1000)
             first_times.append(time.perf_counter() - start)
             page.wait_for_function(
                 "([n, old]) => document.querySelector('.moex').dataset.roundId !== old"
                 " && document.querySelector('#status').innerText.includes('Done: ' + n)"
-                " && document.querySelectorAll('.moex-plot .scatterlayer .trace:nth-child(2) .point').length === n",
+                " && document.querySelectorAll('.moex-plot .scatterlayer .trace:nth-child(3) .point').length === n",
                 arg=[args.n, before], timeout=args.timeout * 1000)
             browser_times.append(time.perf_counter() - start)
         browser.close()

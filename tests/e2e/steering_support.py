@@ -26,9 +26,10 @@ def store_round(explorer, plane=PLANE, concise=CONCISE, direction=(1.0, 1.0)) ->
                                   np.full(3, 1 / 3, np.float32), np.eye(3, dtype=np.float32))
     rows = [np.array([h, s, c, 10 + i, 1.0 + 0.1 * i], np.float32)
             for i, ((h, s), c) in enumerate(zip(plane, concise))]
-    store.add_candidates(round_id, [Candidate(i, f"answer {i}", r, 0.1 * i, 10 + i, 1.0) for i, r in enumerate(rows)])
-    store.finish_round(round_id)
-    store.add_direction(round_id, Direction(("helpful", "safe"), direction))
+    store.add_candidates(round_id, session_id,
+                         [Candidate(i, f"answer {i}", r, 0.1 * i, 10 + i, 1.0) for i, r in enumerate(rows)])
+    store.finish_round(round_id, session_id)
+    store.add_direction(round_id, session_id, Direction(("helpful", "safe"), direction))
     return session_id, round_id
 
 
@@ -38,7 +39,7 @@ def data(page, key: str) -> str:
 
 def points(page) -> list[tuple[float, float]]:
     """Page pixel centres of the candidates' markers, by position."""
-    return page.evaluate("""Array.from(document.querySelectorAll('.moex-plot .scatterlayer .trace:nth-child(2) .point'))
+    return page.evaluate("""Array.from(document.querySelectorAll('.moex-plot .scatterlayer .trace:nth-child(3) .point'))
         .map((e) => { const b = e.getBoundingClientRect(); return [b.x + b.width / 2, b.y + b.height / 2]; })""")
 
 

@@ -74,7 +74,8 @@ def test_generate_drag_store_and_reload(app, page):
     page.click("#generate")
     page.wait_for_function("document.querySelector('#status').innerText.includes('Done')", timeout=TIMEOUT)
     page.wait_for_function("document.querySelectorAll('.moex-by-direction li').length === 4", timeout=TIMEOUT)
-    assert page.locator(".moex-plot .scatterlayer .point").count() == 4  # the ideal corner is a shape, not a point
+    # 4 candidates and the ideal corner's star, drawn first (below them) with no hover or click
+    assert page.locator(".moex-plot .scatterlayer .point").count() == 5
 
     rounds = explorer.session_rounds(session_id)
     assert len(rounds) == 1 and len(rounds[0].candidates) == 4
@@ -141,7 +142,7 @@ def test_untrusted_text_is_never_html(app, page):
         assert texts[i].split("**")[0].split(" and")[0] in shown  # the markup is shown as text
     assert page.locator("#response code").inner_text() == "<b>code</b>"
     # a click on a point opens its response too
-    point = page.locator(".moex-plot .scatterlayer .trace").nth(1).locator(".point").nth(0).bounding_box()
+    point = page.locator(".moex-plot .scatterlayer .trace").nth(2).locator(".point").nth(0).bounding_box()
     page.mouse.click(point["x"] + point["width"] / 2, point["y"] + point["height"] / 2)
     page.wait_for_function("document.querySelector('#response').innerText.includes('Candidate #0')", timeout=TIMEOUT)
     assert page.locator("#response img, #response script, .moex img, .moex script").count() == 0

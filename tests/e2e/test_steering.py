@@ -165,9 +165,10 @@ def test_each_rounds_front_hypervolume_is_shown_for_the_round_and_in_the_round_l
     better = store.create_round(session_id, [{"role": "user", "content": "Again"}], GenerationParams(n=2), "gen", "rm",
                                 NAMES, (False,) * 3 + (True,) * 2, (True,) * 3 + (False,) * 2,
                                 np.full(3, 1 / 3, np.float32), np.eye(3, dtype=np.float32))
-    store.add_candidates(better, [Candidate(i, f"better {i}", np.array(r, np.float32), 0.5, 10, 1.0)
-                                  for i, r in enumerate([[0.9, 0.5, 0.8, 10, 1.0], [0.5, 0.9, 0.9, 12, 1.0]])])
-    store.finish_round(better)
+    store.add_candidates(better, session_id, [Candidate(i, f"better {i}", np.array(r, np.float32), 0.5, 10, 1.0)
+                                              for i, r in enumerate([[0.9, 0.5, 0.8, 10, 1.0],
+                                                                     [0.5, 0.9, 0.9, 12, 1.0]])])
+    store.finish_round(better, session_id)
     volumes = render.front_volumes(explorer.session_rounds(session_id))
     assert volumes[better] > volumes[first] > 0.0
     open_round(page, url, session_id)  # the latest round is shown
