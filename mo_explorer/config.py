@@ -52,7 +52,7 @@ class ModelSettings:
         "reference path), or 'auto' (fast).", "--sampler")
     threads: int = _setting(
         0, "MO_EXPLORER_TORCH_THREADS",
-        "Torch intra-op threads; 0 decides per round: one thread per idle core, judged from the load average "
+        "Torch intra-op threads; 0 decides per round: one thread per core that other processes leave idle "
         "(threads fighting busy cores slow decoding several-fold), logged.", "--threads")
     reward_dtype: str = _setting(
         "float32", "MO_EXPLORER_REWARD_DTYPE",

@@ -179,3 +179,28 @@ def test_safetensors_weights_read_the_files_tensors(tmp_path):
     assert set(weights) == set(tensors) and "missing" not in weights
     for name, tensor in tensors.items():
         assert torch.equal(weights[name], tensor) and weights[name].dtype == tensor.dtype
+
+
+def test_other_load_counts_other_processes_not_this_one():
+    """A busy round of our own must not cost the next round its threads; another busy process must."""
+    import subprocess
+    import sys
+    import time
+
+    probe = device.OtherLoad()
+    probe.cores_busy()
+    end = time.monotonic() + 0.6
+    while time.monotonic() < end:  # this process keeps a core busy: not someone else's load
+        pass
+    assert probe.cores_busy() < 0.8
+    spin = "import time\nend = time.time() + 2.0\nwhile time.time() < end:\n    pass\n"
+    other = subprocess.Popen([sys.executable, "-c", spin])
+    try:
+        time.sleep(0.3)
+        probe.cores_busy()  # start the window once the other process spins
+        time.sleep(1.0)
+        busy = probe.cores_busy()
+    finally:
+        other.wait()
+    assert busy >= 0.6
+    assert device.idle_cores(busy, cores=2) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 import torch
 
@@ -70,11 +71,11 @@ def configure_threads(threads: int) -> None:
 
 
 def idle_cores(load: float | None = None, cores: int | None = None) -> int:
-    """Threads for the next model call: the cores not busy elsewhere by the 1-minute load average, at least 1.
+    """Threads for the next model call: the cores that other work leaves idle, at least 1.
 
-    With one of two cores busy, 2 threads decoded 8 x 128 tokens in 10.9-11.5 s where 1 thread took 4.1-4.5 s
-    (threads spin waiting for each other); on an idle machine 2 threads win. So a core counts as busy from a load
-    of about half a core.
+    load: how many cores other processes keep busy (OtherLoad), else the 1-minute load average. With one of two
+    cores busy, 2 threads decoded 8 x 128 tokens in 10.9-11.5 s where 1 thread took 4.1-4.5 s (threads spin
+    waiting for each other); on an idle machine 2 threads win. So a core counts as busy from about half a core.
     """
     cores = cores or os.cpu_count() or 1
     if load is None:
@@ -85,9 +86,53 @@ def idle_cores(load: float | None = None, cores: int | None = None) -> int:
     return max(1, min(cores, int(cores - load + 0.5)))
 
 
-def threads_for_round(setting: int) -> int:
-    """Apply the thread setting for one round (0: idle_cores()) and return the count in force."""
-    threads = setting if setting > 0 else idle_cores()
+class OtherLoad:
+    """How many cores other processes kept busy since the last look: the machine's busy time (/proc/stat) minus
+    this process's own CPU time.
+
+    Not the load average: it counts this process's last round too, so after one busy round the next one would
+    have been given fewer threads on an otherwise idle machine.
+    """
+
+    def __init__(self):
+        self._last: tuple[float, float, float] | None = None
+
+    @staticmethod
+    def _sample() -> tuple[float, float, float]:
+        """(monotonic seconds, all cores' busy seconds since boot, this process's CPU seconds)."""
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:9]]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+        ticks = os.sysconf("SC_CLK_TCK")
+        own = os.times()
+        return time.monotonic(), (user + nice + system + irq + softirq + steal) / ticks, own.user + own.system
+
+    def cores_busy(self) -> float | None:
+        """Cores busy with other work since the previous call (over 0.1 s on the first); None where unknown."""
+        try:
+            if self._last is None:
+                self._last = self._sample()
+                time.sleep(0.1)
+            now = self._sample()
+        except (OSError, ValueError):
+            return None
+        last, self._last = self._last, now
+        elapsed = now[0] - last[0]
+        if elapsed <= 0:
+            return None
+        return max(0.0, ((now[1] - last[1]) - (now[2] - last[2])) / elapsed)
+
+
+def threads_for_round(setting: int, probe: OtherLoad | None = None, int4: bool = False) -> int:
+    """Apply the thread setting for one round (0: idle_cores() by the probe) and return the count in force.
+
+    int4 decoding gets at most half the cores: in the worker thread where the app decodes, 8 x 128 tokens took
+    8.1 s on 1 thread and 10.5-11.4 s on 2 of 2 idle cores (2 AVX512-BF16 EPYC cores; bf16 and transformers'
+    generate were faster on 2). Only measured on 2 cores.
+    """
+    threads = setting if setting > 0 else idle_cores(probe.cores_busy() if probe is not None else None)
+    if int4 and setting <= 0:
+        threads = min(threads, max(1, (os.cpu_count() or 1) // 2))
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads

@@ -77,7 +77,8 @@ class Generator:
         self.model_id = model_id
         self.device = device
         self.sampler = "fast" if sampler == "auto" else sampler
-        self.threads = threads  # 0: decided per round from the load average (device.idle_cores)
+        self.threads = threads  # 0: decided per round from what other processes keep busy (device.OtherLoad)
+        self._load = devices.OtherLoad()
         self.dtype = weights or str(next(model.parameters()).dtype).removeprefix("torch.")
         self.eos_ids = self._eos_ids()
         self.closing_tokens = loading.closing_tokens(tokenizer)  # template tokens after a reply (likelihood)
@@ -140,9 +141,9 @@ class Generator:
         validate_params(params)
         prompt_ids = self._encode(messages).to(self.device)  # (1, T)
         if self.device.type == "cpu":
-            threads = devices.threads_for_round(self.threads)
+            threads = devices.threads_for_round(self.threads, self._load, int4=self.dtype == devices.INT4)
             log.info("round on %d thread(s) (%s)", threads,
-                     f"set to {self.threads}" if self.threads else "idle cores by the load average")
+                     f"set to {self.threads}" if self.threads else "the cores other processes leave idle")
         try:
             if self.sampler == "fast":
                 generations = self._generate_fast(prompt_ids, params, progress, on_finish)
