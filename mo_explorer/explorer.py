@@ -404,6 +404,15 @@ class Explorer:
             return exporting.to_csv(self.store.list_rounds(session_id))
         raise UserError(f"unknown export format {fmt!r}; use trl, json or csv")
 
+    def share(self, session_id: str) -> str:
+        """A read-only share token for a session: opening it gives the visitor a copy (open_shared)."""
+        return self.store.share_token(session_id)
+
+    def open_shared(self, token: str) -> str:
+        """A new session holding a copy of the shared one; the shared session itself stays out of reach."""
+        original = self.store.shared_session_id(token)
+        return self.import_session(self.export_session(original, "json"))
+
     def import_session(self, raw: bytes | str) -> str:
         """Restore a 'json' export (the file's bytes, or its text) as a new session; returns its id.
 

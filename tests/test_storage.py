@@ -341,11 +341,14 @@ def test_version_1_database_is_migrated_and_its_running_rounds_recovered(tmp_pat
     with sqlite3.connect(path) as conn:  # what version 1 wrote: no owner, no heartbeat
         conn.execute("ALTER TABLE mo_rounds DROP COLUMN owner")
         conn.execute("ALTER TABLE mo_rounds DROP COLUMN heartbeat")
+        conn.execute("DROP TABLE mo_shares")  # version 3's table
         conn.execute("UPDATE mo_meta SET value='1' WHERE key='schema_version'")
     store = Store(f"sqlite:///{path}")
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT value FROM mo_meta WHERE key='schema_version'").fetchone()[0] == "2"
+        assert conn.execute("SELECT value FROM mo_meta WHERE key='schema_version'").fetchone()[0] == "3"
         assert {"owner", "heartbeat"} <= {row[1] for row in conn.execute("PRAGMA table_info(mo_rounds)")}
+        assert conn.execute("SELECT name FROM sqlite_master WHERE name='mo_shares'").fetchone()
+    assert store.shared_session_id(store.share_token(sid)) == sid  # the new table works after the migration
     assert store.get_round(rid, sid).status == "running"
     assert store.fail_orphaned_rounds("interrupted") == 1  # nobody owned it
     assert store.get_round(rid, sid).status == "failed" and len(store.get_round(rid, sid).candidates) == 1

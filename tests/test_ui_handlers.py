@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mo_explorer import ranking
-from mo_explorer.errors import ModelError
+from mo_explorer.errors import ModelError, NotFoundError
 from mo_explorer.ui.app import build_demo
 from mo_explorer.ui.handlers import direction_from_event
 from tests.ui_support import tiny_explorer, tiny_settings
@@ -138,3 +138,30 @@ def test_errors_show_in_the_page_and_keep_what_was_stored(page, monkeypatch):
     assert "out of memory" in seen[-1][c.status]
     rounds = page.explorer.session_rounds(session_id)
     assert len(rounds) == 1 and len(rounds[0].candidates) == shown[0]  # what was shown stays stored
+
+
+def test_a_share_link_opens_a_copy_and_never_the_shared_session(page):
+    """I share my session; a visitor opening the link gets the same rounds in a session of their own, and what
+    they do there never reaches mine. The link is not my session id, and a made-up link opens nothing."""
+    c = page.c
+    final = generate(page)[-1]
+    mine = final[c.widget]["session_id"]
+    said = page.h.share(mine)[c.share_link]
+    token = said.split("?share=")[1].split("`")[0]
+    assert token != mine and mine not in said
+    assert page.h.share(mine)[c.share_link] == said  # one link per session
+    visit = page.h.load_page(SimpleNamespace(query_params={"share": token}))
+    copy = visit[c.session]
+    assert copy != mine and "copy" in visit[c.status]
+    theirs, ours = page.explorer.session_rounds(copy), page.explorer.session_rounds(mine)
+    assert [r.prompt for r in theirs] == [r.prompt for r in ours]
+    assert [[x.text for x in r.candidates] for r in theirs] == [[x.text for x in r.candidates] for r in ours]
+    page.explorer.vote(copy, theirs[0].round_id, 0, 1, "a")  # the visitor votes in the copy
+    assert page.explorer.store.list_votes(mine) == [] and len(page.explorer.store.list_votes(copy)) == 1
+    with pytest.raises(NotFoundError):
+        page.explorer.get_round(ours[0].round_id, token)  # the token is no session key
+    bad = page.h.load_page(SimpleNamespace(query_params={"share": "x" * 22}))
+    assert bad[c.session] not in (mine, copy) and "unknown" in bad[c.status]
+    page.explorer.store.delete_session(mine)  # withdrawn with the session
+    gone = page.h.load_page(SimpleNamespace(query_params={"share": token}))
+    assert "unknown" in gone[c.status]

@@ -14,11 +14,12 @@ from mo_explorer.storage.tables import Base, MetaRow
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # version -> the statements that bring a database of that version to the next one (run in one transaction).
 MIGRATIONS = {
     1: ["ALTER TABLE mo_rounds ADD COLUMN owner VARCHAR(160)",  # v2: running rounds carry their owner
         "ALTER TABLE mo_rounds ADD COLUMN heartbeat FLOAT"],
+    2: [],  # v3: the mo_shares table, which create_all adds after the steps
 }
 BUSY_TIMEOUT_MS = 10_000
 WRITE_OPTION = "mo_explorer_write"  # execution option marking a connection that will write
@@ -110,6 +111,7 @@ def _migrate(conn, version: int) -> None:
     for step in range(version, SCHEMA_VERSION):
         for statement in MIGRATIONS[step]:
             conn.exec_driver_sql(statement)
+    Base.metadata.create_all(conn)  # tables added by later versions (checkfirst: existing ones are left alone)
     conn.execute(update(MetaRow).where(MetaRow.key == "schema_version").values(value=str(SCHEMA_VERSION)))
     logger.info("migrated the mo-explorer schema from version %d to %d at %s", version, SCHEMA_VERSION, conn.engine.url)
 

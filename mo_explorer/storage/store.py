@@ -20,7 +20,7 @@ from mo_explorer.errors import NotFoundError, UserError
 from mo_explorer.schema import Candidate, Direction, GenerationParams, Message, Round, SessionSummary, Vote
 from mo_explorer.storage import convert, exchange
 from mo_explorer.storage.engine import WRITE_OPTION, ensure_schema, is_sqlite_memory, make_engine
-from mo_explorer.storage.tables import DirectionRow, RoundRow, SessionRow, VoteRow
+from mo_explorer.storage.tables import DirectionRow, RoundRow, SessionRow, ShareRow, VoteRow
 from mo_explorer.validation import ID_RE
 
 logger = logging.getLogger(__name__)
@@ -90,9 +90,31 @@ class Store:
             return _summaries(s, rows)
 
     def delete_session(self, session_id: str) -> None:
-        """Delete a session with its rounds, candidates, directions and votes; NotFoundError if unknown."""
+        """Delete a session with its rounds, candidates, directions, votes and share; NotFoundError if unknown."""
         with self._writing() as s:
-            s.delete(_session_row(s, session_id))
+            row = _session_row(s, session_id)
+            for share in s.scalars(select(ShareRow).where(ShareRow.session_pk == row.pk)):
+                s.delete(share)
+            s.delete(row)
+
+    def share_token(self, session_id: str) -> str:
+        """The session's read-only share token (made on first use); it opens copies, never the session."""
+        with self._writing() as s:
+            row = _session_row(s, session_id)
+            token = s.scalar(select(ShareRow.token).where(ShareRow.session_pk == row.pk))
+            if token is None:
+                token = convert.new_id()
+                s.add(ShareRow(token=token, session_pk=row.pk, created_at=convert.now_utc()))
+            return token
+
+    def shared_session_id(self, token: str) -> str:
+        """The session a share token copies from; NotFoundError (one wording for any bad token) otherwise."""
+        with self._reading() as s:
+            found = s.scalar(select(SessionRow.id).join(ShareRow, ShareRow.session_pk == SessionRow.pk)
+                             .where(ShareRow.token == token)) if _well_formed(token) else None
+        if found is None:
+            raise NotFoundError("unknown or withdrawn share link")
+        return found
 
     # ---- rounds ---------------------------------------------------------------------------------------------
 

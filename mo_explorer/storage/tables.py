@@ -45,6 +45,18 @@ class SessionRow(Base):
         back_populates="session", cascade="all, delete-orphan", order_by="VoteRow.pk", passive_deletes=True)
 
 
+class ShareRow(Base):
+    """A read-only share of a session: whoever has the token gets a copy, never the session itself."""
+
+    __tablename__ = "mo_shares"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token: Mapped[str] = mapped_column(String(ID_LENGTH), unique=True, index=True)
+    session_pk: Mapped[int] = mapped_column(ForeignKey("mo_sessions.pk", ondelete="CASCADE"), unique=True,
+                                            index=True)
+    created_at: Mapped[str] = mapped_column(String(TIME_LENGTH))
+
+
 class RoundRow(Base):
     """One prompt with its generation parameters, model ids, objective layout and gate."""
 

@@ -47,6 +47,7 @@ def wire(c: Components, h: Handlers) -> None:
     gen = dict(fn=h.generate, inputs=params, outputs=[*round_outputs, c.status, c.rounds, c.selected],
                show_progress_on=[c.status], api_visibility="undocumented", api_name="generate_stream",
                preprocess=False, **MODEL_QUEUE)
+    c.share.click(h.share, inputs=[c.session], outputs=[c.share_link], api_visibility="private")
     c.generate.click(**gen)
     c.prompt.submit(**{**gen, "api_name": "generate_on_enter", "api_visibility": "private"})
     c.widget.direction(h.store_direction, inputs=[c.session], outputs=[c.parallel, c.direction_status],

@@ -214,12 +214,19 @@ class Handlers:
         """Resume the session named in ?session= (its latest round) or start a new one."""
         c = self.c
         asked = request.query_params.get("session") if request is not None else None
+        shared = request.query_params.get("share") if request is not None else None
         wanted = validation.optional_session_id(asked)
         notice = "Session not found; started a new one. " if asked and wanted is None else ""
         try:
+            if shared and not asked:
+                # A share link opens a copy: the visitor's votes and directions stay in it, never the original.
+                wanted = self.explorer.open_shared(validation.text(shared, "share"))
+                notice = "Opened your own copy of a shared session: what you change stays in your copy. "
             session_id = self.explorer.ensure_session(wanted)
-        except NotFoundError:
-            session_id, notice = self.explorer.new_session(), "Session not found; started a new one. "
+        except (NotFoundError, UserError):
+            session_id = self.explorer.new_session()
+            notice = ("That share link is unknown; started a new session. " if shared and not asked else
+                      "Session not found; started a new one. ")
         rounds = self.explorer.session_rounds(session_id)
         if not rounds:
             return {**self.empty_view(), c.session: session_id, **self.rounds_view(session_id, None),
@@ -228,6 +235,13 @@ class Handlers:
         return {**self.empty_view(), **self.round_view(latest, None, None), c.session: session_id,
                 **self.rounds_view(session_id, latest.round_id),
                 c.status: notice + f"Resumed session with {len(rounds)} round(s)."}
+
+    @shown_as_gr_error
+    def share(self, session_id: str) -> dict:
+        """A read-only link to this session: whoever opens it gets a copy, never write access to this one."""
+        token = self.explorer.share(validation.session_id(session_id))
+        return {self.c.share_link: f"Read-only link (opens a copy): `?share={token}` after this page's address. "
+                                   "Your session id stays private: it is the key to change this session."}
 
     def new_session(self) -> dict:
         """Start an empty session (the page's URL follows)."""

@@ -35,6 +35,8 @@ class Components:
     session: gr.Textbox
     rounds: gr.Dropdown
     new_session: gr.Button
+    share: gr.Button
+    share_link: gr.Markdown  # the read-only link, said next to the button that made it
     x_axis: gr.Dropdown
     y_axis: gr.Dropdown
     widget: gr.HTML
@@ -74,6 +76,8 @@ def build_components(settings: Settings) -> Components:
                                      elem_id="session-id")
                 rounds = gr.Dropdown(label="Rounds of this session", choices=[], interactive=True, elem_id="rounds")
                 new_session = gr.Button("New session", size="sm", elem_id="new-session")
+                share = gr.Button("Share a read-only copy", size="sm", elem_id="share")
+                share_link = gr.Markdown("", elem_id="share-link")
             response = gr.Markdown(CLICK_TO_READ, elem_id="response", sanitize_html=True)
         with gr.Column(scale=2, min_width=340):
             with gr.Row():
@@ -89,6 +93,7 @@ def build_components(settings: Settings) -> Components:
             gating = gr.Plot(label="Gate: what the reward model weighs for this prompt", elem_id="gating")
     # The side-by-side comparison and votes go below this row (ui/compare.py).
     return Components(**panel, direction_status=direction_status, session=session, rounds=rounds,
-                      new_session=new_session, x_axis=x_axis, y_axis=y_axis, widget=widget, gating=gating,
+                      new_session=new_session, share=share, share_link=share_link, x_axis=x_axis, y_axis=y_axis,
+                      widget=widget, gating=gating,
                       parallel=parallel, response=response,
                       round_id=gr.State(None), selected=gr.State([]))
