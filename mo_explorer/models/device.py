@@ -47,9 +47,16 @@ def resolve_weights(name: str, device: torch.device) -> tuple[torch.dtype, bool]
         if device.type != "cpu":
             raise ValueError("int4 generator weights run on the CPU only; use bfloat16 on a GPU")
         return torch.bfloat16, True
-    if name == "auto" and device.type == "cpu" and cpu_supports_bf16():
+    if name == "auto" and device.type == "cpu" and cpu_supports_bf16() and _has_torchao():
         return torch.bfloat16, True
     return resolve_dtype(name, device), False
+
+
+def _has_torchao() -> bool:
+    """torchao is installed (requirements.txt installs it on x86_64 only, where its wheel exists)."""
+    import importlib.util
+
+    return importlib.util.find_spec("torchao") is not None
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
