@@ -374,11 +374,15 @@ class Explorer:
                 names = rnd.objectives
             if rnd.objectives != names:
                 continue  # votes from rounds scored by another reward model live in another space
+            rows = rnd.positions()  # votes name candidate ids, the matrices are indexed by row
+            if vote.a_index not in rows or vote.b_index not in rows:
+                continue
+            a, b = rows[vote.a_index], rows[vote.b_index]
             values = ranking.normalise(ranking.orient(rnd.reward_matrix(), rnd.maximize))
-            diffs.append(values[vote.a_index] - values[vote.b_index])
+            diffs.append(values[a] - values[b])
             outcomes.append(1.0 if vote.outcome == "a" else 0.0)
             scores = rnd.scores()
-            gate.append(float(scores[vote.a_index] > scores[vote.b_index]) == outcomes[-1])
+            gate.append(float(scores[a] > scores[b]) == outcomes[-1])
         if len(diffs) < 2:
             return None
         D, y = np.asarray(diffs), np.asarray(outcomes)  # (m, k), (m,)

@@ -162,6 +162,13 @@ class Round:
         """Gated scores (n,) float32."""
         return np.asarray([c.score for c in self.candidates], dtype=np.float32)
 
+    def positions(self) -> dict[int, int]:
+        """Candidate id (Candidate.index) -> its row in reward_matrix() and scores().
+
+        Not always the same number: an imported session keeps the ids it was exported with.
+        """
+        return {c.index: row for row, c in enumerate(self.candidates)}
+
 
 @dataclass(frozen=True)
 class SessionSummary:

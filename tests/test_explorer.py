@@ -244,3 +244,31 @@ def test_votes_learned_direction_and_exports(explorer):
     other = explorer.new_session()
     with pytest.raises(NotFoundError):
         explorer.vote(other, rnd.round_id, 0, 1, "a")
+
+
+def test_an_imported_session_whose_ids_start_at_5_votes_and_learns_by_id(explorer):
+    """Candidate ids are not row numbers: a session imported with ids 5..10 learns the same direction from the
+    same votes as the original (ids 0..5), and the reward model's agreement is counted on the right rows."""
+    rnd = explorer.run_round("Write a poem about the sea", PARAMS)
+    sid = rnd.session_id
+    helpful = rnd.reward_matrix()[:, 0]
+    pairs = [(0, 1), (2, 3), (4, 5), (1, 2), (3, 4)]
+    for a, b in pairs:
+        explorer.vote(sid, rnd.round_id, a, b, "a" if helpful[a] > helpful[b] else "b")
+    data = json.loads(explorer.export_session(sid, "json"))
+    for r in data["rounds"]:
+        for c in r["candidates"]:
+            c["index"] += 5
+    for v in data.get("votes", []):
+        v["a_index"] += 5
+        v["b_index"] += 5
+    shifted = explorer.import_session(json.dumps(data))
+    (copy,) = explorer.session_rounds(shifted)
+    assert [c.index for c in copy.candidates] == list(range(5, 11))
+    assert copy.positions()[5] == 0 and copy.positions()[10] == 5
+    explorer.vote(shifted, copy.round_id, 10, 5, "a" if helpful[5] > helpful[0] else "b")  # ids, not rows
+    explorer.vote(sid, rnd.round_id, 5, 0, "a" if helpful[5] > helpful[0] else "b")
+    want, got = explorer.learned_direction(sid, l2=0.01), explorer.learned_direction(shifted, l2=0.01)
+    assert got.n_votes == want.n_votes == 6
+    np.testing.assert_allclose(got.direction.weights, want.direction.weights, rtol=1e-6)
+    assert got.gate_agreement == want.gate_agreement

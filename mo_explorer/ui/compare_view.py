@@ -21,7 +21,7 @@ MAX_ANGLE_STD = 180.0  # an angle that uncertain covers the whole circle
 
 def positions(rnd: Round) -> dict[int, int]:
     """Candidate index -> its position in rnd.candidates (the rows of the round's matrices)."""
-    return {c.index: pos for pos, c in enumerate(rnd.candidates)}
+    return rnd.positions()
 
 
 def default_pair(rnd: Round, direction: Direction | None) -> tuple[int, int]:
