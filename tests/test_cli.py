@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import pytest
@@ -85,3 +86,20 @@ def test_export_and_import(env, capsys):
     (env / "broken.json").write_text('{"format": "something-else"}')
     assert main(["import", str(env / "broken.json")]) == 2
     assert "not a mo-explorer session export" in capsys.readouterr().err
+
+
+def test_help_texts_hold_no_measured_figures():
+    """Measurements go stale: they live in the model card and the README, never in --help."""
+    import re
+
+    from mo_explorer import cli
+
+    texts = []
+    for name in cli.COMMANDS:  # each subcommand's options are built when it is the command (heavy ones lazily)
+        parser = cli.make_parser([name])
+        (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        texts.append(sub.choices[name].format_help())
+    joined = "\n".join(texts)
+    assert "--gate-seeds" in joined and "--threads" in joined  # training's options and the settings are read
+    figure = re.compile(r"\d+\.\d+ vs \d+\.\d+|\d+(\.\d+)? points|\d+(\.\d+)? ?(ms|s|min) (vs|against)")
+    assert not figure.findall(joined)

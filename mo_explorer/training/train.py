@@ -63,14 +63,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fact-pairs", type=int, default=0,
                         help="Contrastive pairs (with --contrastive > 0) where a response beats itself with a "
                              "stated number changed, scored by the likelihood model too (only it can see the "
-                             "change). Off by default: 69.8 vs 71.6 on a 1,200-pair dev sample with 100.")
+                             "change). Off by default (measured worse on dev: see the model card).")
     parser.add_argument("--rating-pairs", type=int, default=600,
                         help="Pairs derived from rated responses to the same prompt (free: no new features).")
     parser.add_argument("--likelihood-pairs", type=int, default=800,
                         help="Pairs also scored by SmolLM2's mean log-prob (0 drops the likelihood objective).")
     parser.add_argument("--likelihood-contrastive", type=int, default=0, choices=(0, 1),
                         help="1: the contrastive pairs are scored by the likelihood model too; 0 (default, "
-                             "better on dev: 68.2 vs 64.5): only the --likelihood-pairs sampled pairs.")
+                             "better on dev, see the model card): only the --likelihood-pairs sampled pairs.")
     parser.add_argument("--likelihood-model", default="embedded:smollm2",
                         help="Causal LM whose mean token log-prob is the likelihood objective (the generator).")
     parser.add_argument("--likelihood-tokens", type=int, default=LIKELIHOOD_TOKENS,
@@ -79,9 +79,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="Let the gate weight verbosity in the score (off: verbosity is shown, not rewarded).")
     parser.add_argument("--gate-steps", type=int, default=600, help="Gate optimisation steps.")
     parser.add_argument("--gate-seeds", type=int, default=5,
-                        help="Gates trained with seeds seed, seed + 1, ... and averaged (1: a single gate). One "
-                             "gate's dev accuracy moves by up to 3 points with its seed; five averaged scored 1.3 "
-                             "points above the mean single gate on a 1,200-pair dev sample.")
+                        help="Gates trained with seeds seed, seed + 1, ... and averaged (1: a single gate): one "
+                             "gate's accuracy moves with its seed (figures in the model card).")
     parser.add_argument("--gate-entropy", type=float, default=0.05,
                         help="Weight of the gate's entropy bonus (guards against collapse onto one objective).")
     parser.add_argument("--dev", default=None, help="Optional pairs file evaluated after training (model card).")
