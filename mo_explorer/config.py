@@ -15,6 +15,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EMBEDDED_HEAD_DIR = REPO_ROOT / "data" / "reward_head"
 SPACES_DATA_DIR = Path("/data")
+CANDIDATES_CEILING = 32  # most candidates a round may ask for, whatever the settings say
+FEATURES_DIR = "features"  # the training/eval feature cache, under the model cache dir
 
 
 def _setting(default, env: str, help: str, flag: str | None = None):
@@ -59,12 +61,17 @@ class ModelSettings:
         "Reward model dtype; float32 by default because bfloat16 hidden states change with batch "
         "composition.", "--reward-dtype")
 
+    @property
+    def features_dir(self) -> str:
+        """Where train, eval and ablate keep their feature cache (under the model cache dir)."""
+        return str(Path(self.cache_dir).expanduser() / FEATURES_DIR)
+
 
 @dataclass(frozen=True)
 class LimitSettings:
     """Bounds on one request, each refused with a clear message when exceeded."""
 
-    max_candidates: int = _setting(32, "MO_EXPLORER_MAX_CANDIDATES",
+    max_candidates: int = _setting(CANDIDATES_CEILING, "MO_EXPLORER_MAX_CANDIDATES",
                                    "Most candidates per round (at most 32).", "--max-candidates")
     max_new_tokens: int = _setting(512, "MO_EXPLORER_MAX_NEW_TOKENS_LIMIT",
                                    "Most new tokens per candidate.", "--max-new-tokens-limit")
@@ -75,6 +82,11 @@ class LimitSettings:
     max_response_tokens: int = _setting(1024, "MO_EXPLORER_MAX_RESPONSE_TOKENS",
                                         "Responses are truncated to this many tokens for scoring.",
                                         "--max-response-tokens")
+
+    @property
+    def candidates(self) -> int:
+        """Most candidates per round in force: the setting, capped at CANDIDATES_CEILING."""
+        return min(self.max_candidates, CANDIDATES_CEILING)
 
 
 @dataclass(frozen=True)

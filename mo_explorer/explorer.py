@@ -142,8 +142,8 @@ class Explorer:
         chars = sum(len(m["content"]) for m in messages)
         if chars > limits.max_prompt_chars:
             raise UserError(f"The prompt has {chars} characters; the limit is {limits.max_prompt_chars}.")
-        if not 1 <= params.n <= min(limits.max_candidates, 32):
-            raise UserError(f"Number of candidates must be between 1 and {min(limits.max_candidates, 32)}.")
+        if not 1 <= params.n <= limits.candidates:
+            raise UserError(f"Number of candidates must be between 1 and {limits.candidates}.")
         if not 1 <= params.max_new_tokens <= limits.max_new_tokens:
             raise UserError(f"Max new tokens must be between 1 and {limits.max_new_tokens}.")
         if params.temperature < 0 or not 0 < params.top_p <= 1:

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from mo_explorer.config import CANDIDATES_CEILING
 from mo_explorer.errors import UserError
 from mo_explorer.schema import Direction, GenerationParams, Vote
 
@@ -115,7 +116,7 @@ class EventInput(Input):
 class Params(Input):
     """Sampling parameters of one round (the settings' limits are checked by the Explorer on top)."""
 
-    n: Int = Field(ge=1, le=32)
+    n: Int = Field(ge=1, le=CANDIDATES_CEILING)
     max_new_tokens: Int = Field(ge=1, le=100_000)
     temperature: Float = Field(ge=0.0, le=2.0)
     top_p: Float = Field(gt=0.0, le=1.0)

@@ -35,7 +35,7 @@ def dev_tables(args, settings, spec: dict, limit: int, seed: int, lik_cover_only
     """Dev pairs (stratified sample) and their FeatureTables from the caches (extracting what is missing)."""
     pairs = D.read_pairs(args.dev)
     pairs = [pairs[i] for i in D.stratified_sample([p.subset for p in pairs], limit, seed)]
-    root = args.features or str(Path(settings.models.cache_dir).expanduser() / "features")
+    root = args.features or settings.models.features_dir
     cache = FeatureCache(root, spec)
     train.fill(cache, spec, [(p.prompt, t) for p in pairs for t in (p.chosen, p.rejected)], settings, {})
     lik = FeatureCache(root, train.args_likelihood_spec(args))
@@ -142,7 +142,7 @@ def recipe_comparison(args, settings) -> str:
 
 def backbone_table(args, settings, pairs, spec: dict) -> str:
     """Grouped 5-fold linear-probe accuracy on dev pairs covered by every backbone: representation quality."""
-    root = args.features or str(Path(settings.models.cache_dir).expanduser() / "features")
+    root = args.features or settings.models.features_dir
     lik_spec = train.args_likelihood_spec(args)
     candidates = {f"{spec['name']} (mean pool)": (FeatureCache(root, spec), 0)}
     smol = FeatureCache(root, lik_spec)

@@ -127,7 +127,7 @@ def evaluate_file(path: str, rm: str | None, settings: config.Settings, limit: i
 def main(args: argparse.Namespace, settings: config.Settings) -> int:
     """Evaluate and write RESULTS.json; logs the headline numbers."""
     features = None if args.no_feature_cache else (
-        args.features or str(Path(settings.models.cache_dir).expanduser() / "features"))
+        args.features or settings.models.features_dir)
     results = evaluate_file(args.pairs, args.rm or settings.models.reward_model, settings, args.limit, args.seed,
                             features)
     text = json.dumps(results, indent=2) + "\n"

@@ -164,7 +164,7 @@ def prepare(args: argparse.Namespace, settings: config.Settings) -> Prepared:
     pairs = [pairs_all[i] for i in D.stratified_sample([p.subset for p in pairs_all], args.pairs_limit, args.seed)]
     base_pairs = list(pairs)
     spec = feature_spec(args.backbone, args.layer)
-    root = args.features or str(Path(settings.models.cache_dir).expanduser() / "features")
+    root = args.features or settings.models.features_dir
     cache, state = FeatureCache(root, spec), {}
     restrict = FeatureCache(root, feature_spec(args.rows_cached_by, None)) if args.rows_cached_by else None
     if restrict is not None:
@@ -361,7 +361,7 @@ def main(args: argparse.Namespace, settings: config.Settings) -> int:
     results = None
     if args.dev:
         from mo_explorer.training.evaluate import evaluate_file
-        root = args.features or str(Path(settings.models.cache_dir).expanduser() / "features")
+        root = args.features or settings.models.features_dir
         results = evaluate_file(args.dev, args.out, settings, limit=args.dev_limit, seed=args.seed, features=root)
         (Path(args.out) / "dev_results.json").write_text(json.dumps(results, indent=2) + "\n")
     from mo_explorer.training.card import write_card

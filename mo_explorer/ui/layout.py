@@ -55,7 +55,7 @@ def _prompt_panel(settings: Settings) -> dict:
     status = gr.Markdown("", elem_id="status")
     with gr.Accordion("Examples and parameters", open=False, elem_id="parameters"):
         gr.Examples(examples=[[p] for p in render.load_examples()], inputs=[prompt], label="Examples")
-        n = gr.Slider(1, min(lim.max_candidates, 32), value=d.n, step=1, label="Candidates (N)", elem_id="param-n")
+        n = gr.Slider(1, lim.candidates, value=d.n, step=1, label="Candidates (N)", elem_id="param-n")
         temperature = gr.Slider(0.0, 2.0, value=d.temperature, step=0.05, label="Temperature")
         top_p = gr.Slider(0.05, 1.0, value=d.top_p, step=0.05, label="Top-p")
         max_new_tokens = gr.Slider(1, lim.max_new_tokens, value=d.max_new_tokens, step=1, label="Max new tokens",
