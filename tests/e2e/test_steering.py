@@ -26,6 +26,8 @@ from tests.e2e.steering_support import (
 )
 from tests.ui_support import served, tiny_explorer, tiny_settings
 
+README_PICTURE = SCREENSHOTS.parent / "assets" / "screenshot.png"  # the page at the top of the README
+
 pytestmark = pytest.mark.e2e
 
 
@@ -63,6 +65,8 @@ def test_linear_at_36_angles_the_first_is_the_point_farthest_along_the_arrow(app
     assert firsts >= {"0", "1", "3", "4", "5"}  # ...but every hull vertex is (#5 when less of both is wanted)
     SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "steering_linear_desktop.png"))
+    # The README's picture of the page is this one, written anew by every run so it never goes stale.
+    page.screenshot(path=str(README_PICTURE))
     assert page.js_errors == []
 
 
