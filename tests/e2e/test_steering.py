@@ -87,6 +87,9 @@ def test_tchebycheff_pointing_from_the_corner_through_a_front_candidate_makes_it
         assert off_line < 1.0, (k, off_line)
         assert listed_first(page) == str(k)
         assert ring_under_arrow(page) == [str(k)], k
+    # the server's reply to the last release says the same first (the screenshot showed the previous reply)
+    page.wait_for_function("(k) => document.querySelector('#direction-status').innerText.includes('first: #' + k)",
+                           arg=str(FRONT[-1]), timeout=TIMEOUT)
     page.screenshot(path=str(SCREENSHOTS / "steering_tchebycheff_desktop.png"))
     # "prefer less" of an axis (the angle slider): the arrow then starts at another corner, and still its ring
     # sector names the list's first
