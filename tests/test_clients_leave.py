@@ -7,23 +7,17 @@ import subprocess
 import sys
 import textwrap
 import time
-from types import SimpleNamespace
 
 import pytest
 from gradio_client import Client
 
 from mo_explorer.storage.store import Store
-from mo_explorer.ui.app import build_demo
-from tests.ui_support import served, tiny_explorer, tiny_settings
+from tests.ui_support import served, tiny_page
 
 
 @pytest.fixture(scope="module")
 def page(tiny_lm_dir, tiny_classifier_dir, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("leave")
-    settings = tiny_settings()
-    explorer = tiny_explorer(tiny_lm_dir, tiny_classifier_dir, tmp / "db.sqlite", tmp / "cache", settings)
-    demo = build_demo(explorer, settings)
-    return SimpleNamespace(explorer=explorer, h=demo.mo_handlers, c=demo.mo_components, settings=settings)
+    return tiny_page(tiny_lm_dir, tiny_classifier_dir, tmp_path_factory.mktemp("leave"))
 
 
 def running(explorer) -> list:

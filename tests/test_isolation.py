@@ -16,8 +16,7 @@ from mo_explorer.errors import NotFoundError, UserError
 from mo_explorer.schema import Candidate, Direction, GenerationParams
 from mo_explorer.storage.store import ROUND_REFUSAL
 from mo_explorer.ui.api import Api
-from mo_explorer.ui.app import build_demo
-from tests.ui_support import tiny_explorer, tiny_settings
+from tests.ui_support import tiny_page
 
 PARAMS = GenerationParams(n=3, max_new_tokens=3, temperature=1.0, top_p=1.0, seed=2)
 NOWHERE = "AAAAAAAAAAAAAAAAAAAAAA"  # a well-formed round id that no session has
@@ -25,14 +24,12 @@ NOWHERE = "AAAAAAAAAAAAAAAAAAAAAA"  # a well-formed round id that no session has
 
 @pytest.fixture(scope="module")
 def page(tiny_lm_dir, tiny_classifier_dir, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("isolation")
-    settings = tiny_settings()
-    explorer = tiny_explorer(tiny_lm_dir, tiny_classifier_dir, tmp / "db.sqlite", tmp / "cache", settings)
-    demo = build_demo(explorer, settings)
+    page = tiny_page(tiny_lm_dir, tiny_classifier_dir, tmp_path_factory.mktemp("isolation"))
+    explorer = page.explorer
     owner = explorer.run_round("Whose round is this?", PARAMS)
     intruder = explorer.run_round("Another session", PARAMS)
-    return SimpleNamespace(explorer=explorer, h=demo.mo_handlers, ch=demo.mo_compare_handlers, c=demo.mo_components,
-                           api=Api(explorer), owner=owner, intruder=intruder.session_id)
+    return SimpleNamespace(explorer=explorer, h=page.h, ch=page.ch, c=page.c, api=Api(explorer), owner=owner,
+                           intruder=intruder.session_id)
 
 
 def _snapshot(explorer, rnd) -> dict:

@@ -14,8 +14,7 @@ import pytest
 from mo_explorer import plotting, ranking
 from mo_explorer.schema import Direction
 from mo_explorer.ui import compare_view
-from mo_explorer.ui.app import build_demo
-from tests.ui_support import synthetic_round, tiny_explorer, tiny_settings
+from tests.ui_support import synthetic_round, tiny_page
 
 R = np.array([[0.9, 0.1, 0.5, 120, 2.0],
               [0.2, 0.8, 0.4, 30, 1.0],
@@ -113,12 +112,7 @@ def test_learned_text_says_not_enough_votes_then_counts_held_out_votes():
 # ----- handlers on tiny models ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def page(tiny_lm_dir, tiny_classifier_dir, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("ui_compare")
-    settings = tiny_settings()
-    explorer = tiny_explorer(tiny_lm_dir, tiny_classifier_dir, tmp / "db.sqlite", tmp / "cache", settings)
-    demo = build_demo(explorer, settings)
-    return SimpleNamespace(explorer=explorer, h=demo.mo_handlers, c=demo.mo_components, cc=demo.mo_compare,
-                           ch=demo.mo_compare_handlers)
+    return tiny_page(tiny_lm_dir, tiny_classifier_dir, tmp_path_factory.mktemp("ui_compare"))
 
 
 @pytest.fixture(scope="module")

@@ -10,18 +10,13 @@ import pytest
 
 from mo_explorer import ranking
 from mo_explorer.errors import ModelError, NotFoundError
-from mo_explorer.ui.app import build_demo
 from mo_explorer.ui.handlers import direction_from_event
-from tests.ui_support import tiny_explorer, tiny_settings
+from tests.ui_support import tiny_page
 
 
 @pytest.fixture(scope="module")
 def page(tiny_lm_dir, tiny_classifier_dir, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("ui")
-    settings = tiny_settings()
-    explorer = tiny_explorer(tiny_lm_dir, tiny_classifier_dir, tmp / "db.sqlite", tmp / "cache", settings)
-    demo = build_demo(explorer, settings)
-    return SimpleNamespace(explorer=explorer, h=demo.mo_handlers, c=demo.mo_components, demo=demo)
+    return tiny_page(tiny_lm_dir, tiny_classifier_dir, tmp_path_factory.mktemp("ui"))
 
 
 def event(**data):

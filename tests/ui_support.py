@@ -52,6 +52,19 @@ def tiny_explorer(lm_dir, classifier_dir, db_path, cache_dir, settings: Settings
                     Store(f"sqlite:///{db_path}"))
 
 
+def tiny_page(lm_dir, classifier_dir, tmp):
+    """The page built on an Explorer over the tiny models, its database under tmp: what handler tests drive."""
+    from types import SimpleNamespace
+
+    from mo_explorer.ui.app import build_demo
+
+    settings = tiny_settings()
+    explorer = tiny_explorer(lm_dir, classifier_dir, tmp / "db.sqlite", tmp / "cache", settings)
+    demo = build_demo(explorer, settings)
+    return SimpleNamespace(explorer=explorer, h=demo.mo_handlers, c=demo.mo_components, cc=demo.mo_compare,
+                           ch=demo.mo_compare_handlers, demo=demo, settings=settings)
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as s:
