@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mo_explorer import exporting, ranking, validation
+from mo_explorer import exporting, model_thread, ranking, validation
 from mo_explorer.config import Settings
 from mo_explorer.errors import ModelError, UserError
 from mo_explorer.schema import (
@@ -42,6 +42,22 @@ HEARTBEAT_S = 10.0  # how often a running round is stamped alive (a stale stamp 
 
 class RoundCancelled(Exception):
     """Raised inside generation to stop it when the stream that asked for it was closed."""
+
+
+class _ScoringFailed(Exception):
+    """Carries the reward model's error out of the generation it interrupted."""
+
+
+def _merge(scored: list[tuple[Generation, RewardOutput]]) -> tuple[list[Generation], RewardOutput]:
+    """Candidates scored one by one as one group: their rows stacked under the first output's gating."""
+    generations = [g for g, _ in scored]
+    first = scored[0][1]
+    if len(scored) == 1:
+        return generations, first
+    outs = [out for _, out in scored]
+    extras = {key: np.concatenate([out.extras[key] for out in outs]) for key in first.extras}
+    return generations, RewardOutput(first.objectives, np.concatenate([out.rewards for out in outs]), first.gating,
+                                     first.transform, np.concatenate([out.score for out in outs]), extras)
 
 
 @dataclass(frozen=True)
@@ -75,11 +91,9 @@ class Explorer:
         self.generator = generator
         self.reward_model = reward_model
         self.store = store
-        # One generation at a time (two rounds decoding at once on a 2-core CPU would only make both slower) and
-        # one scoring call at a time (models are not re-entrant). Finished candidates are scored while the others
-        # are still decoding, unless both models share weights (hooks and depth changes would collide).
+        # One generation at a time: two rounds decoding at once on a 2-core CPU would only make both slower. (Every
+        # model call also runs on the one model thread; the lock says so where a round's generation is.)
         self._generate_lock = threading.Lock()
-        self._score_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Explorer:
@@ -167,7 +181,7 @@ class Explorer:
         round_id: str | None = None
         stored = 0
         # closing(): a stream closed here closes the generation at once, which stops it at its next token.
-        generation = contextlib.closing(self._generate_in_thread(messages, params))
+        generation = contextlib.closing(self._generate_and_score(messages, params))
         try:
             with generation as events, self._heartbeat():
                 for kind, payload in events:
@@ -175,11 +189,11 @@ class Explorer:
                         yield RoundEvent("progress", step=payload[0], total=payload[1],
                                          message=f"generating ({stored} of {params.n} scored)")
                         continue
-                    out = self._score(messages, payload)
+                    generations, out = payload
                     if round_id is None:
                         round_id = self._create_round(session_id, messages, params, out)
-                    self.store.add_candidates(round_id, session_id, self._candidates(stored, payload, out))
-                    stored += len(payload)
+                    self.store.add_candidates(round_id, session_id, self._candidates(stored, generations, out))
+                    stored += len(generations)
                     yield RoundEvent("scored", round=self.store.get_round(round_id, session_id), step=stored,
                                      total=params.n, message="scoring")
         except GeneratorExit:
@@ -213,11 +227,14 @@ class Explorer:
             final = event.round or final
         return final
 
-    def _generate_in_thread(self, messages, params):
-        """Run the blocking generate in a worker thread, yielding ("progress", (step, total)) and
-        ("finished", [Generation, ...]) as candidates end (those that ended since the last look, together)."""
+    def _generate_and_score(self, messages, params):
+        """Generate and score on the model thread, yielding ("progress", (step, total)) and
+        ("scored", ([Generation, ...], RewardOutput)) as candidates end (those scored since the last look, together).
+
+        Each candidate is scored the moment it ends, between two decoding steps on the same thread: scoring on
+        another thread would give torch a second OpenMP team and slow every decoding step (see model_thread).
+        """
         events: queue.Queue = queue.Queue()
-        result: dict = {}
         closed = threading.Event()
 
         def put(kind: str, payload) -> None:
@@ -225,29 +242,33 @@ class Explorer:
                 raise RoundCancelled("the stream was closed while generating")
             events.put((kind, payload))
 
-        def work():
+        def finished(generation: Generation) -> None:
+            try:
+                out = self._score(messages, [generation])
+            except Exception as exc:  # carried past the generator, which would report it as its own failure
+                raise _ScoringFailed(exc) from exc
+            put("scored", (generation, out))
+
+        def work() -> None:
             try:
                 with self._generate_lock:
                     self.generator.generate(messages, params,
                                             progress=lambda step, total: put("progress", (step, total)),
-                                            on_finish=lambda generation: put("finished", generation))
-            except Exception as exc:  # reported to the caller below, after the finished candidates
-                result["error"] = exc
+                                            on_finish=finished)
             finally:
                 events.put(None)
 
-        thread = threading.Thread(target=work, name="generate", daemon=True)
-        thread.start()
+        job = model_thread.submit(work)
         last, ended = 0.0, False
         try:
             while not ended:
                 item = events.get()
-                batch: list[Generation] = []
+                batch: list[tuple[Generation, RewardOutput]] = []
                 progress = None
-                while True:  # take everything queued: candidates that ended together are scored together
+                while True:  # take everything queued: candidates that ended together are stored together
                     if item is None:
                         ended = True
-                    elif item[0] == "finished":
+                    elif item[0] == "scored":
                         batch.append(item[1])
                     else:
                         progress = item[1]
@@ -255,17 +276,18 @@ class Explorer:
                         break
                     item = events.get()
                 if batch:
-                    yield "finished", batch
+                    yield "scored", _merge(batch)
                 if progress is not None and (time.perf_counter() - last > 0.1 or progress[0] == progress[1]):
                     last = time.perf_counter()  # throttle UI updates to ~10/s
                     yield "progress", progress
         finally:
             closed.set()  # a stream closed here (GeneratorExit) frees the models at the next token
-        thread.join()
-        if "error" in result:
-            exc = result["error"]
-            if isinstance(exc, UserError):
-                raise exc
+        exc = job.exception()  # the job has ended: it put None last
+        if isinstance(exc, _ScoringFailed):
+            raise ModelError(f"The reward model failed while scoring: {exc.__cause__}") from exc.__cause__
+        if isinstance(exc, UserError):
+            raise exc
+        if exc is not None:
             raise ModelError(f"The generator failed: {exc}") from exc
 
     @contextlib.contextmanager
@@ -291,13 +313,9 @@ class Explorer:
         max_chars = self.settings.limits.max_response_tokens * 8  # coarse cap; the model truncates by tokens
         texts = [g.text[:max_chars] for g in generations]
         logprob = self._own_logprobs(generations)
-        shares = getattr(self.reward_model, "shares_weights_with", None)
-        model = getattr(self.generator, "model", None)
-        shared = shares is not None and shares(model, likelihood=logprob is None)
-        with self._generate_lock if shared else self._score_lock:
-            if logprob is not None:
-                return self.reward_model.score(messages, texts, mean_logprob=logprob)
-            return self.reward_model.score(messages, texts)
+        if logprob is not None:
+            return self.reward_model.score(messages, texts, mean_logprob=logprob)
+        return self.reward_model.score(messages, texts)
 
     def _own_logprobs(self, generations: list[Generation]) -> np.ndarray | None:
         """The generator's own log-probs of its candidates, when the reward model's likelihood reads that model."""

@@ -130,16 +130,9 @@ class OtherLoad:
         return max(0.0, ((now[1] - last[1]) - (now[2] - last[2])) / elapsed)
 
 
-def threads_for_round(setting: int, probe: OtherLoad | None = None, int4: bool = False) -> int:
-    """Apply the thread setting for one round (0: idle_cores() by the probe) and return the count in force.
-
-    int4 decoding gets at most half the cores: in the worker thread where the app decodes, 8 x 128 tokens took
-    8.1 s on 1 thread and 10.5-11.4 s on 2 of 2 idle cores (2 AVX512-BF16 EPYC cores; bf16 and transformers'
-    generate were faster on 2). Only measured on 2 cores.
-    """
+def threads_for_round(setting: int, probe: OtherLoad | None = None) -> int:
+    """Apply the thread setting for one round (0: idle_cores() by the probe) and return the count in force."""
     threads = setting if setting > 0 else idle_cores(probe.cores_busy() if probe is not None else None)
-    if int4 and setting <= 0:
-        threads = min(threads, max(1, (os.cpu_count() or 1) // 2))
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads

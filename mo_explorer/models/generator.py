@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from mo_explorer import errors, schema
+from mo_explorer import errors, model_thread, schema
 from mo_explorer.models import device as devices
 from mo_explorer.models import embedded, loading, sampling
 
@@ -132,6 +132,7 @@ class Generator:
         """Number of prompt tokens after the chat template (with the assistant header)."""
         return int(self._encode(messages).shape[1])
 
+    @model_thread.runs_on_model_thread
     def generate(self, messages: schema.Prompt, params: schema.GenerationParams,
                  progress: Progress | None = None, on_finish: Finished | None = None) -> list[schema.Generation]:
         """Sample params.n candidates in one batched call; same seed, same candidates.
@@ -141,7 +142,7 @@ class Generator:
         validate_params(params)
         prompt_ids = self._encode(messages).to(self.device)  # (1, T)
         if self.device.type == "cpu":
-            threads = devices.threads_for_round(self.threads, self._load, int4=self.dtype == devices.INT4)
+            threads = devices.threads_for_round(self.threads, self._load)
             log.info("round on %d thread(s) (%s)", threads,
                      f"set to {self.threads}" if self.threads else "the cores other processes leave idle")
         try:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mo_explorer import schema
+from mo_explorer import model_thread, schema
 from mo_explorer.errors import ModelError
 from mo_explorer.models.armo import ArmoHead, is_head_dir
 from mo_explorer.models.features import FeatureSpec, GroupFeatures, load_extractor
@@ -85,11 +85,6 @@ class HeadRewardModel:
             self._likelihood_extractor = self._likelihood_loader()
             self._likelihood_loader = None
         return self._likelihood_extractor
-
-    def shares_weights_with(self, model, likelihood: bool = True) -> bool:
-        """True when scoring (with the likelihood pass, if asked) would run `model` itself."""
-        extractors = [self.extractor] + ([self.likelihood_extractor] if likelihood and self.likelihood_model else [])
-        return model is not None and any(getattr(e, "model", None) is model for e in extractors)
 
     @likelihood_extractor.setter
     def likelihood_extractor(self, extractor) -> None:
@@ -160,6 +155,7 @@ class HeadRewardModel:
             extras[schema.MEASURED_LOGPROB] = np.asarray(logprob, np.float32)
         return schema.RewardOutput(self.objectives, rewards, gating.astype(np.float32), transform, score, extras)
 
+    @model_thread.runs_on_model_thread
     def score(self, prompt: schema.Prompt, responses: Sequence[str],
               mean_logprob: np.ndarray | None = None) -> schema.RewardOutput:
         """Score n responses to one prompt, encoding the prompt once (KV cache shared by the responses).
@@ -173,6 +169,7 @@ class HeadRewardModel:
         p, r, lp = self.features(prompt, responses, mean_logprob=mean_logprob)
         return self.score_features(p, r, responses, lp)
 
+    @model_thread.runs_on_model_thread
     def score_full_pass(self, prompt: schema.Prompt, responses: Sequence[str]) -> schema.RewardOutput:
         """Score with one full forward per (prompt, response), as in ArmoRM's model card (reference path)."""
         p, r, lp = self.features(prompt, responses, full=True)

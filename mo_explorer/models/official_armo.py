@@ -37,7 +37,7 @@ import torch
 from safetensors import safe_open
 from transformers import AutoTokenizer, LlamaConfig, LlamaModel
 
-from mo_explorer import errors, schema
+from mo_explorer import errors, model_thread, schema
 from mo_explorer.models import device as devices
 from mo_explorer.models.armo import ArmoHead, HeadConfig
 from mo_explorer.models.reward import conversation_texts, gated_output, length_batches, right_pad
@@ -170,6 +170,7 @@ class OfficialArmoRewardModel:
         texts = conversation_texts(self.tokenizer, prompt, responses)
         return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
 
+    @model_thread.runs_on_model_thread
     def score(self, prompt: schema.Prompt, responses: Sequence[str]) -> schema.RewardOutput:
         """Rewards (n, 19), the prompt's gating (19,), the transform (19, 19) and the score (n,)."""
         k = len(self.objectives)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mo_explorer import config, errors
+from mo_explorer import config, errors, model_thread
 from mo_explorer.models import armo, official_armo
 from mo_explorer.models import device as devices
 from mo_explorer.models.generator import Generator
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 EMBEDDED = "embedded"
 
 
+@model_thread.runs_on_model_thread
 def load_generator(settings: config.Settings) -> Generator:
     """The generator named in settings.models, on its device and dtype."""
     m = settings.models
@@ -82,6 +83,7 @@ def reward_family(name: str, head_dir: str | Path = config.EMBEDDED_HEAD_DIR) ->
     return next(f.name for f in REWARD_FAMILIES if f.matches(name, Path(head_dir)))
 
 
+@model_thread.runs_on_model_thread
 def load_reward_model(settings: config.Settings, head_dir: str | Path = config.EMBEDDED_HEAD_DIR) -> RewardModel:
     """The reward model named in settings.models.reward_model, through its family's loader."""
     name = settings.models.reward_model

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from mo_explorer import errors, schema
+from mo_explorer import errors, model_thread, schema
 from mo_explorer.models import device as devices
 from mo_explorer.models import embedded
 
@@ -124,6 +124,7 @@ class SequenceClassificationRewardModel:
         question = schema.prompt_text(prompt)
         return self.tokenizer([question] * len(responses), list(responses), **truncate)["input_ids"]
 
+    @model_thread.runs_on_model_thread
     def score(self, prompt: schema.Prompt, responses: Sequence[str]) -> schema.RewardOutput:
         """Rewards (n, k) are the model's logits; gating is uniform 1/k and the transform the identity."""
         k = len(self.objectives)
