@@ -68,6 +68,7 @@ def test_client_cancelling_over_http_leaves_no_running_round(page, monkeypatch):
     def one_by_one(messages, params, progress=None, on_finish=None):
         def finished(generation):
             on_finish(generation)
+            progress(params.max_new_tokens, params.max_new_tokens)  # a decoding step passes before the next ends
             time.sleep(1.0)  # candidates arrive a second apart: time for the client to leave in between
         return generate(messages, params, progress=progress, on_finish=finished)
 

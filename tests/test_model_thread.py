@@ -61,7 +61,7 @@ def test_a_round_generates_and_scores_on_the_model_thread_scoring_each_candidate
                                                                         top_p=1.0, seed=15))
     assert rnd.status == "complete" and len(rnd.candidates) == 4
     assert where == {model_ident}
-    assert order.count("score") == 4  # one scoring call per candidate, as it ends
+    assert 2 <= order.count("score") <= 4  # candidates scored as they end (those ending together, together)
     lengths = sorted(c.n_tokens for c in rnd.candidates)
     assert lengths[0] < lengths[-1], lengths  # this seed has one end early (the check below needs it)
     assert "step" in order[order.index("score"):]  # scored while the others were still decoding
