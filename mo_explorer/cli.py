@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from mo_explorer import validation
+from mo_explorer import summary, validation
 from mo_explorer.config import Settings, add_settings_arguments
 from mo_explorer.errors import UserError
 from mo_explorer.schema import Direction
@@ -19,10 +19,16 @@ from mo_explorer.schema import Direction
 log = logging.getLogger("mo_explorer")
 
 
-def _explorer(settings: Settings):
+def _explorer(settings: Settings, generator: bool = True, reward_model: bool = True):
     from mo_explorer.explorer import Explorer
 
-    return Explorer.from_settings(settings)
+    return Explorer.from_settings(settings, generator=generator, reward_model=reward_model)
+
+
+def _storage(settings: Settings):
+    from mo_explorer.explorer import Explorer
+
+    return Explorer.storage_only(settings)
 
 
 def _parse_direction(text: str | None, objectives: tuple[str, ...]) -> Direction | None:
@@ -36,32 +42,6 @@ def _parse_direction(text: str | None, objectives: tuple[str, ...]) -> Direction
         raise UserError(f"--direction has {len(weights)} weights but there are {len(objectives)} objectives "
                         f"({', '.join(objectives)}), in that order")
     return validation.direction(list(objectives), list(weights))
-
-
-def round_json(rnd, ranks=None) -> dict:
-    """The `generate` output contract: one JSON object per round."""
-    import numpy as np
-
-    from mo_explorer import pareto
-
-    R = rnd.reward_matrix()
-    if ranks is None:  # no direction: rank by the reward model's gated score, ties by index
-        order = np.argsort(-rnd.scores(), kind="stable")
-        ranks = np.empty(len(order), dtype=int)
-        ranks[order] = np.arange(len(order))
-    front = pareto.non_dominated(R, rnd.maximize) if len(R) else []
-    return {
-        "session_id": rnd.session_id, "round_id": rnd.round_id, "prompt": rnd.prompt[-1]["content"],
-        "objectives": list(rnd.objectives), "measured": [n for n, m in zip(rnd.objectives, rnd.measured) if m],
-        "gating": [float(g) for g in rnd.gating],
-        "candidates": [{"text": c.text, "rewards": [float(x) for x in c.rewards], "score": float(c.score),
-                        "rank": int(ranks[i])} for i, c in enumerate(rnd.candidates)],
-        "pareto_front": sorted(int(i) for i in front),
-        "direction": None if rnd.direction is None else {"objectives": list(rnd.direction.objectives),
-                                                         "weights": list(rnd.direction.weights),
-                                                         "method": rnd.direction.method},
-        "generator": rnd.generator_id, "reward_model": rnd.reward_model_id, "params": rnd.params.to_dict(),
-    }
 
 
 def configure_generate(p: argparse.ArgumentParser) -> None:
@@ -95,13 +75,13 @@ def run_generate(args, settings: Settings) -> int:
             raise UserError(f"--direction has {n_weights} weights; this reward model gives {k} objectives plus "
                             "the measured ones (length_tokens, gen_seconds[, mean_logprob])")
     rnd = explorer.run_round(request.prompt, params, session_id=request.session_id or None)
-    ranks = None
+    ranked = None
     if args.direction:
         direction = _parse_direction(args.direction, rnd.objectives)
         direction = validation.direction(list(direction.objectives), list(direction.weights), args.method)
-        ranks = explorer.rerank(rnd.round_id, direction, rnd.session_id).ranks
+        ranked = explorer.rerank(rnd.round_id, direction, rnd.session_id)
         rnd = explorer.get_round(rnd.round_id, rnd.session_id)
-    print(json.dumps(round_json(rnd, ranks), ensure_ascii=False))
+    print(json.dumps(summary.round_summary(rnd, ranked), ensure_ascii=False))
     return 0
 
 
@@ -111,8 +91,6 @@ def configure_score(p: argparse.ArgumentParser) -> None:
 
 
 def run_score(args, settings: Settings) -> int:
-    from mo_explorer.models import registry
-
     rows = []
     try:
         lines = Path(args.input).read_text(encoding="utf-8").splitlines()
@@ -133,10 +111,10 @@ def run_score(args, settings: Settings) -> int:
         except UserError as exc:
             raise UserError(f"{args.input}:{lineno}: {exc}") from None
         rows.append(row)
-    model = registry.load_reward_model(settings)
+    explorer = _explorer(settings, generator=False)
     with open(args.out, "w") as out:
         for row in rows:
-            result = model.score(row["prompt"], row["responses"])
+            result = explorer.score(row["prompt"], row["responses"])
             out.write(json.dumps({**row, "objectives": list(result.objectives),
                                   "rewards": result.rewards.tolist(), "gating": result.gating.tolist(),
                                   "score": result.score.tolist()}, ensure_ascii=False) + "\n")
@@ -164,10 +142,7 @@ def configure_export(p: argparse.ArgumentParser) -> None:
 
 
 def run_export(args, settings: Settings) -> int:
-    from mo_explorer.explorer import Explorer
-    from mo_explorer.storage.store import Store
-
-    explorer = Explorer(settings, None, None, Store(settings.storage.resolved_url()))  # no models needed
+    explorer = _storage(settings)
     Path(args.out).write_text(explorer.export_session(args.session_id, args.format))
     log.info("wrote %s export of session %s to %s", args.format, args.session_id, args.out)
     return 0
@@ -178,13 +153,10 @@ def configure_import(p: argparse.ArgumentParser) -> None:
 
 
 def run_import(args, settings: Settings) -> int:
-    from mo_explorer.explorer import Explorer
-    from mo_explorer.storage.store import Store
-
     path = Path(args.file)
     if not path.is_file():
         raise UserError(f"no such file: {path}")
-    explorer = Explorer(settings, None, None, Store(settings.storage.resolved_url()))
+    explorer = _storage(settings)
     print(json.dumps({"session_id": explorer.import_session(path.read_bytes())}))
     return 0
 
@@ -194,9 +166,7 @@ def configure_sessions(p: argparse.ArgumentParser) -> None:
 
 
 def run_sessions(args, settings: Settings) -> int:
-    from mo_explorer.storage.store import Store
-
-    for s in Store(settings.storage.resolved_url()).list_sessions(limit=args.limit):
+    for s in _storage(settings).list_sessions(limit=args.limit):
         print(json.dumps({"session_id": s.session_id, "created_at": s.created_at, "rounds": len(s.rounds)}))
     return 0
 

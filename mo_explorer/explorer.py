@@ -96,14 +96,25 @@ class Explorer:
         self._generate_lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Explorer:
-        """Load the configured models and open the configured database."""
+    def from_settings(cls, settings: Settings, generator: bool = True, reward_model: bool = True) -> Explorer:
+        """Load the configured models (those asked for) and open the configured database."""
         from mo_explorer.models import registry
         from mo_explorer.storage.store import Store
 
-        reward_model = registry.load_reward_model(settings)
-        generator = registry.load_generator(settings)
-        return cls(settings, generator, reward_model, Store(settings.storage.resolved_url()))
+        scorer = registry.load_reward_model(settings) if reward_model else None
+        writer = registry.load_generator(settings) if generator else None
+        return cls(settings, writer, scorer, Store(settings.storage.resolved_url()))
+
+    @classmethod
+    def storage_only(cls, settings: Settings) -> Explorer:
+        """The configured database without models: sessions, exports, imports and sharing."""
+        return cls.from_settings(settings, generator=False, reward_model=False)
+
+    def score(self, prompt: Prompt, responses: list[str]) -> RewardOutput:
+        """The reward model's output for responses to a prompt, stored nowhere (text the app did not write)."""
+        if self.reward_model is None:
+            raise ModelError("this explorer was opened without a reward model")
+        return self.reward_model.score(prompt, responses)
 
     def recover_interrupted(self) -> int:
         """At server start: rounds whose process is gone are failed, with their candidates kept and why.
@@ -389,6 +400,10 @@ class Explorer:
         return result
 
     # ----- votes --------------------------------------------------------------------------------------------
+    def list_votes(self, session_id: str) -> list[Vote]:
+        """Every vote of the session, oldest first."""
+        return self.store.list_votes(session_id)
+
     def vote(self, session_id: str, round_id: str, a_index: int, b_index: int, outcome: str) -> Vote:
         """Store a side-by-side vote with the direction in force; refuses candidates outside the session."""
         rnd = self.store.get_round(round_id, session_id)

@@ -14,6 +14,7 @@ import textwrap
 import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
+from plotly.subplots import make_subplots
 
 from mo_explorer import objectives, pareto, ranking
 from mo_explorer.schema import Direction, Round
@@ -269,4 +270,29 @@ def parallel_figure(rnd: Round, direction: Direction | None) -> go.Figure:
                "fixedrange": True, "title": {"text": "normalised (up is better)"}},
         margin={"l": 40, "r": 10, "t": 45, "b": 40}, height=400, template="plotly_white", hovermode="closest",
         legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "font": {"size": 10}})
+    return fig
+
+
+def comparison_bars(rnd: Round, a: int, b: int) -> go.Figure:
+    """Comparison bars per plot column: candidates a and b, normalised (better is higher); A - B below."""
+    pos = rnd.positions()
+    names = plot_columns(rnd)
+    raw, _ = plot_matrix(rnd)
+    Z = normalised(rnd)
+    za, zb = Z[pos[a]], Z[pos[b]]
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.62, 0.38], vertical_spacing=0.08,
+                        subplot_titles=("normalised value in this round (better is higher)", "A − B"))
+    for side, index, z in (("A", a, za), ("B", b, zb)):
+        fig.add_trace(go.Bar(x=names, y=z, name=f"{side}: #{index}", marker_color=colour(index),
+                             customdata=raw[pos[index]], hovertemplate="%{x}: %{customdata:.4g}<extra></extra>"),
+                      row=1, col=1)
+    diff = za - zb
+    fig.add_trace(go.Bar(x=names, y=diff, name="A − B", showlegend=False,
+                         marker_color=["#2ca02c" if d > 0 else "#d62728" for d in diff],
+                         hovertemplate="%{x}: %{y:+.2f}<extra></extra>"), row=2, col=1)
+    fig.update_yaxes(range=[0, 1.05], row=1, col=1)
+    fig.update_yaxes(range=[-1.05, 1.05], zeroline=True, row=2, col=1)
+    fig.update_annotations(font_size=12)  # the subplot titles
+    fig.update_layout(barmode="group", height=400, margin={"l": 40, "r": 10, "t": 80, "b": 80},
+                      legend={"orientation": "h", "y": 1.16, "x": 0}, template="plotly_white")
     return fig

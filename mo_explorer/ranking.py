@@ -359,14 +359,28 @@ def fit_direction(diffs: np.ndarray, outcomes: np.ndarray, l2: float = 1.0,
     norm = float(np.linalg.norm(w))
     if norm < 1e-12:
         raise ValueError("the votes cancel out and do not point to any direction")
-    angle_std = None
-    if k == 2:
-        # delta method: θ = atan2(w1, w0), dθ/dw = (-w1, w0) / |w|^2
-        g = np.array([-w[1], w[0]]) / norm**2
-        angle_std = math.degrees(math.sqrt(max(float(g @ cov @ g), 0.0)))
+    angle_std = projected_angle(w, cov, 0, 1)[1] if k == 2 else None
     unit = w / norm
     return DirectionFit(weights=unit, raw=w, covariance=cov, angle_std_deg=angle_std, n_votes=m,
                         agreement=agreement(D, y, unit))
+
+
+def projected_angle(raw: np.ndarray, covariance: np.ndarray, jx: int, jy: int) -> tuple[float, float, float] | None:
+    """A fitted direction raw (k,) with its covariance (k, k), seen in the plane of objectives jx, jy.
+
+    Returns (angle in degrees [0, 360), its std in degrees, the share of the direction lying in that plane), or
+    None when the direction is (nearly) perpendicular to the plane. The angle is atan2(w_y, w_x); its std comes
+    from the delta method on the 2x2 block: dθ/dw = (-w_y, w_x) / |w|².
+    """
+    wx, wy = float(raw[jx]), float(raw[jy])
+    r2 = wx * wx + wy * wy
+    total = float(np.dot(raw, raw))
+    if total <= 0.0 or r2 / total < 1e-6:
+        return None
+    g = np.array([-wy, wx]) / r2
+    block = np.asarray(covariance, dtype=np.float64)[np.ix_([jx, jy], [jx, jy])]
+    std = math.degrees(math.sqrt(max(float(g @ block @ g), 0.0)))
+    return math.degrees(math.atan2(wy, wx)) % 360.0, std, math.sqrt(r2 / total)
 
 
 def columns_to_fit(n_votes: int, k: int, pair: tuple[int, int] | None) -> list[int] | None:

@@ -118,6 +118,11 @@ class Direction:
         w = np.asarray(self.weights, dtype=np.float64)
         return w / np.linalg.norm(w)
 
+    def to_dict(self) -> dict:
+        """The direction as JSON: {"objectives", "weights", "method"} (stored, exported and served alike)."""
+        return {"objectives": list(self.objectives), "weights": [float(w) for w in self.weights],
+                "method": self.method}
+
 
 @dataclass(frozen=True)
 class Candidate:

@@ -189,10 +189,12 @@ def test_other_load_counts_other_processes_not_this_one():
 
     probe = device.OtherLoad()
     probe.cores_busy()
+    time.sleep(0.6)
+    quiet = probe.cores_busy()  # what the rest of the machine does anyway (a CI box is not always idle)
     end = time.monotonic() + 0.6
     while time.monotonic() < end:  # this process keeps a core busy: not someone else's load
         pass
-    assert probe.cores_busy() < 0.8
+    assert probe.cores_busy() < quiet + 0.6
     spin = "import time\nend = time.time() + 2.0\nwhile time.time() < end:\n    pass\n"
     other = subprocess.Popen([sys.executable, "-c", spin])
     try:
@@ -202,5 +204,5 @@ def test_other_load_counts_other_processes_not_this_one():
         busy = probe.cores_busy()
     finally:
         other.wait()
-    assert busy >= 0.6
-    assert device.idle_cores(busy, cores=2) == 1
+    assert busy >= quiet + 0.6
+    assert device.idle_cores(1.0, cores=2) == 1  # one core kept busy elsewhere leaves this round one thread

@@ -67,7 +67,7 @@ def test_sides_are_escaped_markdown_and_bars_hold_both_and_their_difference():
     rnd = synthetic_round(R, texts=["<script>x()</script> **hi**", "b", "c", "d"])
     md = compare_view.side_markdown(rnd, 0, "A")
     assert "<script>" not in md and "&lt;script&gt;" in md and "**hi**" in md and md.startswith("### A")
-    fig = compare_view.bars_figure(rnd, 0, 2)
+    fig = plotting.comparison_bars(rnd, 0, 2)
     a, b, diff = fig.data
     Z = plotting.normalised(rnd)
     np.testing.assert_allclose(a.y, Z[0])

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from mo_explorer.ranking import rank
 from mo_explorer.schema import Direction
 from mo_explorer.ui import render
-from tests.ui_support import MAXIMIZE, NAMES, synthetic_round
+from tests.ui_support import synthetic_round
 
 ATTACKS = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "<iframe src=javascript:alert(1)>",
            "</div><svg onload=alert(1)>", "<a href='javascript:alert(1)'>x</a>"]
@@ -48,18 +46,6 @@ def test_response_markdown_shows_full_text_and_rewards():
     assert "Say &lt;b&gt;hi&lt;/b&gt;" in md  # the prompt is user text, escaped too
     assert "| helpful | 1 |" in md
     assert "not in this round" in render.response_markdown(rnd, 7)
-
-
-def test_round_summary_is_json_and_names_candidates_by_index():
-    R = np.array([[0.9, 0.1, 0.5, 12, 2.0], [0.2, 0.8, 0.4, 30, 1.0], [0.1, 0.1, 0.1, 50, 4.0]])
-    rnd = synthetic_round(R)
-    d = Direction(("helpful",), (1.0,))
-    summary = render.round_summary(rnd, rank(R, MAXIMIZE, d, NAMES))
-    json.dumps(summary)
-    assert summary["objectives"] == list(NAMES) and len(summary["candidates"]) == 3
-    assert summary["ranking"]["order"] == [0, 1, 2] and summary["ranking"]["best"] == 0
-    assert summary["pareto_front"] == [0, 1]
-    assert render.round_summary(rnd)["ranking"] is None
 
 
 def test_default_axes_and_labels():

@@ -117,10 +117,7 @@ def params_from_json(data: Any, what: str = "params") -> GenerationParams:
 
 def direction_to_json(direction: Direction | None) -> dict[str, Any] | None:
     """A direction as {"objectives", "weights", "method"}."""
-    if direction is None:
-        return None
-    return {"objectives": list(direction.objectives), "weights": [float(w) for w in direction.weights],
-            "method": direction.method}
+    return None if direction is None else direction.to_dict()
 
 
 def direction_from_json(data: Any, what: str = "direction") -> Direction | None:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import math
 
-from mo_explorer import validation
+from mo_explorer import summary, validation
 from mo_explorer.errors import UserError
-from mo_explorer.ui import render
 from mo_explorer.ui.handlers import shown_as_gr_error
 
 
@@ -33,7 +32,7 @@ def _generate(explorer, prompt, n, temperature, top_p, max_new_tokens, seed, ses
     request = validation.check(validation.GenerateRequest, prompt=prompt, n=n, temperature=temperature, top_p=top_p,
                                max_new_tokens=max_new_tokens, seed=seed, session_id=session_id)
     rnd = explorer.run_round(request.prompt, request.params(), request.session_id or None)
-    return render.round_summary(rnd)
+    return summary.round_summary(rnd)
 
 
 @shown_as_gr_error
@@ -51,4 +50,4 @@ def _rerank(explorer, round_id, weights, method, session_id, objectives, angle) 
         raise UserError(f"{len(weights)} weights for {len(names)} objectives")
     direction = validation.direction(names, weights, request.method)
     ranked = explorer.rerank(rnd.round_id, direction, rnd.session_id, store=True)
-    return render.round_summary(explorer.get_round(rnd.round_id, rnd.session_id), ranked)
+    return summary.round_summary(explorer.get_round(rnd.round_id, rnd.session_id), ranked)

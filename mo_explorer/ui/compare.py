@@ -14,7 +14,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from mo_explorer import validation
+from mo_explorer import plotting, validation
 from mo_explorer.errors import UserError
 from mo_explorer.schema import Round
 from mo_explorer.ui import compare_view, render
@@ -130,7 +130,7 @@ class CompareHandlers:
         return {cc.a_pick: gr.Dropdown(choices=choices, value=a), cc.b_pick: gr.Dropdown(choices=choices, value=b),
                 cc.prompt: compare_view.prompt_markdown(rnd),
                 cc.a_text: compare_view.side_markdown(rnd, a, "A"), cc.b_text: compare_view.side_markdown(rnd, b, "B"),
-                cc.bars: compare_view.bars_figure(rnd, a, b),
+                cc.bars: plotting.comparison_bars(rnd, a, b),
                 cc.wins: compare_view.wins_markdown(rnd, a, b, x, y, self.h.direction_of(rnd, x, y)),
                 cc.pair_round: rnd.round_id, cc.vote_status: f"{said}Which answer is better? {KEYS}",
                 **{button: gr.Button(interactive=True) for button in cc.votes}}
@@ -146,7 +146,7 @@ class CompareHandlers:
         """The view of the pair the page's direction is least sure about, skipping pairs voted on already."""
         if len(rnd.candidates) < 2:
             raise UserError("a comparison needs a round with at least two candidates")
-        done = {frozenset((v.a_index, v.b_index)) for v in self.explorer.store.list_votes(rnd.session_id)
+        done = {frozenset((v.a_index, v.b_index)) for v in self.explorer.list_votes(rnd.session_id)
                 if v.round_id == rnd.round_id}
         x, y = render.default_axes(rnd, x, y)
         a, b = compare_view.next_pair(rnd, self.h.direction_of(rnd, x, y), done)
@@ -196,7 +196,7 @@ class CompareHandlers:
                 "b": f"B (#{vote.b_index}) is better than A (#{vote.a_index})",
                 "tie": f"#{vote.a_index} and #{vote.b_index} are a tie",
                 "both_bad": f"#{vote.a_index} and #{vote.b_index} are both bad"}[vote.outcome]
-        n = len(self.explorer.store.list_votes(request.session_id))
+        n = len(self.explorer.list_votes(request.session_id))
         return f"Vote stored ({n} in this session): {said}."
 
     @shown_as_gr_error

@@ -6,11 +6,7 @@ Model output is untrusted: texts go through `render.safe_markdown`, names throug
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from mo_explorer import plotting, ranking
 from mo_explorer.schema import Direction, Round, prompt_text
@@ -48,31 +44,6 @@ def side_markdown(rnd: Round, index: int, side: str) -> str:
     cand = rnd.candidates[positions(rnd)[index]]
     return (f"### {side} · candidate #{cand.index}\n\n*reward model's score {cand.score:.4g} · {cand.n_tokens} tokens*"
             f"\n\n---\n\n{render.safe_markdown(cand.text) or '*(empty response)*'}\n")
-
-
-def bars_figure(rnd: Round, a: int, b: int) -> go.Figure:
-    """Per plot column: both candidates' normalised values (better is higher) and A - B below."""
-    pos = positions(rnd)
-    names = plotting.plot_columns(rnd)
-    raw, _ = plotting.plot_matrix(rnd)
-    Z = plotting.normalised(rnd)
-    za, zb = Z[pos[a]], Z[pos[b]]
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.62, 0.38], vertical_spacing=0.08,
-                        subplot_titles=("normalised value in this round (better is higher)", "A − B"))
-    for side, index, z in (("A", a, za), ("B", b, zb)):
-        fig.add_trace(go.Bar(x=names, y=z, name=f"{side}: #{index}", marker_color=plotting.colour(index),
-                             customdata=raw[pos[index]], hovertemplate="%{x}: %{customdata:.4g}<extra></extra>"),
-                      row=1, col=1)
-    diff = za - zb
-    fig.add_trace(go.Bar(x=names, y=diff, name="A − B", showlegend=False,
-                         marker_color=["#2ca02c" if d > 0 else "#d62728" for d in diff],
-                         hovertemplate="%{x}: %{y:+.2f}<extra></extra>"), row=2, col=1)
-    fig.update_yaxes(range=[0, 1.05], row=1, col=1)
-    fig.update_yaxes(range=[-1.05, 1.05], zeroline=True, row=2, col=1)
-    fig.update_annotations(font_size=12)  # the subplot titles
-    fig.update_layout(barmode="group", height=400, margin={"l": 40, "r": 10, "t": 80, "b": 80},
-                      legend={"orientation": "h", "y": 1.16, "x": 0}, template="plotly_white")
-    return fig
 
 
 def _arcs(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -125,29 +96,22 @@ def learned_overlay(rnd: Round, direction: Direction, covariance: np.ndarray, ra
     """The learned direction projected on the plotted pair: angle and ±1 std (degrees) for the widget.
 
     raw (k,) and covariance (k, k) are the fit's coefficients over direction.objectives. The angle of the
-    projection is atan2(w_y, w_x); its std comes from the delta method on that 2x2 block (the same formula
-    as DirectionFit.angle_std_deg when k == 2). None when the pair is not two of the direction's objectives
-    or the direction is (nearly) perpendicular to the plotted plane.
+    projection and its std come from `ranking.projected_angle` (the delta method). None when the pair is not two
+    of the direction's objectives or the direction is (nearly) perpendicular to the plotted plane.
     """
     names = list(direction.objectives)
     if x not in names or y not in names or x == y or not set(names) <= set(rnd.objectives):
         return None
-    jx, jy = names.index(x), names.index(y)
-    wx, wy = float(raw[jx]), float(raw[jy])
-    r2 = wx * wx + wy * wy
-    total = float(np.dot(raw, raw))
-    if total <= 0.0 or r2 / total < 1e-6:
+    seen = ranking.projected_angle(raw, covariance, names.index(x), names.index(y))
+    if seen is None:
         return None
-    g = np.array([-wy, wx]) / r2  # d(atan2(wy, wx)) / d(wx, wy)
-    block = np.asarray(covariance, dtype=np.float64)[np.ix_([jx, jy], [jx, jy])]
-    std = math.degrees(math.sqrt(max(float(g @ block @ g), 0.0)))
-    return {"angle": math.degrees(math.atan2(wy, wx)) % 360.0, "std": min(std, MAX_ANGLE_STD),
-            "share": math.sqrt(r2 / total)}  # how much of the learned direction lies in this plane
+    angle, std, share = seen
+    return {"angle": angle, "std": min(std, MAX_ANGLE_STD), "share": share}  # share: how much lies in this plane
 
 
 def fit_scope(explorer, session_id: str, rnd: Round, x: str | None, y: str | None) -> tuple[int, list[str] | None]:
     """(decisive votes, the objectives they can support: all of the round's, the plotted pair, or None)."""
-    m = sum(v.outcome in ("a", "b") for v in explorer.store.list_votes(session_id))
+    m = sum(v.outcome in ("a", "b") for v in explorer.list_votes(session_id))
     names = list(rnd.objectives)
     pair = (names.index(x), names.index(y)) if x in names and y in names else None
     cols = ranking.columns_to_fit(m, len(names), pair)

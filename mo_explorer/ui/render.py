@@ -12,10 +12,7 @@ import json
 import re
 from pathlib import Path
 
-import numpy as np
-
 from mo_explorer import pareto, plotting
-from mo_explorer.ranking import Ranking
 from mo_explorer.schema import Direction, Round, prompt_text
 
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
@@ -74,41 +71,6 @@ def response_markdown(rnd: Round, index: int) -> str:
             f"**Prompt:** {_escape_inline(prompt_text(rnd.prompt))}\n\n"
             f"---\n\n{safe_markdown(cand.text) or '*(empty response)*'}\n\n---\n\n"
             f"| objective | value |\n|---|---|\n| reward model's score | {cand.score:.4g} |\n{rows}\n")
-
-
-def round_summary(rnd: Round, ranked: Ranking | None = None) -> dict:
-    """A JSON-able summary of a round for API clients: candidates, rewards, fronts and the ranking."""
-    R = rnd.reward_matrix()
-    return {
-        "session_id": rnd.session_id, "round_id": rnd.round_id, "status": rnd.status, "error": rnd.error,
-        "prompt": rnd.prompt, "params": rnd.params.to_dict(), "created_at": rnd.created_at,
-        "generator": rnd.generator_id, "reward_model": rnd.reward_model_id,
-        "objectives": list(rnd.objectives), "maximize": list(rnd.maximize), "measured": list(rnd.measured),
-        "gating": [float(g) for g in np.asarray(rnd.gating).ravel()],
-        "candidates": [{"index": c.index, "text": c.text, "rewards": [float(r) for r in c.rewards],
-                        "score": float(c.score), "n_tokens": c.n_tokens, "gen_seconds": float(c.gen_seconds)}
-                       for c in rnd.candidates],
-        "pareto_front": pareto.non_dominated(R, rnd.maximize).tolist() if len(R) else [],
-        "direction": direction_dict(rnd.direction),
-        "ranking": ranking_dict(rnd, ranked),
-    }
-
-
-def direction_dict(direction: Direction | None) -> dict | None:
-    """A direction as JSON."""
-    if direction is None:
-        return None
-    return {"objectives": list(direction.objectives), "weights": [float(w) for w in direction.weights],
-            "method": direction.method}
-
-
-def ranking_dict(rnd: Round, ranked: Ranking | None) -> dict | None:
-    """A ranking as JSON, with candidate indices (not positions) best first."""
-    if ranked is None:
-        return None
-    idx = [c.index for c in rnd.candidates]
-    return {"order": [idx[int(p)] for p in ranked.order], "values": [float(v) for v in ranked.values],
-            "best": idx[ranked.best] if ranked.order.size else None}
 
 
 def round_label(rnd: Round, volume: float | None = None) -> str:
