@@ -35,3 +35,27 @@ def test_database_url_wins_over_path(tmp_path):
     assert Settings.from_env({"MO_EXPLORER_DATABASE_URL": "sqlite://"}).storage.resolved_url() == "sqlite://"
     url = Settings.from_env({"MO_EXPLORER_DATABASE_PATH": str(tmp_path / "x.db")}).storage.resolved_url()
     assert url == f"sqlite:///{tmp_path / 'x.db'}"
+
+
+def test_every_objective_of_the_shipped_head_is_named_in_the_readme_with_its_meaning():
+    import json
+
+    from mo_explorer.objectives import meaning
+
+    head = json.loads((Path(__file__).resolve().parent.parent / "data" / "reward_head" / "config.json").read_text())
+    for name in [*head["objectives"], "length_tokens", "gen_seconds"]:
+        assert f"| `{name}` | {meaning(name)} |" in README, name
+
+
+def test_the_readme_example_of_score_input_is_valid_input():
+    import json
+    import re
+
+    from mo_explorer import validation
+
+    block = re.search(r"`score` reads JSON Lines.*?```json\n(.*?)```", README, re.S).group(1)
+    rows = [json.loads(line) for line in block.splitlines() if line.strip()]
+    assert len(rows) == 2
+    for row in rows:
+        validation.messages(row["prompt"])
+        assert row["responses"] and all(validation.text(r, "response") for r in row["responses"])
