@@ -96,9 +96,10 @@ def test_retraining_keeps_the_card_notes_and_last_ablation(trained_head, tmp_pat
     assert "## Ablation (dev, 95% Wilson intervals)\n\n| variant | overall |" in card
     fresh = write_card(head, ablation="| new | table |").read_text()
     assert "| new | table |" in fresh and "| variant | overall |" not in fresh
-    command = train.command_line(train_args(tmp, tmp / "lm", head))
+    command = train.command_line(train.TrainConfig.from_args(train_args(tmp, tmp / "lm", head)))
     assert "--features" not in command and "--gate-seeds 5" in command
-    assert "--out" in command and "--out" not in train.command_line(train_args(tmp, tmp / "lm", head), skip=("out",))
+    assert "--out" in command and "--out" not in train.command_line(
+        train.TrainConfig.from_args(train_args(tmp, tmp / "lm", head)), skip=("out",))
 
 
 def test_head_reward_identity_and_full_pass(trained_head):
@@ -229,7 +230,8 @@ def test_likelihood_rows_come_from_the_arguments_not_the_cache(trained_head):
     lm = Path(json.loads((tmp / "head" / "config.json").read_text())["backbone"]["name"])
 
     def measured_pairs(n: int) -> int:
-        prep = train.prepare(train_args(tmp, lm, tmp / "unused", likelihood_pairs=n), settings)
+        prep = train.prepare(train.TrainConfig.from_args(train_args(tmp, lm, tmp / "unused", likelihood_pairs=n)),
+                             settings)
         return int((np.isfinite(prep.chosen.logprob) & np.isfinite(prep.rejected.logprob)).sum())
 
     few, many = measured_pairs(4), measured_pairs(40)
@@ -252,3 +254,15 @@ def test_likelihood_tokens_reach_the_head(trained_head):
     short = HeadRewardModel.load(out, settings.models.cache_dir, device="cpu").score(prompt, GOOD[2:3])
     full = HeadRewardModel.load(tmp / "head", settings.models.cache_dir, device="cpu").score(prompt, GOOD[2:3])
     assert abs(float(short.extras["mean_logprob"][0]) - float(full.extras["mean_logprob"][0])) > 1e-3
+
+
+@pytest.mark.parametrize("override,message", [({"per_objective": "[1, 2]"}, "--per-objective"),
+                                               ({"per_objective": '{"overall": 2.5}'}, "--per-objective"),
+                                               ({"pairs_limit": 0}, "--pairs-limit")])
+def test_the_training_config_is_checked_once_when_built(tmp_path, override, message):
+    from mo_explorer.errors import UserError
+
+    with pytest.raises(UserError, match=message):
+        train.TrainConfig.from_args(train_args(tmp_path, tmp_path / "lm", tmp_path / "out", **override))
+    cfg = train.TrainConfig.from_args(train_args(tmp_path, tmp_path / "lm", tmp_path / "out"))
+    assert cfg.per_objective == train.DEFAULT_PER_OBJECTIVE and cfg.grouped == () and cfg.layer == 2

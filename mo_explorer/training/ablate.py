@@ -8,6 +8,7 @@ Usage: python -m mo_explorer.training.ablate --ratings R --pairs P --dev DEV [tr
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -31,15 +32,15 @@ ABLATION_NOTE = (
     "dev supports.\n\n")
 
 
-def dev_tables(args, settings, spec: dict, limit: int, seed: int, lik_cover_only: bool = False):
+def dev_tables(cfg: train.TrainConfig, settings, spec: dict, limit: int, seed: int, lik_cover_only: bool = False):
     """Dev pairs (stratified sample) and their FeatureTables from the caches (extracting what is missing)."""
-    pairs = D.read_pairs(args.dev)
+    pairs = D.read_pairs(cfg.dev)
     pairs = [pairs[i] for i in D.stratified_sample([p.subset for p in pairs], limit, seed)]
-    root = args.features or settings.models.features_dir
+    root = cfg.features or settings.models.features_dir
     cache = FeatureCache(root, spec)
     train.fill(cache, spec, [(p.prompt, t) for p in pairs for t in (p.chosen, p.rejected)], settings, {})
-    lik = FeatureCache(root, train.args_likelihood_spec(args))
-    layer_index = spec["layers"].index(train.head_layer(spec, args.layer))
+    lik = FeatureCache(root, train.run_likelihood_spec(cfg))
+    layer_index = spec["layers"].index(train.head_layer(spec, cfg.layer))
     chosen = train.table(cache, [(p.prompt, p.chosen) for p in pairs], layer_index, lik)
     rejected = train.table(cache, [(p.prompt, p.rejected) for p in pairs], layer_index, lik)
     return pairs, chosen, rejected
@@ -82,8 +83,9 @@ def markdown(rows: dict[str, dict]) -> str:
 
 def run(args: argparse.Namespace, settings: config.Settings) -> dict:
     """Fit every variant and evaluate each on the dev sample."""
-    prep = train.prepare(args, settings)
-    pairs, chosen, rejected = dev_tables(args, settings, prep.spec, args.dev_limit, args.seed)
+    cfg = train.TrainConfig.from_args(args)
+    prep = train.prepare(cfg, settings)
+    pairs, chosen, rejected = dev_tables(cfg, settings, prep.spec, cfg.dev_limit, cfg.seed)
     rows: dict[str, dict] = {}
     longer = np.array([len(p.chosen.split()) for p in pairs], float), np.array([len(p.rejected.split())
                                                                               for p in pairs], float)
@@ -99,7 +101,7 @@ def run(args: argparse.Namespace, settings: config.Settings) -> dict:
     }
     fitted = {}
     for name, v in variants.items():
-        params, gate, report = train.fit(prep, args, v["use_contrastive"], v["use_likelihood"],
+        params, gate, report = train.fit(prep, cfg, v["use_contrastive"], v["use_likelihood"],
                                          v["use_rating_pairs"])
         sc, sr, rc, rr = score_variant(params, gate, chosen, rejected, v.get("uniform", False))
         rows[name] = summarise(pairs, sc, sr, rc, rr, params.objectives)
@@ -109,16 +111,14 @@ def run(args: argparse.Namespace, settings: config.Settings) -> dict:
     if ok.any():
         rows[f"likelihood alone (covered pairs, n={int(ok.sum())})"] = summarise(
             [p for p, o in zip(pairs, ok) if o], chosen.logprob[ok], rejected.logprob[ok])
-    backbones = backbone_table(args, settings, pairs, prep.spec)
+    backbones = backbone_table(cfg, settings, pairs, prep.spec)
     if args.compare_backbones:
-        backbones = recipe_comparison(args, settings) + "\n\n" + backbones
+        backbones = recipe_comparison(cfg, settings) + "\n\n" + backbones
     return {"rows": rows, "reports": fitted, "markdown": markdown(rows), "backbones": backbones}
 
 
-def recipe_comparison(args, settings) -> str:
+def recipe_comparison(cfg: train.TrainConfig, settings) -> str:
     """The full recipe with each backbone on identical rows (those the likelihood model has features for)."""
-    import copy
-
     lines = ["The whole recipe (ridge heads, debiasing, gate with the likelihood objective) with each backbone, "
              "restricted to the training rows that have SmolLM2 features (`--rows-cached-by embedded:smollm2`), "
              "so every backbone sees identical rows; scored on the dev sample.", "",
@@ -126,8 +126,7 @@ def recipe_comparison(args, settings) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for backbone, layer in (("embedded:minilm", None), ("embedded:smollm2", 9), ("embedded:smollm2", 15),
                             ("embedded:smollm2", 30)):
-        a = copy.copy(args)
-        a.backbone, a.layer, a.rows_cached_by = backbone, layer, args.likelihood_model
+        a = dataclasses.replace(cfg, backbone=backbone, layer=layer, rows_cached_by=cfg.likelihood_model)
         prep = train.prepare(a, settings)
         params, gate, report = train.fit(prep, a, True, True, True)
         pairs, chosen, rejected = dev_tables(a, settings, prep.spec, a.dev_limit, a.seed)
@@ -140,10 +139,10 @@ def recipe_comparison(args, settings) -> str:
     return "\n".join(lines)
 
 
-def backbone_table(args, settings, pairs, spec: dict) -> str:
+def backbone_table(cfg: train.TrainConfig, settings, pairs, spec: dict) -> str:
     """Grouped 5-fold linear-probe accuracy on dev pairs covered by every backbone: representation quality."""
-    root = args.features or settings.models.features_dir
-    lik_spec = train.args_likelihood_spec(args)
+    root = cfg.features or settings.models.features_dir
+    lik_spec = train.run_likelihood_spec(cfg)
     candidates = {f"{spec['name']} (mean pool)": (FeatureCache(root, spec), 0)}
     smol = FeatureCache(root, lik_spec)
     for i, layer in enumerate(lik_spec["layers"]):
@@ -160,7 +159,7 @@ def backbone_table(args, settings, pairs, spec: dict) -> str:
     for name, (cache, li) in candidates.items():
         _, rc, _, _ = cache.arrays([p.prompt for p in covered], [p.chosen for p in covered])
         _, rr, _, _ = cache.arrays([p.prompt for p in covered], [p.rejected for p in covered])
-        acc = probe_accuracy(rc[:, li] - rr[:, li], groups, seed=args.seed)
+        acc = probe_accuracy(rc[:, li] - rr[:, li], groups, seed=cfg.seed)
         cost = "1x" if "minilm" in name else "~20x (full depth; ~layer/30 of it when stopped early)"
         lines.append(f"| {name} | {rc.shape[-1]} | {100 * acc:.1f} | {cost} |")
     return "\n".join(lines)
@@ -194,7 +193,7 @@ def probe_accuracy(diff: np.ndarray, groups: list[str], folds: int = 5, l2: floa
 
 def ablation_command(args: argparse.Namespace) -> str:
     """The command line of this ablation run (the train options, then ablate's own)."""
-    line = train.command_line(args, skip=("out",))  # ablate writes no head
+    line = train.command_line(train.TrainConfig.from_args(args), skip=("out",))  # ablate writes no head
     line = line.replace("python -m mo_explorer train", "python -m mo_explorer.training.ablate")
     return line + (" --compare-backbones" if args.compare_backbones else "") + f" --card-dir {args.card_dir}"
 

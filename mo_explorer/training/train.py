@@ -9,7 +9,7 @@ import argparse
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +38,56 @@ def likelihood_spec(name: str = "embedded:smollm2", response_tokens: int = LIKEL
             "max_prompt_tokens": 256, "max_response_tokens": response_tokens}
 
 
-def args_likelihood_spec(args: argparse.Namespace) -> dict:
+@dataclass(frozen=True)
+class TrainConfig:
+    """The train command's options, typed and checked once, from the parser (as TRL builds its script configs)."""
+
+    ratings: str
+    pairs: str
+    backbone: str
+    layer: int | None
+    out: str
+    per_objective: dict[str, int]  # objective -> most rating rows sampled for stage 1
+    grouped: tuple[str, ...]
+    per_prompt: int
+    pairs_limit: int
+    contrastive: int
+    fact_pairs: int
+    rating_pairs: int
+    likelihood_pairs: int
+    likelihood_contrastive: int
+    likelihood_model: str
+    likelihood_tokens: int
+    verbosity_in_score: bool
+    gate_steps: int
+    gate_seeds: int
+    gate_entropy: float
+    dev: str | None
+    dev_limit: int
+    features: str | None
+    seed: int
+    rows_cached_by: str | None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> TrainConfig:
+        """The config of parsed `train` arguments (extra arguments of other commands are ignored)."""
+        values = {f.name: getattr(args, f.name) for f in fields(cls)}
+        try:
+            per_objective = json.loads(values["per_objective"]) if isinstance(values["per_objective"], str) \
+                else values["per_objective"]
+            assert isinstance(per_objective, dict) and all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in per_objective.values())
+        except (json.JSONDecodeError, AssertionError):
+            raise UserError("--per-objective must be a JSON object of whole row counts, e.g. "
+                            '{"overall": 1600}') from None
+        if values["pairs_limit"] <= 0:
+            raise UserError("--pairs-limit must be positive")
+        return cls(**{**values, "per_objective": dict(per_objective), "grouped": tuple(values["grouped"])})
+
+
+def run_likelihood_spec(cfg: TrainConfig) -> dict:
     """The likelihood spec a train/ablate invocation asks for."""
-    return likelihood_spec(args.likelihood_model, args.likelihood_tokens)
+    return likelihood_spec(cfg.likelihood_model, cfg.likelihood_tokens)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -150,50 +197,50 @@ def table(cache: FeatureCache, items: list[tuple[list[dict], str]], layer_index:
     return recipe.FeatureTable(p[:, layer_index], r[:, layer_index], lp, words)
 
 
-def prepare(args: argparse.Namespace, settings: config.Settings) -> Prepared:
+def prepare(cfg: TrainConfig, settings: config.Settings) -> Prepared:
     """Read and sample the data, build contrastive pairs, extract (or reuse) every feature needed."""
     start = time.perf_counter()
-    ratings_all, pairs_all = D.read_ratings(args.ratings), D.read_pairs(args.pairs)
-    per_obj = json.loads(args.per_objective)
-    grouped = {name: per_obj.pop(name) for name in list(per_obj) if name in args.grouped}
-    idx = set(D.sample_ratings(ratings_all, per_obj, args.seed))
+    ratings_all, pairs_all = D.read_ratings(cfg.ratings), D.read_pairs(cfg.pairs)
+    per_obj = dict(cfg.per_objective)
+    grouped = {name: per_obj.pop(name) for name in list(per_obj) if name in cfg.grouped}
+    idx = set(D.sample_ratings(ratings_all, per_obj, cfg.seed))
     for name, n in grouped.items():  # whole prompt groups: the head learns differences between responses
-        idx.update(D.sample_grouped(ratings_all, name, n, args.per_prompt, args.seed))
+        idx.update(D.sample_grouped(ratings_all, name, n, cfg.per_prompt, cfg.seed))
     per_obj.update(grouped)
     ratings = [ratings_all[i] for i in sorted(idx)]
-    pairs = [pairs_all[i] for i in D.stratified_sample([p.subset for p in pairs_all], args.pairs_limit, args.seed)]
+    pairs = [pairs_all[i] for i in D.stratified_sample([p.subset for p in pairs_all], cfg.pairs_limit, cfg.seed)]
     base_pairs = list(pairs)
-    spec = feature_spec(args.backbone, args.layer)
-    root = args.features or settings.models.features_dir
+    spec = feature_spec(cfg.backbone, cfg.layer)
+    root = cfg.features or settings.models.features_dir
     cache, state = FeatureCache(root, spec), {}
-    restrict = FeatureCache(root, feature_spec(args.rows_cached_by, None)) if args.rows_cached_by else None
+    restrict = FeatureCache(root, feature_spec(cfg.rows_cached_by, None)) if cfg.rows_cached_by else None
     if restrict is not None:
         ratings = [r for r in ratings if restrict.has(r.prompt, r.response)]
         pairs = [p for p in pairs if restrict.has(p.prompt, p.chosen) and restrict.has(p.prompt, p.rejected)]
         base_pairs = list(pairs)
-        log.info("rows cached by %s: %d rated rows, %d pairs", args.rows_cached_by, len(ratings), len(pairs))
+        log.info("rows cached by %s: %d rated rows, %d pairs", cfg.rows_cached_by, len(ratings), len(pairs))
     items = [(r.prompt, r.response) for r in ratings] + [(p.prompt, t) for p in pairs for t in (p.chosen, p.rejected)]
     fill(cache, spec, items, settings, state)
-    layer_index = spec["layers"].index(head_layer(spec, args.layer))
-    if args.contrastive > 0:
-        extra = build_contrastive(ratings_all, pairs, pairs_all, args.contrastive, args.seed,
+    layer_index = spec["layers"].index(head_layer(spec, cfg.layer))
+    if cfg.contrastive > 0:
+        extra = build_contrastive(ratings_all, pairs, pairs_all, cfg.contrastive, cfg.seed,
                                   embed=lambda prompts: _prompt_embeddings(cache, spec, prompts, settings, state,
                                                                           layer_index),
-                                  fact_pairs=args.fact_pairs)
+                                  fact_pairs=cfg.fact_pairs)
         if restrict is not None:
             extra = [p for p in extra if restrict.has(p.prompt, p.chosen) and restrict.has(p.prompt, p.rejected)]
         fill(cache, spec, [(p.prompt, t) for p in extra for t in (p.chosen, p.rejected)], settings, state)
         pairs = pairs + extra
-    if args.rating_pairs > 0:
-        pairs = pairs + rating_pairs(ratings, args.rating_pairs, args.seed)
-    lik_spec = args_likelihood_spec(args)
+    if cfg.rating_pairs > 0:
+        pairs = pairs + rating_pairs(ratings, cfg.rating_pairs, cfg.seed)
+    lik_spec = run_likelihood_spec(cfg)
     lik = cache if spec == lik_spec else FeatureCache(root, lik_spec)
     measured: set[str] | None = None  # None: every row (the backbone pass measures them all, or rows were restricted)
     if spec != lik_spec and restrict is None:
-        chosen_for_lik = likelihood_rows(base_pairs, args.likelihood_pairs, args.seed) if args.likelihood_pairs else []
-        if args.likelihood_pairs and args.likelihood_contrastive:
+        chosen_for_lik = likelihood_rows(base_pairs, cfg.likelihood_pairs, cfg.seed) if cfg.likelihood_pairs else []
+        if cfg.likelihood_pairs and cfg.likelihood_contrastive:
             chosen_for_lik += [p for p in pairs if _is_contrastive(p)]
-        elif args.likelihood_pairs:  # a changed number is invisible to the heads: only the likelihood can judge it
+        elif cfg.likelihood_pairs:  # a changed number is invisible to the heads: only the likelihood can judge it
             chosen_for_lik += [p for p in pairs if p.subset == "fact-number"]
         lik_items = [(p.prompt, t) for p in chosen_for_lik for t in (p.chosen, p.rejected)]
         fill(lik, lik_spec, lik_items, settings, state)
@@ -221,7 +268,7 @@ def _prompt_embeddings(cache, spec, prompts, settings, state, layer_index) -> np
     return np.stack([cache.prompts[text_key(p, None)][layer_index] for p in prompts])
 
 
-def fit(prep: Prepared, args: argparse.Namespace, use_contrastive: bool = True, use_likelihood: bool = True,
+def fit(prep: Prepared, cfg: TrainConfig, use_contrastive: bool = True, use_likelihood: bool = True,
         use_rating_pairs: bool = True, subsets: tuple[str, ...] | None = None):
     """Stage 1, debiasing and stage 2 on prepared features -> (HeadParams, gate, report)."""
     from mo_explorer.models.gate_trainer import GateTrainConfig, train_gate
@@ -231,15 +278,15 @@ def fit(prep: Prepared, args: argparse.Namespace, use_contrastive: bool = True, 
     measured = (recipe.VERBOSITY,) + ((recipe.LIKELIHOOD,) if lik_ok else ())
     union = _concat([prep.rating_table, prep.chosen, prep.rejected])
     groups = [D.prompt_key(r.prompt) for r in prep.ratings]
-    params = recipe.fit_heads(prep.rating_table, prep.labels, learned, (), seed=args.seed,
-                              centred={n: groups for n in getattr(args, "grouped", [])})
+    params = recipe.fit_heads(prep.rating_table, prep.labels, learned, (), seed=cfg.seed,
+                              centred={n: groups for n in cfg.grouped})
     stats = recipe.fit_heads(union, {}, (), measured).measured
     params.objectives = learned + measured
     k = len(params.objectives)
     params.weight = np.vstack([params.weight, np.zeros((k - len(learned), params.weight.shape[1]))])
     params.offset = np.concatenate([params.offset, np.zeros(k - len(learned))])
     params.measured = stats
-    debias = recipe.set_transform(params, recipe.rewards(params, union), args.verbosity_in_score,
+    debias = recipe.set_transform(params, recipe.rewards(params, union), cfg.verbosity_in_score,
                                   (recipe.rewards(params, prep.chosen), recipe.rewards(params, prep.rejected)))
     keep = [i for i, p in enumerate(prep.pairs)
             if (use_contrastive or not _is_contrastive(p)) and (use_rating_pairs or not p.id.startswith("rating/"))
@@ -254,11 +301,12 @@ def fit(prep: Prepared, args: argparse.Namespace, use_contrastive: bool = True, 
     names = [prep.pairs[i].subset for i in keep]
     counts = {s: names.count(s) for s in set(names)}
     weights = np.array([1.0 / counts[s] for s in names]) * len(names) / len(counts)  # each subset weighs the same
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(cfg.seed)
     val = rng.random(len(keep)) < 0.1
-    cfg = GateTrainConfig(steps=args.gate_steps, seed=args.seed, entropy_weight=args.gate_entropy,
-                          members=args.gate_seeds)
-    gate, gate_log = train_gate(prep.chosen.prompt_states[keep][~val], diff[~val], cfg, weights[~val], mask[~val])
+    gate_cfg = GateTrainConfig(steps=cfg.gate_steps, seed=cfg.seed, entropy_weight=cfg.gate_entropy,
+                               members=cfg.gate_seeds)
+    gate, gate_log = train_gate(prep.chosen.prompt_states[keep][~val], diff[~val], gate_cfg, weights[~val],
+                                mask[~val])
     from mo_explorer.models.gate_trainer import gate_weights
     g_val = gate_weights(gate, prep.chosen.prompt_states[keep][val])
     g_val = g_val * mask[val] / (g_val * mask[val]).sum(1, keepdims=True) * g_val.sum(1, keepdims=True)
@@ -318,7 +366,7 @@ def save_head(out: str | Path, params: recipe.HeadParams, gate, spec: dict, repo
     head.save(out)
 
 
-def command_line(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> str:
+def command_line(cfg: TrainConfig, skip: tuple[str, ...] = ()) -> str:
     """The `python -m mo_explorer train ...` command that reproduces this run (defaults included), without the
     options named in `skip` (argparse dests)."""
     parts = ["python -m mo_explorer train"]
@@ -326,13 +374,15 @@ def command_line(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> str:
     configure(probe)
     for action in probe._actions:  # noqa: SLF001 - argparse exposes no public list of options
         # --features is where this machine caches, not a training choice: the command stays portable.
-        if not action.option_strings or action.dest in ("help", "features", *skip) or action.dest not in vars(args):
+        if not action.option_strings or action.dest in ("help", "features", *skip) or not hasattr(cfg, action.dest):
             continue
-        value = getattr(args, action.dest)
+        value = getattr(cfg, action.dest)
         flag = action.option_strings[0]
+        if isinstance(value, dict):
+            value = json.dumps(value)
         if isinstance(value, bool):
             parts += [flag] if value else []
-        elif isinstance(value, list):
+        elif isinstance(value, (list, tuple)):
             parts += [flag, *map(str, value)] if value else []
         elif value is not None:
             value = _relative(value) if action.dest == "out" else value
@@ -348,27 +398,26 @@ def _relative(path: str) -> str:
 
 
 def main(args: argparse.Namespace, settings: config.Settings) -> int:
-    """Train a head and write it (and its model card) to args.out."""
+    """Train a head and write it (and its model card) to cfg.out."""
     start = time.perf_counter()
-    if not 0 < args.pairs_limit:
-        raise UserError("--pairs-limit must be positive")
-    prep = prepare(args, settings)
-    params, gate, report = fit(prep, args, use_likelihood=args.likelihood_pairs > 0)
+    cfg = TrainConfig.from_args(args)
+    prep = prepare(cfg, settings)
+    params, gate, report = fit(prep, cfg, use_likelihood=cfg.likelihood_pairs > 0)
     report["train_seconds"] = time.perf_counter() - start
     report["features_seconds"] = prep.timings["features_s"]
-    report["command"] = command_line(args)
-    save_head(args.out, params, gate, prep.spec, report, args_likelihood_spec(args), args.layer)
+    report["command"] = command_line(cfg)
+    save_head(cfg.out, params, gate, prep.spec, report, run_likelihood_spec(cfg), cfg.layer)
     results = None
-    if args.dev:
+    if cfg.dev:
         from mo_explorer.training.evaluate import evaluate_file
-        root = args.features or settings.models.features_dir
-        results = evaluate_file(args.dev, args.out, settings, limit=args.dev_limit, seed=args.seed, features=root)
-        (Path(args.out) / "dev_results.json").write_text(json.dumps(results, indent=2) + "\n")
+        root = cfg.features or settings.models.features_dir
+        results = evaluate_file(cfg.dev, cfg.out, settings, limit=cfg.dev_limit, seed=cfg.seed, features=root)
+        (Path(cfg.out) / "dev_results.json").write_text(json.dumps(results, indent=2) + "\n")
     from mo_explorer.training.card import write_card
-    write_card(args.out, dev=results if args.dev else None, command=report["command"],
-               eval_command=f"python -m mo_explorer eval {args.dev} --limit {args.dev_limit} --seed {args.seed}"
-               if args.dev else "")
-    log.info("wrote %s in %.0f s", args.out, time.perf_counter() - start)
+    write_card(cfg.out, dev=results if cfg.dev else None, command=report["command"],
+               eval_command=f"python -m mo_explorer eval {cfg.dev} --limit {cfg.dev_limit} --seed {cfg.seed}"
+               if cfg.dev else "")
+    log.info("wrote %s in %.0f s", cfg.out, time.perf_counter() - start)
     return 0
 
 

@@ -11,6 +11,19 @@ CHROMIUM = os.environ.get("MO_EXPLORER_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
+TIMEOUT = 60_000  # ms; a 2-core CI machine shared with other jobs loads plotly.js slowly
+
+
+@pytest.fixture(scope="module")
+def app(tiny_lm_dir, tiny_classifier_dir, tmp_path_factory):
+    """(explorer, url): the page served on the tiny models, with its own database, once per test module."""
+    from tests.ui_support import served, tiny_explorer, tiny_settings
+
+    tmp = tmp_path_factory.mktemp("e2e")
+    settings = tiny_settings()
+    explorer = tiny_explorer(tiny_lm_dir, tiny_classifier_dir, tmp / "db.sqlite", tmp / "cache", settings)
+    with served(explorer, settings) as url:
+        yield explorer, url
 
 
 @pytest.fixture(scope="module")

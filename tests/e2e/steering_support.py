@@ -8,8 +8,8 @@ import math
 import numpy as np
 
 from mo_explorer.schema import Candidate, Direction, GenerationParams
+from tests.e2e.conftest import TIMEOUT
 
-TIMEOUT = 60_000  # ms; a 2-core CI machine shared with other jobs loads plotly.js slowly
 NAMES = ("helpful", "safe", "concise", "length_tokens", "gen_seconds")
 # (helpful, safe) on the plot: a front of five (#0..#4) with #2 in a concave dent, and two behind it.
 PLANE = [(0.0, 1.0), (0.2, 0.9), (0.45, 0.45), (0.9, 0.25), (1.0, 0.0), (0.2, 0.2), (0.5, 0.1)]

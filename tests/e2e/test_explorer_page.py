@@ -10,20 +10,11 @@ import pytest
 
 from mo_explorer import ranking
 from mo_explorer.schema import Candidate, GenerationParams
-from tests.e2e.conftest import SCREENSHOTS
-from tests.ui_support import served, tiny_explorer, tiny_settings
+from tests.e2e.conftest import SCREENSHOTS, TIMEOUT
 
 pytestmark = pytest.mark.e2e
-TIMEOUT = 60_000  # ms; a 2-core CI machine shared with other jobs loads plotly.js slowly
 
 
-@pytest.fixture(scope="module")
-def app(tiny_lm_dir, tiny_classifier_dir, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("e2e")
-    settings = tiny_settings()
-    explorer = tiny_explorer(tiny_lm_dir, tiny_classifier_dir, tmp / "db.sqlite", tmp / "cache", settings)
-    with served(explorer, settings) as url:
-        yield explorer, url
 
 
 def widget(page, key: str) -> str:

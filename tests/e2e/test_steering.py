@@ -24,20 +24,12 @@ from tests.e2e.steering_support import (
     store_round,
     turn_arrow_to,
 )
-from tests.ui_support import served, tiny_explorer, tiny_settings
 
 README_PICTURE = SCREENSHOTS.parent / "assets" / "screenshot.png"  # the page at the top of the README
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def app(tiny_lm_dir, tiny_classifier_dir, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("e2e_steering")
-    settings = tiny_settings()
-    explorer = tiny_explorer(tiny_lm_dir, tiny_classifier_dir, tmp / "db.sqlite", tmp / "cache", settings)
-    with served(explorer, settings) as url:
-        yield explorer, url
 
 
 def open_round(page, url, session_id):
