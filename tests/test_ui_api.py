@@ -8,15 +8,12 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from mo_explorer import ranking
-from tests.ui_support import served, tiny_explorer, tiny_settings
+from tests.ui_support import served_tiny
 
 
 @pytest.fixture(scope="module")
 def app(tiny_lm_dir, tiny_classifier_dir, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("api")
-    settings = tiny_settings()
-    explorer = tiny_explorer(tiny_lm_dir, tiny_classifier_dir, tmp / "db.sqlite", tmp / "cache", settings)
-    with served(explorer, settings) as url:
+    with served_tiny(tiny_lm_dir, tiny_classifier_dir, tmp_path_factory.mktemp("api")) as (explorer, url):
         yield explorer, Client(url, verbose=False)
 
 

@@ -84,3 +84,12 @@ def served(explorer, settings: Settings) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}/"
     finally:
         demo.close()
+
+
+@contextlib.contextmanager
+def served_tiny(lm_dir, classifier_dir, tmp) -> Iterator[tuple]:
+    """(explorer, url): the page on an Explorer over the tiny models, its database under tmp, served here."""
+    settings = tiny_settings()
+    explorer = tiny_explorer(lm_dir, classifier_dir, tmp / "db.sqlite", tmp / "cache", settings)
+    with served(explorer, settings) as url:
+        yield explorer, url

@@ -17,13 +17,10 @@ TIMEOUT = 60_000  # ms; a 2-core CI machine shared with other jobs loads plotly.
 @pytest.fixture(scope="module")
 def app(tiny_lm_dir, tiny_classifier_dir, tmp_path_factory):
     """(explorer, url): the page served on the tiny models, with its own database, once per test module."""
-    from tests.ui_support import served, tiny_explorer, tiny_settings
+    from tests.ui_support import served_tiny
 
-    tmp = tmp_path_factory.mktemp("e2e")
-    settings = tiny_settings()
-    explorer = tiny_explorer(tiny_lm_dir, tiny_classifier_dir, tmp / "db.sqlite", tmp / "cache", settings)
-    with served(explorer, settings) as url:
-        yield explorer, url
+    with served_tiny(tiny_lm_dir, tiny_classifier_dir, tmp_path_factory.mktemp("e2e")) as app:
+        yield app
 
 
 @pytest.fixture(scope="module")
