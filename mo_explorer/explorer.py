@@ -388,15 +388,14 @@ class Explorer:
             coeffs = np.ones(k)
         return Direction(tuple(round.objectives[:k]), tuple(float(c) for c in coeffs))
 
-    def rerank(self, round_id: str, direction: Direction, session_id: str, store: bool = True) -> ranking.Ranking:
-        """Rank a stored round of this session by a direction (and store the direction in its history)."""
+    def rerank(self, round_id: str, direction: Direction, session_id: str) -> ranking.Ranking:
+        """Rank a stored round of this session by a direction, and store the direction in its history."""
         rnd = self.store.get_round(round_id, session_id)
         try:
             result = ranking.rank(rnd.reward_matrix(), rnd.maximize, direction, rnd.objectives)
         except ValueError as exc:
             raise UserError(str(exc)) from exc
-        if store:
-            self.store.add_direction(round_id, session_id, direction)
+        self.store.add_direction(round_id, session_id, direction)
         return result
 
     # ----- votes --------------------------------------------------------------------------------------------

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import math
-
-from mo_explorer import summary, validation
+from mo_explorer import ranking, summary, validation
 from mo_explorer.errors import UserError
 from mo_explorer.ui.handlers import shown_as_gr_error
 
@@ -42,12 +40,12 @@ def _rerank(explorer, round_id, weights, method, session_id, objectives, angle) 
     rnd = explorer.get_round(request.round_id, request.session_id)
     weights = request.weights
     if request.angle is not None and not weights:
-        weights = [math.cos(math.radians(request.angle)), math.sin(math.radians(request.angle))]
+        weights = ranking.angle_to_weights(request.angle).tolist()
     if not weights:
         raise UserError("give weights (one per objective) or an angle")
     names = list(request.objectives) if request.objectives else list(rnd.objectives[:len(weights)])
     if len(names) != len(weights):
         raise UserError(f"{len(weights)} weights for {len(names)} objectives")
     direction = validation.direction(names, weights, request.method)
-    ranked = explorer.rerank(rnd.round_id, direction, rnd.session_id, store=True)
+    ranked = explorer.rerank(rnd.round_id, direction, rnd.session_id)
     return summary.round_summary(explorer.get_round(rnd.round_id, rnd.session_id), ranked)

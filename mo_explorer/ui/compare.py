@@ -245,7 +245,7 @@ class CompareHandlers:
         learned = compare_view.learned_for(self.explorer, session_id, rnd, x, y)
         if learned is None:
             raise UserError("No direction learned yet: vote on more pairs with a winner.")
-        ranked = self.explorer.rerank(rnd.round_id, learned.direction, session_id, store=True)
+        ranked = self.explorer.rerank(rnd.round_id, learned.direction, session_id)
         rnd = self.explorer.get_round(rnd.round_id, session_id)
         best = rnd.candidates[ranked.best].index
         return {**self.h.round_view(rnd, x, y),

@@ -176,7 +176,7 @@ class Handlers:
         direction = direction_from_event(data)
         ref = validation.check(validation.RoundRef, session_id=session_id, round_id=data.get("round_id"))
         session_id, round_id = ref.session_id, ref.round_id
-        ranked = self.explorer.rerank(round_id, direction, session_id, store=True)
+        ranked = self.explorer.rerank(round_id, direction, session_id)
         rnd = self.explorer.get_round(round_id, session_id)
         best = rnd.candidates[ranked.best].index if rnd.candidates else None
         return {self.c.parallel: plotting.parallel_figure(rnd, direction),
