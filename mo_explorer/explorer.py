@@ -12,6 +12,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,6 +59,20 @@ def _merge(scored: list[tuple[list[Generation], RewardOutput]]) -> tuple[list[Ge
     extras = {key: np.concatenate([out.extras[key] for out in outs]) for key in first.extras}
     return generations, RewardOutput(first.objectives, np.concatenate([out.rewards for out in outs]), first.gating,
                                      first.transform, np.concatenate([out.score for out in outs]), extras)
+
+
+def _on_own_thread(fn: Callable[[], None]) -> Future:
+    """Run fn on a new daemon thread; its future holds the error, as model_thread.submit's does."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(fn())
+        except BaseException as exc:  # read by the caller from the future
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="remote-round", daemon=True).start()
+    return future
 
 
 @dataclass(frozen=True)
@@ -259,9 +274,13 @@ class Explorer:
             score_pending()
             put("progress", (i, total))
 
+        # A generator on a server (runs_locally False) decodes there, batching rounds of several users: its rounds
+        # run on their own threads, at once, and only their scoring queues for the model thread.
+        local = getattr(self.generator, "runs_locally", True)
+
         def work() -> None:
             try:
-                with self._generate_lock:
+                with self._generate_lock if local else contextlib.nullcontext():
                     try:
                         self.generator.generate(messages, params, progress=step, on_finish=pending.append)
                     except _ScoringFailed:
@@ -274,7 +293,7 @@ class Explorer:
             finally:
                 events.put(None)
 
-        job = model_thread.submit(work)
+        job = model_thread.submit(work) if local else _on_own_thread(work)
         last, ended = 0.0, False
         try:
             while not ended:
