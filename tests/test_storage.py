@@ -394,3 +394,14 @@ def test_version_1_database_is_migrated_on_any_backend(store_url):
     assert store.fail_orphaned_rounds("interrupted") == 1  # nobody owned it
     assert store.get_round(rid, sid).status == "failed"
     store.close()
+
+
+def test_generated_text_with_a_nul_character_is_stored(store):
+    """PostgreSQL text cannot hold NUL (a tiny model sampled one); SQLite keeps it, PostgreSQL stores U+FFFD."""
+    sid = store.create_session()
+    rid = make_round(store, sid)
+    store.add_candidates(rid, sid, [Candidate(0, "a\x00b", np.zeros(4, np.float32), 0.0, 3, 0.1)])
+    store.finish_round(rid, sid, status="failed", error="cut\x00off")
+    rnd = store.get_round(rid, sid)
+    expected = "a\x00b" if store.url.startswith("sqlite") else "a\ufffdb"
+    assert rnd.candidates[0].text == expected and rnd.error.startswith("cut")
