@@ -40,6 +40,17 @@ def wait_for(url: str, proc: subprocess.Popen, log: Path, seconds: float) -> Non
     raise RuntimeError(f"server did not answer {url} in {seconds} s:\n{log.read_text()[-3000:]}")
 
 
+def poll(probe: Callable[[], object], seconds: float, every: float = 0.1):
+    """probe() until it returns something truthy (returned); AssertionError after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        got = probe()
+        if got:
+            return got
+        time.sleep(every)
+    raise AssertionError(f"nothing after {seconds} s")
+
+
 def start_transformers_serve(model_dir: Path, work: Path) -> tuple[subprocess.Popen, str]:
     """`transformers serve <model_dir>` on a free loopback port, offline; returns (process, base URL)."""
     port = free_port()

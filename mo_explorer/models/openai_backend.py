@@ -151,6 +151,8 @@ class OpenAIGenerator:
                 done.append(g)
                 if on_finish is not None:
                     on_finish(g)
+                if progress is not None:  # a step after each arrival: Explorer scores what ended at a step
+                    progress(min(max(steps[0], 1), params.max_new_tokens), params.max_new_tokens)
 
         def stepped(tokens: int) -> None:
             with lock:
