@@ -51,16 +51,20 @@ def poll(probe: Callable[[], object], seconds: float, every: float = 0.1):
     raise AssertionError(f"nothing after {seconds} s")
 
 
-def start_transformers_serve(model_dir: Path, work: Path) -> tuple[subprocess.Popen, str]:
-    """`transformers serve <model_dir>` on a free loopback port, offline; returns (process, base URL)."""
+def start_transformers_serve(model_dir: Path, work: Path, threads: int = 1,
+                             extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
+    """`transformers serve <model_dir>` on a free loopback port, offline; returns (process, base URL).
+
+    One torch thread by default: the tests' answers are a few tokens, and the test process needs the other core.
+    """
     port = free_port()
     hub = work / "hub"  # /v1/models fails without an existing Hub cache folder, even offline
     hub.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "HF_HUB_CACHE": str(hub), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+    env = {**os.environ, "HF_HUB_CACHE": str(hub), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(threads),
            "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
     log = work / "serve.log"
     cmd = [sys.executable, "-m", "transformers.cli.transformers", "serve", str(model_dir), "--host", "127.0.0.1",
-           "--port", str(port), "--device", "cpu"]
+           "--port", str(port), "--device", "cpu", *extra]
     proc = subprocess.Popen(cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     try:
         wait_for(f"http://127.0.0.1:{port}/health", proc, log, 180)
