@@ -142,3 +142,34 @@ def test_bad_rubric_is_refused(tmp_path, text, match):
     path.write_text(text)
     with pytest.raises(errors.ModelError, match=match):
         Rubric.load(path)
+
+
+def test_rounds_on_a_served_generator_do_not_wait_for_each_other(fake, tiny_classifier_dir, tmp_path):
+    """A round held by a stalled server does not hold up another round: served rounds skip the model lock."""
+    import threading
+
+    from mo_explorer.models.reward import SequenceClassificationRewardModel
+    from mo_explorer.storage.store import Store
+    from mo_explorer.ui.app import REMOTE_ROUNDS_AT_ONCE, model_queue
+
+    release = threading.Event()
+
+    def answer(handler, body):
+        if "slow" in body["messages"][-1]["content"]:
+            release.wait(60)
+        servers.send_stream(handler, [servers.chunk(0, "ok"), servers.chunk(0, finish="stop")])
+
+    reward = SequenceClassificationRewardModel.load(str(tiny_classifier_dir), cache_dir="unused", device="cpu")
+    explorer = Explorer(Settings.from_env({}), generator(fake(answer).url), reward,
+                        Store(f"sqlite:///{tmp_path / 'db.sqlite'}"))
+    assert model_queue(explorer)["concurrency_limit"] == REMOTE_ROUNDS_AT_ONCE
+    slow: list = []
+    thread = threading.Thread(target=lambda: slow.append(explorer.run_round("slow", GenerationParams(n=1))))
+    thread.start()
+    try:
+        quick = explorer.run_round("quick", GenerationParams(n=1))  # finishes while the slow one is held
+        assert quick.status == "complete" and not slow
+    finally:
+        release.set()
+        thread.join(60)
+    assert slow[0].status == "complete"
