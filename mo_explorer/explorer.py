@@ -24,6 +24,7 @@ from mo_explorer.schema import (
     MEASURED_LENGTH,
     MEASURED_LOGPROB,
     MEASURED_TIME,
+    UNRATED,
     Candidate,
     Direction,
     Generation,
@@ -84,6 +85,7 @@ class RoundEvent:
     step: int = 0
     total: int = 0
     message: str = ""
+    note: str = ""  # on 'done': what the user should know about the scores (e.g. ratings a judge left unread)
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,7 @@ class Explorer:
         session_id = self.ensure_session(session_id)
         yield RoundEvent("started", total=params.max_new_tokens, message="generating")
         round_id: str | None = None
-        stored = 0
+        stored = unrated = 0
         # closing(): a stream closed here closes the generation at once, which stops it at its next token.
         generation = contextlib.closing(self._generate_and_score(messages, params))
         try:
@@ -205,6 +207,7 @@ class Explorer:
                                          message=f"generating ({stored} of {params.n} scored)")
                         continue
                     generations, out = payload
+                    unrated += int(np.sum(out.extras.get(UNRATED, 0)))
                     if round_id is None:
                         round_id = self._create_round(session_id, messages, params, out)
                     self.store.add_candidates(round_id, session_id, self._candidates(stored, generations, out))
@@ -228,8 +231,10 @@ class Explorer:
         self.store.finish_round(round_id, session_id, status="complete")
         if direction is not None:
             self.rerank(round_id, direction, session_id)
-        yield RoundEvent("done", round=self.store.get_round(round_id, session_id), step=stored, total=stored,
-                         message="done")
+        rnd = self.store.get_round(round_id, session_id)
+        note = (f"The reward model could not read {unrated} of {stored * len(rnd.gating)} ratings; they were set to "
+                "neutral (0)." if unrated else "")
+        yield RoundEvent("done", round=rnd, step=stored, total=stored, message="done", note=note)
 
     def run_round(self, prompt: Prompt, params: GenerationParams | None = None, session_id: str | None = None,
                   direction: Direction | None = None,

@@ -29,7 +29,7 @@ from mo_explorer.models import openai_backend
 log = logging.getLogger(__name__)
 
 PREFIX = "judge:"
-UNPARSED = "judge_unparsed"  # extras key: how many criteria of each response were not rated (n,)
+UNPARSED = schema.UNRATED  # extras key: how many criteria of each response were not rated (n,)
 MAX_PARALLEL = 8
 MAX_RATING_TOKENS = 96  # a JSON object of a few small numbers
 
