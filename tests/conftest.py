@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections import Counter
 
@@ -65,6 +66,8 @@ def postgres_base():
     from tests import servers
 
     if servers.postgres_bin() is None:
+        if os.environ.get("CI", "").lower() == "true":  # as with Chromium: CI must run these, never skip them
+            pytest.fail("CI=true but no PostgreSQL server binaries (apt-get install postgresql)")
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl, postgres) not found: install Debian's postgresql "
                     "package (.ci/run does) or put their folder on PATH")
     base, stop = servers.start_postgres()
