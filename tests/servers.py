@@ -86,11 +86,14 @@ def stop(proc: subprocess.Popen) -> None:
 
 # ----- a fake OpenAI-compatible responder, for faults only -----------------------------------------------------
 
-def chunk(index: int, content: str | None = None, finish: str | None = None) -> bytes:
-    """One server-sent event of a streamed chat completion."""
-    body = {"id": "fake", "object": "chat.completion.chunk", "created": 0, "model": "fake",
-            "choices": [{"index": index, "delta": {"content": content} if content else {},
-                         "finish_reason": finish}]}
+def chunk(index: int, content: str | None = None, finish: str | None = None,
+          logprobs: list[float] | None = None) -> bytes:
+    """One server-sent event of a streamed chat completion (with token log-probs, as vLLM sends them)."""
+    choice = {"index": index, "delta": {"content": content} if content else {}, "finish_reason": finish}
+    if logprobs is not None:
+        choice["logprobs"] = {"content": [{"token": "t", "logprob": lp, "bytes": None, "top_logprobs": []}
+                                          for lp in logprobs]}
+    body = {"id": "fake", "object": "chat.completion.chunk", "created": 0, "model": "fake", "choices": [choice]}
     return f"data: {json.dumps(body)}\n\n".encode()
 
 

@@ -173,3 +173,21 @@ def test_rounds_on_a_served_generator_do_not_wait_for_each_other(fake, tiny_clas
         release.set()
         thread.join(60)
     assert slow[0].status == "complete"
+
+
+def test_a_server_that_honours_n_and_sends_logprobs(fake):
+    """vLLM's shape: n choices interleaved in one stream, one log-prob per token (the token counts come from them)."""
+    def vllm_like(handler, body):
+        servers.send_stream(handler, [
+            servers.chunk(0, "Hi", logprobs=[-0.5]), servers.chunk(1, "Hello the", logprobs=[-0.1, -0.2]),
+            servers.chunk(1, "re", logprobs=[-0.3]), servers.chunk(1, finish="stop"),
+            servers.chunk(0, " you", logprobs=[-0.7]), servers.chunk(0, finish="length")])
+
+    server = fake(vllm_like)
+    gen = generator(server.url)
+    seen = []
+    out = gen.generate(PROMPT, GenerationParams(n=2, max_new_tokens=2), on_finish=seen.append)
+    assert [g.text for g in seen] == ["Hello there", "Hi you"]  # in the order they ended
+    assert [g.n_tokens for g in out] == [3, 2] and [g.finished for g in out] == [True, False]
+    assert out[0].token_logprobs == (-0.1, -0.2, -0.3)
+    assert gen.honours_n is True and gen.last_round.requests == 1 and gen.last_round.logprobs is True
