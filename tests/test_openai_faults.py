@@ -3,6 +3,7 @@ and what arrived whole is kept. (Behaviour on a real server: test_openai_served.
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -191,3 +192,45 @@ def test_a_server_that_honours_n_and_sends_logprobs(fake):
     assert [g.n_tokens for g in out] == [3, 2] and [g.finished for g in out] == [True, False]
     assert out[0].token_logprobs == (-0.1, -0.2, -0.3)
     assert gen.honours_n is True and gen.last_round.requests == 1 and gen.last_round.logprobs is True
+
+
+def judge_on(url: str):
+    from mo_explorer.models.judge import JudgeRewardModel
+
+    return JudgeRewardModel(make_client(base_url(f"judge:{url}", "judge:"), "k", 10), "fake", RUBRIC)
+
+
+def reply(handler, status: int, body: dict) -> None:
+    data = json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+def completion(text: str) -> dict:
+    return {"id": "x", "object": "chat.completion", "created": 0, "model": "fake",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]}
+
+
+def test_judge_falls_back_to_plain_text_when_structured_output_is_refused(fake):
+    def no_schema(handler, body):
+        if "response_format" in body:
+            reply(handler, 400, {"error": {"message": "response_format is not supported"}})
+        else:
+            reply(handler, 200, completion("helpfulness: 10, correctness: 1"))
+
+    server = fake(no_schema)
+    judge = judge_on(server.url)
+    out = judge.score("q", ["a", "b"])
+    np.testing.assert_allclose(out.rewards, [[1.0, -1.0], [1.0, -1.0]])
+    assert judge.structured is False and judge.unparsed == 0
+    judge.score("q", ["c"])  # later calls do not ask for the schema again
+    assert sum("response_format" in r for r in server.requests) <= 2 and "response_format" not in server.requests[-1]
+
+
+def test_judge_server_error_is_a_model_error(fake):
+    server = fake(lambda handler, body: reply(handler, 503, {"error": "overloaded"}))
+    with pytest.raises(errors.ModelError, match="the judge failed: .*HTTP 503"):
+        judge_on(server.url).score("q", ["a"])
