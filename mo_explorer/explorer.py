@@ -12,6 +12,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,7 @@ from mo_explorer.schema import (
     MEASURED_LENGTH,
     MEASURED_LOGPROB,
     MEASURED_TIME,
+    UNRATED,
     Candidate,
     Direction,
     Generation,
@@ -60,6 +62,20 @@ def _merge(scored: list[tuple[list[Generation], RewardOutput]]) -> tuple[list[Ge
                                      first.transform, np.concatenate([out.score for out in outs]), extras)
 
 
+def _on_own_thread(fn: Callable[[], None]) -> Future:
+    """Run fn on a new daemon thread; its future holds the error, as model_thread.submit's does."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(fn())
+        except BaseException as exc:  # read by the caller from the future
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="remote-round", daemon=True).start()
+    return future
+
+
 @dataclass(frozen=True)
 class RoundEvent:
     """One step of a streamed round: 'started', 'progress' (tokens), 'scored' (a chunk stored), 'done'."""
@@ -69,6 +85,7 @@ class RoundEvent:
     step: int = 0
     total: int = 0
     message: str = ""
+    note: str = ""  # on 'done': what the user should know about the scores (e.g. ratings a judge left unread)
 
 
 @dataclass(frozen=True)
@@ -190,7 +207,7 @@ class Explorer:
         session_id = self.ensure_session(session_id)
         yield RoundEvent("started", total=params.max_new_tokens, message="generating")
         round_id: str | None = None
-        stored = 0
+        stored = unrated = 0
         # closing(): a stream closed here closes the generation at once, which stops it at its next token.
         generation = contextlib.closing(self._generate_and_score(messages, params))
         try:
@@ -201,6 +218,7 @@ class Explorer:
                                          message=f"generating ({stored} of {params.n} scored)")
                         continue
                     generations, out = payload
+                    unrated += int(np.sum(out.extras.get(UNRATED, 0)))
                     if round_id is None:
                         round_id = self._create_round(session_id, messages, params, out)
                     self.store.add_candidates(round_id, session_id, self._candidates(stored, generations, out))
@@ -224,8 +242,10 @@ class Explorer:
         self.store.finish_round(round_id, session_id, status="complete")
         if direction is not None:
             self.rerank(round_id, direction, session_id)
-        yield RoundEvent("done", round=self.store.get_round(round_id, session_id), step=stored, total=stored,
-                         message="done")
+        rnd = self.store.get_round(round_id, session_id)
+        note = (f"The reward model could not read {unrated} of {stored * len(rnd.gating)} ratings; they were set to "
+                "neutral (0)." if unrated else "")
+        yield RoundEvent("done", round=rnd, step=stored, total=stored, message="done", note=note)
 
     def run_round(self, prompt: Prompt, params: GenerationParams | None = None, session_id: str | None = None,
                   direction: Direction | None = None,
@@ -270,9 +290,13 @@ class Explorer:
             score_pending()
             put("progress", (i, total))
 
+        # A generator on a server (runs_locally False) decodes there, batching rounds of several users: its rounds
+        # run on their own threads, at once, and only their scoring queues for the model thread.
+        local = getattr(self.generator, "runs_locally", True)
+
         def work() -> None:
             try:
-                with self._generate_lock:
+                with self._generate_lock if local else contextlib.nullcontext():
                     try:
                         self.generator.generate(messages, params, progress=step, on_finish=pending.append)
                     except _ScoringFailed:
@@ -285,7 +309,7 @@ class Explorer:
             finally:
                 events.put(None)
 
-        job = model_thread.submit(work)
+        job = model_thread.submit(work) if local else _on_own_thread(work)
         last, ended = 0.0, False
         try:
             while not ended:

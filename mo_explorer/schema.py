@@ -15,6 +15,9 @@ Prompt = Union[str, list[Message]]
 MEASURED_LENGTH = "length_tokens"
 MEASURED_TIME = "gen_seconds"
 MEASURED_LOGPROB = "mean_logprob"
+# RewardOutput.extras key: per response, how many objectives the reward model could not rate and set to neutral
+# (a judge whose answer was unreadable).
+UNRATED = "unrated_objectives"
 
 
 def as_messages(prompt: Prompt) -> list[Message]:

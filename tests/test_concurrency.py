@@ -16,9 +16,10 @@ CHEAP_S = 0.5
 CLIENTS = 6
 
 
-def test_cheap_events_do_not_wait_behind_a_generation(tiny_lm_dir, tiny_classifier_dir, tmp_path, monkeypatch):
+def test_cheap_events_do_not_wait_behind_a_generation(tiny_lm_dir, tiny_classifier_dir, tmp_path, monkeypatch,
+                                                      store_url):
     settings = tiny_settings()
-    explorer = tiny_explorer(tiny_lm_dir, tiny_classifier_dir, tmp_path / "db.sqlite", tmp_path / "cache", settings)
+    explorer = tiny_explorer(tiny_lm_dir, tiny_classifier_dir, store_url, tmp_path / "cache", settings)
     rnd = explorer.run_round("Name a colour", GenerationParams(n=3, max_new_tokens=3, seed=1))
     generate = explorer.generator.generate
     generating, at_once, most = threading.Event(), [0], [0]

@@ -1,8 +1,10 @@
-"""Store: sessions, rounds, candidates and directions on a real SQLite file under tmp_path."""
+"""Store: sessions, rounds, candidates and directions on a real SQLite file under tmp_path and on a real PostgreSQL
+server (tests taking `store` or `store_url` run on both)."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import sqlite3
 import threading
 
@@ -13,6 +15,7 @@ from mo_explorer.errors import NotFoundError, UserError
 from mo_explorer.schema import Candidate, Direction, GenerationParams
 from mo_explorer.storage import SCHEMA_VERSION, SchemaVersionError, Store
 from mo_explorer.storage.store import owner_alive, process_owner
+from tests import servers
 
 OBJECTIVES = ("helpfulness", "safety", "length_tokens", "gen_seconds")
 MEASURED = (False, False, True, True)
@@ -23,10 +26,16 @@ pytestmark = pytest.mark.filterwarnings("error::sqlalchemy.exc.SAWarning")
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+def store(store_url):
+    s = Store(store_url)
     yield s
     s.close()
+
+
+def count_rows(store: Store, table: str) -> int:
+    """Rows of a table, read with the store's own engine (any backend)."""
+    with store._engine.connect() as conn:
+        return conn.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar()
 
 
 def make_round(store: Store, session_id: str, gating=(0.25, 0.75), transform=((1.0, 0.5), (0.0, 2.0))) -> str:
@@ -153,7 +162,7 @@ def test_direction_history(store):
         store.add_direction("nope", sid, d1)
 
 
-def test_delete_session(store, tmp_path):
+def test_delete_session(store):
     sid, keep = store.create_session(), store.create_session()
     rid = make_round(store, sid)
     store.add_candidates(rid, sid, [candidate(0), candidate(1)])
@@ -163,9 +172,8 @@ def test_delete_session(store, tmp_path):
     assert not store.session_exists(sid) and store.session_exists(keep)
     with pytest.raises(NotFoundError):
         store.get_round(rid, sid)
-    with sqlite3.connect(tmp_path / "db.sqlite") as conn:  # the database cascade left no orphans
-        for table in ("mo_rounds", "mo_candidates", "mo_directions", "mo_votes"):
-            assert conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0
+    for table in ("mo_rounds", "mo_candidates", "mo_directions", "mo_votes"):  # the cascade left no orphans
+        assert count_rows(store, table) == 0
 
 
 def test_wal_foreign_keys_and_version_on_file(tmp_path):
@@ -202,12 +210,15 @@ def test_memory_database_shared_between_threads():
     store.close()
 
 
-@pytest.mark.parametrize("url_kind", ["file", "file_two_stores", "memory"])
-def test_concurrent_writes_from_threads(tmp_path, url_kind):
-    url = "sqlite:///:memory:" if url_kind == "memory" else f"sqlite:///{tmp_path / 'busy.sqlite'}"
+@pytest.mark.parametrize("url_kind", ["file", "file_two_stores", "memory", "postgresql_two_stores"])
+def test_concurrent_writes_from_threads(request, tmp_path, url_kind):
+    if url_kind.startswith("postgresql"):
+        url = servers.create_database(request.getfixturevalue("postgres_base"), "busy_" + secrets.token_hex(6))
+    else:
+        url = "sqlite:///:memory:" if url_kind == "memory" else f"sqlite:///{tmp_path / 'busy.sqlite'}"
     store = Store(url)
-    # Two Store objects on one file stand in for two processes: only SQLite's own locking orders their writes.
-    stores = [store, Store(url)] if url_kind == "file_two_stores" else [store]
+    # Two Store objects on one database stand in for two processes: only the database orders their writes.
+    stores = [store, Store(url)] if url_kind.endswith("two_stores") else [store]
     sid = store.create_session()
     errors: list[BaseException] = []
     start = threading.Barrier(8)
@@ -281,8 +292,8 @@ def test_stores_opening_one_fresh_file_at_once(tmp_path, attempt):
         s.close()
 
 
-def test_running_rounds_left_by_a_crash_are_marked_failed(tmp_path):
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+def test_running_rounds_left_by_a_crash_are_marked_failed(store_url):
+    url = store_url
     me = process_owner()
     crashed_store = Store(url, owner=me.rsplit(":", 1)[0] + ":an-earlier-process")  # same pid, earlier process
     sid = crashed_store.create_session()
@@ -311,8 +322,8 @@ def test_owner_alive_rules():
     assert owner_alive(f"here:{10**30}:x", now, now, 60, me)  # cannot ask: trust the fresh stamp
 
 
-def test_heartbeat_stamps_only_this_owner_s_running_rounds(tmp_path):
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+def test_heartbeat_stamps_only_this_owner_s_running_rounds(store_url):
+    url = store_url
     mine, other = Store(url), Store(url, owner="elsewhere:1:x")
     sid = mine.create_session()
     rounds = [make_round(mine, sid), make_round(mine, sid), make_round(other, sid)]
@@ -353,3 +364,44 @@ def test_version_1_database_is_migrated_and_its_running_rounds_recovered(tmp_pat
     assert store.fail_orphaned_rounds("interrupted") == 1  # nobody owned it
     assert store.get_round(rid, sid).status == "failed" and len(store.get_round(rid, sid).candidates) == 1
     store.close()
+
+
+def test_newer_schema_version_refused_on_any_backend(store_url):
+    store = Store(store_url)
+    with store._engine.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE mo_meta SET value='{SCHEMA_VERSION + 1}' WHERE key='schema_version'")
+    store.close()
+    with pytest.raises(SchemaVersionError, match=f"schema version {SCHEMA_VERSION + 1}"):
+        Store(store_url)
+
+
+def test_version_1_database_is_migrated_on_any_backend(store_url):
+    """The migration's statements are plain SQL that SQLite and PostgreSQL both run."""
+    store = Store(store_url)
+    sid = store.create_session()
+    rid = make_round(store, sid)
+    with store._engine.begin() as conn:  # what version 1 wrote: no owner, no heartbeat, no shares table
+        conn.exec_driver_sql("ALTER TABLE mo_rounds DROP COLUMN owner")
+        conn.exec_driver_sql("ALTER TABLE mo_rounds DROP COLUMN heartbeat")
+        conn.exec_driver_sql("DROP TABLE mo_shares")
+        conn.exec_driver_sql("UPDATE mo_meta SET value='1' WHERE key='schema_version'")
+    store.close()
+    store = Store(store_url)
+    with store._engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT value FROM mo_meta WHERE key='schema_version'").scalar() == str(
+            SCHEMA_VERSION)
+    assert store.shared_session_id(store.share_token(sid)) == sid
+    assert store.fail_orphaned_rounds("interrupted") == 1  # nobody owned it
+    assert store.get_round(rid, sid).status == "failed"
+    store.close()
+
+
+def test_generated_text_with_a_nul_character_is_stored(store):
+    """PostgreSQL text cannot hold NUL (a tiny model sampled one); SQLite keeps it, PostgreSQL stores U+FFFD."""
+    sid = store.create_session()
+    rid = make_round(store, sid)
+    store.add_candidates(rid, sid, [Candidate(0, "a\x00b", np.zeros(4, np.float32), 0.0, 3, 0.1)])
+    store.finish_round(rid, sid, status="failed", error="cut\x00off")
+    rnd = store.get_round(rid, sid)
+    expected = "a\x00b" if store.url.startswith("sqlite") else "a\ufffdb"
+    assert rnd.candidates[0].text == expected and rnd.error.startswith("cut")

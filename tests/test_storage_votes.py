@@ -1,4 +1,5 @@
-"""Store: votes, their denormalised records, and session export/import, on a real SQLite file under tmp_path."""
+"""Store: votes, their denormalised records, and session export/import, on a real SQLite file under tmp_path and on
+a real PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ pytestmark = pytest.mark.filterwarnings("error::sqlalchemy.exc.SAWarning")
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(f"sqlite:///{tmp_path / 'votes.sqlite'}")
+def store(store_url):
+    s = Store(store_url)
     yield s
     s.close()
 

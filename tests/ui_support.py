@@ -40,7 +40,7 @@ def tiny_settings(**env: str) -> Settings:
 
 
 def tiny_explorer(lm_dir, classifier_dir, db_path, cache_dir, settings: Settings | None = None):
-    """An Explorer on the tiny test models and a SQLite file."""
+    """An Explorer on the tiny test models and a SQLite file (db_path), or any database URL given as a string."""
     from mo_explorer.explorer import Explorer
     from mo_explorer.models.generator import Generator
     from mo_explorer.models.reward import SequenceClassificationRewardModel
@@ -49,7 +49,7 @@ def tiny_explorer(lm_dir, classifier_dir, db_path, cache_dir, settings: Settings
     settings = settings or tiny_settings()
     return Explorer(settings, Generator.load(str(lm_dir), cache_dir=str(cache_dir), dtype="float32"),
                     SequenceClassificationRewardModel.load(str(classifier_dir), cache_dir=str(cache_dir)),
-                    Store(f"sqlite:///{db_path}"))
+                    Store(db_path if "://" in str(db_path) else f"sqlite:///{db_path}"))
 
 
 def tiny_page(lm_dir, classifier_dir, tmp):

@@ -1,6 +1,7 @@
 """Which loader serves which model: a small registry from model family to loader (reward-bench style).
 
 Families, tried in order:
+- `judge`: 'judge:<base URL>', an OpenAI-compatible chat model rating each response on a rubric's criteria;
 - `embedded`: the head trained for this app, shipped in data/reward_head (or any head directory);
 - `official-armo`: RLHFlow/ArmoRM-Llama3-8B-v0.1 or a local copy, loaded without trust_remote_code;
 - `sequence-classification`: any other AutoModelForSequenceClassification reward model.
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mo_explorer import config, errors, model_thread
-from mo_explorer.models import armo, official_armo
+from mo_explorer.models import armo, judge, official_armo, openai_backend
 from mo_explorer.models import device as devices
 from mo_explorer.models.generator import Generator
 from mo_explorer.models.reward import RewardModel, SequenceClassificationRewardModel
@@ -25,9 +26,11 @@ EMBEDDED = "embedded"
 
 
 @model_thread.runs_on_model_thread
-def load_generator(settings: config.Settings) -> Generator:
+def load_generator(settings: config.Settings) -> Generator | openai_backend.OpenAIGenerator:
     """The generator named in settings.models, on its device and dtype."""
     m = settings.models
+    if m.generator.startswith(openai_backend.PREFIX):
+        return openai_backend.OpenAIGenerator.load(m.generator, m.openai_model, m.openai_api_key, m.openai_timeout)
     devices.configure_threads(m.threads)
     return Generator.load(m.generator, cache_dir=m.cache_dir, device=m.device, dtype=m.generator_dtype,
                           sampler=m.sampler, threads=m.threads)
@@ -65,6 +68,9 @@ def _load_head(head_dir: Path, m: config.ModelSettings) -> RewardModel:
 
 
 REWARD_FAMILIES: tuple[RewardFamily, ...] = (
+    RewardFamily("judge", lambda name, head_dir: name.startswith(judge.PREFIX),
+                 lambda name, m, head_dir: judge.JudgeRewardModel.load(
+                     name, m.judge_model, m.judge_rubric, m.openai_api_key, m.openai_timeout)),
     RewardFamily("embedded", lambda name, head_dir: name == EMBEDDED,
                  lambda name, m, head_dir: _load_head(head_dir, m)),
     RewardFamily("head-dir", lambda name, head_dir: armo.is_head_dir(Path(name).expanduser()),

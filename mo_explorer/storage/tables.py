@@ -9,12 +9,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 ID_LENGTH = 32  # secrets.token_urlsafe(16) is 22 characters; leave room
 TIME_LENGTH = 40  # ISO-8601 with microseconds and offset
 OWNER_LENGTH = 160  # "host:pid:token"; host names are at most 64 characters (HOST_NAME_MAX on Linux)
+
+
+NUL_STAND_IN = "\ufffd"  # what a NUL character of generated text becomes in PostgreSQL
+
+
+class GeneratedText(TypeDecorator):
+    """Text as a model wrote it. PostgreSQL refuses NUL characters in text (SQLite keeps them), and a sampled
+    answer can hold one (a tiny model did in the tests): there each NUL is stored as U+FFFD, the replacement
+    character, instead of failing the round."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and dialect.name == "postgresql" and "\x00" in value:
+            return value.replace("\x00", NUL_STAND_IN)
+        return value
 
 
 class Base(DeclarativeBase):
@@ -76,7 +93,7 @@ class RoundRow(Base):
     gating: Mapped[list[Any]] = mapped_column(JSON)  # (k_model,)
     transform: Mapped[list[Any]] = mapped_column(JSON)  # (k_model, k_model) as nested lists
     status: Mapped[str] = mapped_column(String(16))
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(GeneratedText, nullable=True)
     # While "running": the process writing it ("host:pid:token") and when it last said it is alive (unix time),
     # so a server starting on a shared database fails only the rounds of processes that are gone.
     owner: Mapped[str | None] = mapped_column(String(OWNER_LENGTH), nullable=True)
@@ -98,7 +115,7 @@ class CandidateRow(Base):
     pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     round_pk: Mapped[int] = mapped_column(ForeignKey("mo_rounds.pk", ondelete="CASCADE"), index=True)
     idx: Mapped[int] = mapped_column(Integer)
-    text: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(GeneratedText)
     rewards: Mapped[list[Any]] = mapped_column(JSON)  # (k_all,)
     score: Mapped[float | None] = mapped_column(Float, nullable=True)  # None encodes a non-finite score
     n_tokens: Mapped[int] = mapped_column(Integer)
@@ -136,8 +153,8 @@ class VoteRow(Base):
     direction: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # Copies taken at vote time, so one row is a complete preference record (vote_records reads no joins).
     prompt: Mapped[list[Any]] = mapped_column(JSON)
-    a_text: Mapped[str] = mapped_column(Text)
-    b_text: Mapped[str] = mapped_column(Text)
+    a_text: Mapped[str] = mapped_column(GeneratedText)
+    b_text: Mapped[str] = mapped_column(GeneratedText)
     a_rewards: Mapped[list[Any]] = mapped_column(JSON)
     b_rewards: Mapped[list[Any]] = mapped_column(JSON)
     objectives: Mapped[list[Any]] = mapped_column(JSON)

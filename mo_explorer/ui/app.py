@@ -17,6 +17,16 @@ log = logging.getLogger(__name__)
 # Every event that calls the models: one at a time, in one queue (the models share the CPU and are not
 # re-entrant; the Explorer's model lock would serialise them anyway, but here they wait without holding a thread).
 MODEL_QUEUE = {"concurrency_id": "models", "concurrency_limit": 1}
+# A generator on a server (openai:) decodes elsewhere and batches rounds there: several rounds run at once, and
+# only their scoring takes turns on this process's model thread.
+REMOTE_ROUNDS_AT_ONCE = 8
+
+
+def model_queue(explorer) -> dict:
+    """The queue of events that call the models: one at a time, or several with a served generator."""
+    if getattr(explorer.generator, "runs_locally", True):
+        return MODEL_QUEUE
+    return {**MODEL_QUEUE, "concurrency_limit": REMOTE_ROUNDS_AT_ONCE}
 CHEAP_EVENTS_AT_ONCE = 8  # reads and small writes; SQLite's WAL lets readers run beside the one writer
 
 # Keeps the address bar's ?session= in step with the session shown, so a reload resumes it.
@@ -37,7 +47,7 @@ SHOW_RESPONSE_JS = """() => {
 }"""
 
 
-def wire(c: Components, h: Handlers) -> None:
+def wire(c: Components, h: Handlers, queue: dict = MODEL_QUEUE) -> None:
     """Connect every event; main flows read as the user's: generate, drag, click, switch, new session."""
     params = [c.prompt, c.n, c.temperature, c.top_p, c.max_new_tokens, c.seed, c.session, c.x_axis, c.y_axis]
     round_outputs = [c.widget, c.round_id, c.gating, c.parallel, c.x_axis, c.y_axis]
@@ -46,7 +56,7 @@ def wire(c: Components, h: Handlers) -> None:
     # the raw values itself (validation.GenerateRequest) and says which one is wrong.
     gen = dict(fn=h.generate, inputs=params, outputs=[*round_outputs, c.status, c.rounds, c.selected],
                show_progress_on=[c.status], api_visibility="undocumented", api_name="generate_stream",
-               preprocess=False, **MODEL_QUEUE)
+               preprocess=False, **queue)
     c.share.click(h.share, inputs=[c.session], outputs=[c.share_link], api_visibility="private")
     c.generate.click(**gen)
     c.prompt.submit(**{**gen, "api_name": "generate_on_enter", "api_visibility": "private"})
@@ -70,11 +80,12 @@ def build_demo(explorer, settings: Settings) -> gr.Blocks:
         c = build_components(settings)
         cc = build_compare()  # below the plot and lists
         handlers = Handlers(explorer, c)
-        wire(c, handlers)
+        queue = model_queue(explorer)
+        wire(c, handlers, queue)
         compare_handlers = CompareHandlers(explorer, c, cc, handlers)
         wire_compare(c, cc, compare_handlers)
         api = Api(explorer)
-        gr.api(api.generate, api_name="generate", **MODEL_QUEUE)
+        gr.api(api.generate, api_name="generate", **queue)
         gr.api(api.rerank, api_name="rerank")
         demo.load(handlers.load_page, outputs=[c.widget, c.round_id, c.gating, c.parallel, c.x_axis, c.y_axis,
                                                c.status, c.session, c.rounds, c.selected, c.response],

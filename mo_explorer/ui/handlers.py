@@ -162,8 +162,8 @@ class Handlers:
                     if not listed or done:
                         update.update(self.rounds_view(session_id, rnd.round_id))
                         listed = True
-                    update[c.status] = (f"Done: {len(rnd.candidates)} candidates scored." if done else
-                                        f"Scored {event.step} / {event.total} candidates…")
+                    update[c.status] = (f"Done: {len(rnd.candidates)} candidates scored. {event.note}".rstrip()
+                                        if done else f"Scored {event.step} / {event.total} candidates…")
                     yield update
         except (UserError, ModelError) as exc:
             yield {c.status: f"**Error:** {render.escape_html(str(exc))}", **self.rounds_view(session_id, None)}
