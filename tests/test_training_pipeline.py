@@ -27,8 +27,8 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def tiny_data(tmp: Path) -> tuple[Path, Path]:
-    """A ratings file and a pairs file in our formats (12 prompts)."""
+def tiny_data(tmp: Path, subsets: tuple[str, str] = ("s1", "s2")) -> tuple[Path, Path]:
+    """A ratings file and a pairs file in our formats (12 prompts; pairs alternate between two subsets)."""
     ratings, pairs = [], []
     for i in range(12):
         prompt = [{"role": "user", "content": f"Question number {i}: tell me something useful about topic {i}."}]
@@ -39,14 +39,15 @@ def tiny_data(tmp: Path) -> tuple[Path, Path]:
                        "helpfulness": None, "overall": None, "harmlessness": None, "compliance": None}
                 row[obj] = value
                 ratings.append(row)
-            pairs.append({"id": f"p{i}-{j}", "source": "tiny", "subset": ["s1", "s2"][j % 2], "prompt": prompt,
+            pairs.append({"id": f"p{i}-{j}", "source": "tiny", "subset": subsets[j % 2], "prompt": prompt,
                           "chosen": g, "rejected": b})
     return write_jsonl(tmp / "ratings.jsonl.gz", ratings), write_jsonl(tmp / "pairs.jsonl.gz", pairs)
 
 
-def train_args(tmp: Path, lm: Path, out: Path, **overrides) -> argparse.Namespace:
+def train_args(tmp: Path, lm: Path, out: Path, subsets: tuple[str, str] = ("s1", "s2"),
+               **overrides) -> argparse.Namespace:
     """Parsed train arguments for the tiny backbone."""
-    ratings, pairs = tiny_data(tmp)
+    ratings, pairs = tiny_data(tmp, subsets)
     parser = argparse.ArgumentParser()
     train.configure(parser)
     argv = ["--ratings", str(ratings), "--pairs", str(pairs), "--backbone", str(lm), "--layer", "2",
@@ -266,3 +267,40 @@ def test_the_training_config_is_checked_once_when_built(tmp_path, override, mess
         train.TrainConfig.from_args(train_args(tmp_path, tmp_path / "lm", tmp_path / "out", **override))
     cfg = train.TrainConfig.from_args(train_args(tmp_path, tmp_path / "lm", tmp_path / "out"))
     assert cfg.per_objective == train.DEFAULT_PER_OBJECTIVE and cfg.grouped == () and cfg.layer == 2
+
+
+def test_loso_leaves_each_source_out_of_training_and_scores_it(tiny_lm_dir, tmp_path):
+    """I validate with --validate loso: each source is scored by a recipe that never saw it."""
+    import json
+
+    from mo_explorer.training import validate
+
+    out = tmp_path / "head"
+    settings = config.Settings(models=config.ModelSettings(cache_dir=str(tmp_path / "cache"), device="cpu"))
+    args = train_args(tmp_path, tiny_lm_dir, out, subsets=("rmb-helpfulness", "alpacaeval"), validate="loso",
+                      gate_seeds=1)
+    cfg = train.TrainConfig.from_args(args)
+    prep = train.prepare(cfg, settings)
+    seen = {}
+
+    def recording_fit(p, c, subsets):
+        seen[len(seen)] = (subsets, np.isfinite(p.labels["helpfulness"]).any())
+        return train.fit(p, c, subsets=subsets)
+
+    for i, source in enumerate(("rmb-helpfulness", "alpacaeval")):
+        result = validate.fold(prep, cfg, source, recording_fit)
+        subsets, helpfulness_rows = seen[i]
+        assert source not in subsets and result["n"] == sum(validate.source_of(p) == source for p in prep.pairs) > 0
+        assert 0.0 <= result["accuracy"] <= 1.0 and 0.0 <= result["longer_wins"] <= 1.0
+        # AlpacaEval's judge rated the helpfulness rows too: leaving it out leaves them out
+        assert helpfulness_rows == (source != "alpacaeval")
+        assert ("helpfulness" in result["objectives"]) == (source != "alpacaeval")
+    assert validate.fold(prep, cfg, "rmb-harmlessness", recording_fit) == {"n": 0}  # no such pairs: no fit
+    assert len(seen) == 2
+
+    assert train.main(args, settings) == 0  # the command: the table printed, written and in the card
+    loso = json.loads((out / "loso.json").read_text())
+    assert set(loso["folds"]) == set(validate.HELD_OUT_SOURCES)
+    assert loso["worst"] <= loso["mean"]
+    assert "| alpacaeval |" in (out / "loso.md").read_text()
+    assert "Leave-one-source-out validation" in (out / "MODEL_CARD.md").read_text()

@@ -65,6 +65,7 @@ def agreement_table(res: dict) -> str:
 
 NOTES_FILE = "CARD_NOTES.md"  # hand-written: how the shipped configuration was chosen, caveats
 ABLATION_FILE = "ablation.md"  # written by `python -m mo_explorer.training.ablate --card-dir`
+LOSO_FILE = "loso.md"  # written by `train --validate loso`: the leave-one-source-out table
 
 
 def ablation_section(ablation: str, backbones: str | None = None) -> str:
@@ -145,6 +146,8 @@ def write_card(head_dir: str | Path, dev: dict | None = None, ablation: str | No
                   f"Spearman correlation of the score with response length (words) over all scored responses: "
                   f"{dev.get('length_spearman', float('nan')):+.3f}.", "",
                   "Each objective alone (how often it prefers the chosen response):", "", agreement_table(dev)]
+    if (head_dir / LOSO_FILE).is_file():
+        parts += ["", "## Leave-one-source-out validation", "", (head_dir / LOSO_FILE).read_text().strip()]
     if ablation is None and (head_dir / ABLATION_FILE).is_file():
         parts += ["", (head_dir / ABLATION_FILE).read_text().strip()]
     elif ablation:

@@ -67,6 +67,7 @@ class TrainConfig:
     features: str | None
     seed: int
     rows_cached_by: str | None
+    validate: str  # "none" or "loso"
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainConfig:
@@ -135,6 +136,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--features", default=None,
                         help="Feature cache directory (default <cache-dir>/features); resumable.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of every sample and of the gate.")
+    parser.add_argument("--validate", choices=("none", "loso"), default="none",
+                        help="loso: also fit the recipe once per training source left out, score that source's "
+                             "pairs, and print the table (written to <out>/loso.md); choose recipes by its mean "
+                             "and worst column, not by the dev set alone.")
     parser.add_argument("--rows-cached-by", default=None,
                         help="Keep only the sampled rows whose features this backbone already has in the cache "
                              "(no extraction for it): compares backbones on identical rows, or trains on a "
@@ -374,7 +379,8 @@ def command_line(cfg: TrainConfig, skip: tuple[str, ...] = ()) -> str:
     configure(probe)
     for action in probe._actions:  # noqa: SLF001 - argparse exposes no public list of options
         # --features is where this machine caches, not a training choice: the command stays portable.
-        if not action.option_strings or action.dest in ("help", "features", *skip) or not hasattr(cfg, action.dest):
+        if not action.option_strings or action.dest in ("help", "features", "validate", *skip) \
+                or not hasattr(cfg, action.dest):
             continue
         value = getattr(cfg, action.dest)
         flag = action.option_strings[0]
@@ -413,6 +419,20 @@ def main(args: argparse.Namespace, settings: config.Settings) -> int:
         root = cfg.features or settings.models.features_dir
         results = evaluate_file(cfg.dev, cfg.out, settings, limit=cfg.dev_limit, seed=cfg.seed, features=root)
         (Path(cfg.out) / "dev_results.json").write_text(json.dumps(results, indent=2) + "\n")
+    if cfg.validate == "loso":
+        from mo_explorer.training import validate
+        from mo_explorer.training.card import LOSO_FILE
+
+        def refit(p: Prepared, c: TrainConfig, subsets: tuple[str, ...]):
+            return fit(p, c, use_likelihood=c.likelihood_pairs > 0, subsets=subsets)
+
+        loso = validate.loso(prep, cfg, refit)
+        table = (f"Each row: the recipe fitted without that source, scored on its {cfg.pairs_limit}-pair sample's "
+                 f"pairs of it (seed {cfg.seed}); `{command_line(cfg)} --validate loso`.\n\n"
+                 + validate.markdown(loso))
+        (Path(cfg.out) / LOSO_FILE).write_text(table + "\n")
+        (Path(cfg.out) / "loso.json").write_text(json.dumps(loso, indent=2) + "\n")
+        print(table)
     from mo_explorer.training.card import write_card
     write_card(cfg.out, dev=results if cfg.dev else None, command=report["command"],
                eval_command=f"python -m mo_explorer eval {cfg.dev} --limit {cfg.dev_limit} --seed {cfg.seed}"
