@@ -84,3 +84,13 @@ def store_url(request, tmp_path):
 
     base = request.getfixturevalue("postgres_base")
     return servers.create_database(base, "t_" + secrets.token_hex(8))
+
+
+@pytest.fixture
+def store(store_url):
+    """A Store on store_url (SQLite and PostgreSQL), closed after the test."""
+    from mo_explorer.storage.store import Store
+
+    opened = Store(store_url)
+    yield opened
+    opened.close()

@@ -25,13 +25,6 @@ PROMPT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content"
 pytestmark = pytest.mark.filterwarnings("error::sqlalchemy.exc.SAWarning")
 
 
-@pytest.fixture
-def store(store_url):
-    s = Store(store_url)
-    yield s
-    s.close()
-
-
 def count_rows(store: Store, table: str) -> int:
     """Rows of a table, read with the store's own engine (any backend)."""
     with store._engine.connect() as conn:

@@ -20,13 +20,6 @@ DIRECTION = Direction(("helpfulness", "safety"), (0.6, 0.8))
 pytestmark = pytest.mark.filterwarnings("error::sqlalchemy.exc.SAWarning")
 
 
-@pytest.fixture
-def store(store_url):
-    s = Store(store_url)
-    yield s
-    s.close()
-
-
 def make_round(store: Store, session_id: str, n: int = 3) -> str:
     rid = store.create_round(session_id, PROMPT, GenerationParams(n=n, seed=1), "gen", "rm", OBJECTIVES,
                              (False, False, True), (True, True, True), np.asarray([0.5, 0.5], np.float32),

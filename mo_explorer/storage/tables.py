@@ -47,6 +47,12 @@ class MetaRow(Base):
     value: Mapped[str] = mapped_column(String(256))
 
 
+def _owned(parent: str, order_by: str):
+    """A parent's rows that live and die with it: deleted with the parent (also by the database's ON DELETE
+    CASCADE, which passive_deletes leaves to it) or when removed from the list; read back in order_by's order."""
+    return relationship(back_populates=parent, cascade="all, delete-orphan", order_by=order_by, passive_deletes=True)
+
+
 class SessionRow(Base):
     """One user session: a sequence of rounds and votes."""
 
@@ -56,10 +62,8 @@ class SessionRow(Base):
     id: Mapped[str] = mapped_column(String(ID_LENGTH), unique=True, index=True)
     created_at: Mapped[str] = mapped_column(String(TIME_LENGTH))
 
-    rounds: Mapped[list[RoundRow]] = relationship(
-        back_populates="session", cascade="all, delete-orphan", order_by="RoundRow.pk", passive_deletes=True)
-    votes: Mapped[list[VoteRow]] = relationship(
-        back_populates="session", cascade="all, delete-orphan", order_by="VoteRow.pk", passive_deletes=True)
+    rounds: Mapped[list[RoundRow]] = _owned("session", "RoundRow.pk")
+    votes: Mapped[list[VoteRow]] = _owned("session", "VoteRow.pk")
 
 
 class ShareRow(Base):
@@ -100,10 +104,8 @@ class RoundRow(Base):
     heartbeat: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     session: Mapped[SessionRow] = relationship(back_populates="rounds")
-    candidates: Mapped[list[CandidateRow]] = relationship(
-        back_populates="round", cascade="all, delete-orphan", order_by="CandidateRow.idx", passive_deletes=True)
-    directions: Mapped[list[DirectionRow]] = relationship(
-        back_populates="round", cascade="all, delete-orphan", order_by="DirectionRow.pk", passive_deletes=True)
+    candidates: Mapped[list[CandidateRow]] = _owned("round", "CandidateRow.idx")
+    directions: Mapped[list[DirectionRow]] = _owned("round", "DirectionRow.pk")
 
 
 class CandidateRow(Base):
