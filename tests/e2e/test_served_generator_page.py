@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.e2e.conftest import SCREENSHOTS
 from tests.ui_support import served, tiny_settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
@@ -44,3 +45,5 @@ def test_generate_on_the_page_with_a_served_generator(app, page):
     assert first in page.locator(".moex-by-direction").inner_text()
     assert explorer.generator.last_round.requests == 4  # the server ignored n: one request per candidate
     assert page.js_errors == []
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "served_generator.png"), full_page=True)
