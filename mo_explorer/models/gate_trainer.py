@@ -25,10 +25,10 @@ log = logging.getLogger(__name__)
 class GateTrainConfig:
     """Optimiser settings (ArmoRM: AdamW lr 1e-3, cosine schedule, dropout 0.2)."""
 
-    hidden: int = 256
-    n_hidden: int = 2
-    temperature: float = 10.0
-    steps: int = 600
+    hidden: int = 256  # units per hidden layer
+    n_hidden: int = 2  # hidden layers before the softmax over objectives
+    temperature: float = 10.0  # softmax temperature: ArmoRM's sharpening of the gate's logits
+    steps: int = 600  # full optimisation steps (a few thousand pairs: more overfits the gate)
     lr: float = 1e-3
     weight_decay: float = 1e-2
     dropout: float = 0.2

@@ -52,9 +52,8 @@ class HeadRewardModel:
 
     def __init__(self, head: ArmoHead, extractor, likelihood_extractor=None, head_dir: str = "",
                  likelihood_loader=None):
-        self.head = head
-        self.extractor = extractor
-        self._likelihood_extractor = likelihood_extractor
+        self.head, self.extractor = head, extractor
+        self._likelihood_extractor = likelihood_extractor  # None until the first text the app did not generate
         # Loaded on first use: rounds written by the same model hand over their own token log-probs, so the app
         # needs this second (float32) copy of the generator only for text it did not generate (import, `score`).
         self._likelihood_loader = likelihood_loader
