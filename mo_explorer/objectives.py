@@ -14,7 +14,9 @@ MEANINGS = {
     "overall": "Overall quality as GPT-4 rubrics rate it (Prometheus, Auto-J).",
     "harmlessness": "Refuses clearly unsafe requests (1 = a full refusal of an unsafe prompt).",
     "compliance": "Answers safe requests instead of over-refusing them.",
-    "verbosity": "How long the answer is: log(1 + words). Shown, not rewarded by the model.",
+    "verbosity": "How long the answer is: log(1 + words). The gate weighs it where the training pairs preferred "
+                 "fuller answers; the other objectives are debiased against it.",
+    "preference": "How likely people (or a judge) prefer this answer: learned from preference pairs directly.",
     "likelihood": "How fluent and plausible the answer is to the generator (its mean token log-probability).",
     # measured while generating: costs, lower is better
     "length_tokens": "A cost: how many tokens the answer took (fewer is cheaper to read and to generate).",

@@ -9,7 +9,8 @@ from mo_explorer.models.armo import ArmoHead, HeadConfig
 from mo_explorer.models.gate_trainer import GateTrainConfig, gate_weights, train_gate
 from mo_explorer.training import data as D
 from mo_explorer.training.metrics import difficulty, evaluate_pairs, expected_calibration_error
-from mo_explorer.training.ridge import debias_transform, fit_ridge, spearman
+from mo_explorer.training import recipe
+from mo_explorer.training.ridge import debias_transform, fit_bradley_terry, fit_ridge, spearman
 
 
 def test_ridge_recovers_known_linear_map():
@@ -21,6 +22,37 @@ def test_ridge_recovers_known_linear_map():
     np.testing.assert_allclose(fit.weight, w, atol=0.02)
     assert abs(fit.intercept - 2.0) < 0.1
     assert fit.val_spearman > 0.99
+
+
+def test_bradley_terry_recovers_the_direction_that_decides_pairs():
+    rng = np.random.default_rng(3)
+    scale = np.arange(1, 21, dtype=float)  # features on very different scales
+    w = rng.normal(size=20)
+    a, b = rng.normal(size=(3000, 20)) * scale, rng.normal(size=(3000, 20)) * scale
+    a_wins = ((a - b) / scale) @ w + rng.logistic(size=3000) > 0
+    diff = np.where(a_wins[:, None], a - b, b - a)  # chosen minus rejected
+    fit = fit_bradley_terry(diff, np.ones(3000), l2=1e-4)
+    assert np.corrcoef(fit * scale, w)[0, 1] > 0.99
+    # a flipped label set gives the opposite direction: the head follows the labels, not the features
+    assert np.corrcoef(fit_bradley_terry(-diff, np.ones(3000), l2=1e-4) * scale, w)[0, 1] < -0.99
+
+
+def test_preference_head_margins_are_cross_fitted():
+    """The gate trains on the preference head's margins; on pure noise they must look like chance, not like the
+    head's in-sample fit (which memorises noise)."""
+    rng = np.random.default_rng(4)
+    n, d = 300, 120
+
+    def table(x):
+        return recipe.FeatureTable(np.zeros((len(x), 2)), x, np.full(len(x), np.nan), np.ones(len(x)))
+
+    chosen, rejected = rng.normal(size=(n, d)), rng.normal(size=(n, d))
+    params = recipe.HeadParams(("overall",), np.zeros((1, d)), np.zeros(1), {}, np.eye(1))
+    margin = recipe.add_preference_head(params, table(np.vstack([chosen, rejected])), table(chosen),
+                                        table(rejected), np.ones(n), l2=1e-3)
+    assert params.objectives == ("overall", recipe.PREFERENCE) and params.weight.shape == (2, d)
+    assert params.stage1[recipe.PREFERENCE]["train_accuracy"] > 0.75
+    assert abs(np.mean(margin > 0) - 0.5) < 0.1
 
 
 def test_debiasing_zeroes_spearman_with_verbosity():
@@ -73,7 +105,7 @@ def test_gate_learns_known_preference():
                                                           temperature=1.0))
     g = gate_weights(gate, np.array([[-1.0, 0, 0], [1.0, 0, 0]]))
     assert g[0, 0] > g[0, 1] and g[1, 1] > g[1, 0]
-    assert log["train_accuracy"] > 0.9
+    assert log["train_accuracy"] > 0.75
 
 
 def test_gate_ensemble_is_the_mean_of_its_seeds(tmp_path):
@@ -95,7 +127,7 @@ def test_gate_ensemble_is_the_mean_of_its_seeds(tmp_path):
     single, _ = train_gate(prompts, diff, GateTrainConfig(**{**cfg.__dict__, "members": 1, "seed": 5}))
     np.testing.assert_allclose(gate_weights(single, probe), members[1], rtol=1e-6)  # member i has seed + i
     g = gate_weights(gate, probe)
-    assert g[0, 0] > g[0, 1] and g[1, 1] > g[1, 0] and log["train_accuracy"] > 0.9
+    assert g[0, 0] > g[0, 1] and g[1, 1] > g[1, 0] and log["train_accuracy"] > 0.75
     config = HeadConfig(objectives=["a", "b"], hidden_size=4, gate_hidden=16, gate_layers=1, temperature=1.0,
                         gate_input_size=3, gate_members=3)
     head = ArmoHead(config)

@@ -103,6 +103,21 @@ def test_retraining_keeps_the_card_notes_and_last_ablation(trained_head, tmp_pat
         train.TrainConfig.from_args(train_args(tmp, tmp / "lm", head)), skip=("out",))
 
 
+def test_command_line_reproduces_the_config(tmp_path):
+    """The card's command, parsed again, gives the same config (a switched-off default flag included)."""
+    import shlex
+
+    for extra, length_in_score in (({}, True), ({}, False), ({"preference_l2": 0.01}, True)):
+        args = train_args(tmp_path, tmp_path / "lm", tmp_path / "head", **extra)
+        args.verbosity_in_score = length_in_score
+        cfg = train.TrainConfig.from_args(args)
+        parser = argparse.ArgumentParser()
+        train.configure(parser)
+        argv = shlex.split(train.command_line(cfg))[4:]  # after "python -m mo_explorer train"
+        again = train.TrainConfig.from_args(parser.parse_args([*argv, "--features", str(cfg.features)]))
+        assert again == cfg, (extra, length_in_score)
+
+
 def test_head_reward_identity_and_full_pass(trained_head):
     from mo_explorer.models.head_reward import HeadRewardModel
 

@@ -11,8 +11,13 @@ Truncation policy (documented in the model card): the templated prompt keeps its
 (the question sits at the end); a response keeps its first `max_response_tokens - tail` tokens plus the template's
 closing tokens, so the feature token is always the closing token.
 
-MiniLM (sentence-transformers all-MiniLM-L6-v2): mean pooling over at most 256 tokens of the prompt's last user
-turn (gate input) and of that turn followed by the response (response feature); no log-prob.
+MiniLM (sentence-transformers all-MiniLM-L6-v2): mean pooling over at most 256 tokens; no log-prob. Two text
+layouts (FeatureSpec.layout):
+- "joined" (heads trained before 2026-11-28): the last user turn (gate input), and that turn followed by the
+  response, cut at 256 tokens (response feature). A user turn of 250 tokens left the response unread.
+- "budgeted": the gate reads every user turn of the conversation, keeping the last 254 tokens (the newest request
+  and as much of the earlier ones as fits); the response feature reads the last `max_prompt_tokens` tokens of the
+  last user turn followed by the response's first tokens, up to 254 in all, so the response is always read.
 """
 
 from __future__ import annotations
@@ -44,17 +49,22 @@ class FeatureSpec:
     max_prompt_tokens: int = 256
     max_response_tokens: int = 384
     batch_size: int = 8
+    layout: str = "joined"  # mean pooling only: "joined" or "budgeted" (module docstring)
 
     def to_json(self) -> dict:
-        return {"name": self.name, "layers": list(self.layers), "pooling": self.pooling, "logprob": self.logprob,
-                "max_prompt_tokens": self.max_prompt_tokens, "max_response_tokens": self.max_response_tokens}
+        out = {"name": self.name, "layers": list(self.layers), "pooling": self.pooling, "logprob": self.logprob,
+               "max_prompt_tokens": self.max_prompt_tokens, "max_response_tokens": self.max_response_tokens}
+        if self.layout != "joined":  # absent from older specs: their cache keys and head configs stay valid
+            out["layout"] = self.layout
+        return out
 
     @classmethod
     def from_json(cls, data: dict) -> FeatureSpec:
         return cls(name=data["name"], layers=tuple(data.get("layers", (12,))), pooling=data.get("pooling", "last"),
                    logprob=bool(data.get("logprob", False)),
                    max_prompt_tokens=int(data.get("max_prompt_tokens", 256)),
-                   max_response_tokens=int(data.get("max_response_tokens", 384)))
+                   max_response_tokens=int(data.get("max_response_tokens", 384)),
+                   layout=str(data.get("layout", "joined")))
 
 
 @dataclass
@@ -318,10 +328,44 @@ class MeanPoolFeatures:
 
     def encode(self, prompt: schema.Prompt, responses: Sequence[str]) -> GroupFeatures:
         """Features of n responses to one prompt (the prompt text is embedded once)."""
+        if self.spec.layout == "budgeted":
+            return self._encode_budgeted(prompt, responses)
         question = schema.prompt_text(prompt)
         emb = self.embed([question] + [f"{question}\n\n{r}" for r in responses])
         n_tok = [len(self.tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses]
         return GroupFeatures(emb[0][None], emb[1:, None], np.full(len(responses), np.nan, np.float32),
                              np.array(n_tok, np.int32))
+
+    def _encode_budgeted(self, prompt: schema.Prompt, responses: Sequence[str]) -> GroupFeatures:
+        room = self.max_tokens - 2  # [CLS] ... [SEP]
+        ids = self._token_ids
+        users = [m["content"] for m in schema.as_messages(prompt) if m["role"] == "user"]
+        request = ids("\n\n".join(users) if users else schema.prompt_text(prompt))[-room:]
+        question = ids(schema.prompt_text(prompt))[-self.spec.max_prompt_tokens:]
+        answers = [ids(r) for r in responses]
+        cut = min(self.spec.max_response_tokens, room - len(question))
+        emb = self.embed_ids([request] + [question + a[:cut] for a in answers])
+        return GroupFeatures(emb[0][None], emb[1:, None], np.full(len(responses), np.nan, np.float32),
+                             np.array([len(a) for a in answers], np.int32))
+
+    def _token_ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+
+    @torch.no_grad()
+    def embed_ids(self, pieces: Sequence[list[int]]) -> np.ndarray:
+        """(n, D) mean-pooled states of token id lists (each wrapped in [CLS] ... [SEP]), batched by length."""
+        tok = self.tokenizer
+        out = np.zeros((len(pieces), self.hidden_size), np.float32)
+        order = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
+        for start in range(0, len(pieces), self.spec.batch_size):
+            idx = order[start:start + self.spec.batch_size]
+            rows = [[tok.cls_token_id, *pieces[i], tok.sep_token_id] for i in idx]
+            width = max(map(len, rows))
+            input_ids = torch.tensor([r + [tok.pad_token_id] * (width - len(r)) for r in rows], device=self.device)
+            mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=self.device)
+            hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+            m = mask.unsqueeze(-1).to(hidden.dtype)
+            out[idx] = ((hidden * m).sum(1) / m.sum(1).clamp(min=1)).float().cpu().numpy()
+        return out
 
     encode_full = encode

@@ -13,6 +13,11 @@ MEANINGS = {
     "compliance": "Answers safe requests instead of over-refusing (XSTest v2 safe prompts: 1 = full compliance).",
     "verbosity": "Measured length: log(1 + words) of the response. Shown, not rewarded (its column of the "
                  "transform is zero), and every other objective is debiased against it.",
+    "verbosity-in-score": "Measured length: log(1 + words) of the response. Every other objective is debiased "
+                          "against it, and the gate gives it the weight the training pairs support for the prompt "
+                          "at hand (`--verbosity-in-score`).",
+    "preference": "A Bradley-Terry linear head fitted on the training pairs' feature differences "
+                  "(`--preference-l2`); the gate sees its cross-fitted margins.",
     "likelihood": "Mean token log-probability of the response under SmolLM2-135M-Instruct (the generator), "
                   "given the prompt: fluency and plausibility as the generator sees them.",
 }
@@ -89,7 +94,11 @@ def write_card(head_dir: str | Path, dev: dict | None = None, ablation: str | No
     report = cfg.get("extra", {}).get("training", {})
     measured = cfg.get("extra", {}).get("measured", {})
     b = cfg["backbone"]
-    if b["pooling"] == "mean":
+    if b["pooling"] == "mean" and b.get("layout") == "budgeted":
+        feature_line = (f"- Backbone: `{b['name']}`, mean pooling over at most 256 tokens: the last "
+                        f"{b['max_prompt_tokens']} tokens of the last user turn, then the response (so the response "
+                        "is always read); the prompt feature reads every user turn, keeping the last 254 tokens.")
+    elif b["pooling"] == "mean":
         feature_line = (f"- Backbone: `{b['name']}`, mean pooling over at most 256 tokens of the last user turn "
                         "followed by the response (the prompt feature: the last user turn alone).")
     else:
@@ -120,7 +129,8 @@ def write_card(head_dir: str | Path, dev: dict | None = None, ablation: str | No
     for name in cfg["objectives"]:
         s1 = report.get("stage1", {}).get(name)
         rows, rho = (s1["rows"], f"{s1['val_spearman']:.3f}") if s1 else ("measured", "")
-        parts.append(f"| {name} | {MEANINGS.get(name, '')} | {rows} | {rho} |")
+        key = "verbosity-in-score" if name == "verbosity" and report.get("verbosity_in_score") else name
+        parts.append(f"| {name} | {MEANINGS.get(key, '')} | {rows} | {rho} |")
     debias = report.get("debias", {})
     if debias:
         parts += ["", "Verbosity debiasing (Spearman with verbosity on the training responses):", "",

@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mo_explorer.training.ridge import debias_lambda, debias_transform, fit_ridge, spearman
+from mo_explorer.training.ridge import debias_lambda, debias_transform, fit_bradley_terry, fit_ridge, spearman
 
 log = logging.getLogger(__name__)
 
 LIKELIHOOD = "likelihood"
+PREFERENCE = "preference"
+PREFERENCE_FOLDS = 5
 VERBOSITY = "verbosity"
 LOGIT_TARGETS = ("helpfulness",)  # skewed win probabilities: regress their logit
 
@@ -99,6 +101,35 @@ def fit_heads(table: FeatureTable, labels: dict[str, np.ndarray], learned: tuple
     return HeadParams(objectives, weight, offset, stats, np.eye(len(objectives)), stage1)
 
 
+def add_preference_head(params: HeadParams, reference: FeatureTable, chosen: FeatureTable, rejected: FeatureTable,
+                        weights: np.ndarray, l2: float, seed: int = 0) -> np.ndarray:
+    """Append a learned `preference` objective to params (before any measured one): a Bradley-Terry head on the
+    pairs' response-state differences, standardised over `reference` rows like the rated heads.
+
+    Returns its cross-fitted margins on these pairs (each pair scored by a head fitted without it, same scale):
+    the gate is trained on the same pairs, and in-sample margins would make it trust this head more than it
+    deserves on unseen data.
+    """
+    diff = chosen.response_states - rejected.response_states
+    w = fit_bradley_terry(diff, weights, l2)
+    pred = reference.response_states @ w
+    mu, sd = float(pred.mean()), float(pred.std() + 1e-9)
+    params.objectives = params.objectives + (PREFERENCE,)
+    params.weight = np.vstack([params.weight, (w / sd)[None]])
+    params.offset = np.concatenate([params.offset, [-mu / sd]])
+    fold = np.random.default_rng(seed).permutation(len(diff)) % PREFERENCE_FOLDS
+    margin = np.zeros(len(diff))
+    for f in range(PREFERENCE_FOLDS):
+        out = fold == f
+        margin[out] = diff[out] @ fit_bradley_terry(diff[~out], weights[~out], l2) / sd
+    params.stage1[PREFERENCE] = {"pairs": len(diff), "l2": l2,
+                                 "cross_fitted_accuracy": float(np.mean(margin > 0)),
+                                 "train_accuracy": float(np.mean(diff @ w > 0))}
+    log.info("stage 1 %-12s pairs %5d l2 %g cross-fitted accuracy %.3f (in sample %.3f)", PREFERENCE, len(diff),
+             l2, params.stage1[PREFERENCE]["cross_fitted_accuracy"], params.stage1[PREFERENCE]["train_accuracy"])
+    return margin
+
+
 def _measured_raw(name: str, table: FeatureTable) -> np.ndarray:
     if name == VERBOSITY:
         return np.log1p(table.words.astype(np.float64))
@@ -166,9 +197,13 @@ def _idx(params: HeadParams, name: str) -> list[int]:
     return [params.objectives.index(name)] if name in params.objectives else []
 
 
-def pair_reward_diff(params: HeadParams, chosen: FeatureTable, rejected: FeatureTable) -> np.ndarray:
-    """(r_chosen - r_rejected) @ T (n, k), with unmeasured likelihood differences set to 0 (no evidence)."""
+def pair_reward_diff(params: HeadParams, chosen: FeatureTable, rejected: FeatureTable,
+                     preference_margin: np.ndarray | None = None) -> np.ndarray:
+    """(r_chosen - r_rejected) @ T (n, k), with unmeasured likelihood differences set to 0 (no evidence);
+    `preference_margin` (n,), when given, replaces the preference head's own differences (cross-fitted ones)."""
     diff = rewards(params, chosen) - rewards(params, rejected)
+    if preference_margin is not None:
+        diff[:, params.objectives.index(PREFERENCE)] = preference_margin
     return np.nan_to_num(diff, nan=0.0) @ params.transform
 
 

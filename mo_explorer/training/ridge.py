@@ -96,3 +96,27 @@ def debias_transform(rewards: np.ndarray, objectives: tuple[str, ...], verbosity
             continue
         transform[v, i] = -debias_lambda(rewards[:, i], rewards[:, v])
     return transform
+
+
+def fit_bradley_terry(diff: np.ndarray, weights: np.ndarray, l2: float, iterations: int = 30) -> np.ndarray:
+    """Linear Bradley-Terry head on pair differences diff (n, D) = x_chosen - x_rejected: w (D,) maximising
+    sum_i weights_i log sigmoid(diff_i @ w) - l2 * n_eff * |w * sd|^2 (the penalty on standardised features).
+
+    Newton's method: D is a few hundred, so each step is one D x D solve. No intercept (a pair has no side).
+    """
+    x = np.asarray(diff, np.float64)
+    sd = np.sqrt((x**2).mean(0)) + 1e-6  # scale of the differences (they are centred on 0 by symmetry)
+    z = x / sd
+    w_rows = np.asarray(weights, np.float64) / np.mean(weights)
+    n, d = z.shape
+    w = np.zeros(d)
+    for _ in range(iterations):
+        m = z @ w
+        p = 1.0 / (1.0 + np.exp(np.clip(m, -30, 30)))  # sigmoid(-m): the gradient weight of each pair
+        grad = z.T @ (w_rows * p) / n - 2 * l2 * w
+        hess = (z * (w_rows * p * (1 - p))[:, None]).T @ z / n + 2 * l2 * np.eye(d)
+        step = np.linalg.solve(hess, grad)
+        w += step
+        if np.max(np.abs(step)) < 1e-8:
+            break
+    return w / sd

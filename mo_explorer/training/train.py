@@ -59,6 +59,7 @@ class TrainConfig:
     likelihood_model: str
     likelihood_tokens: int
     verbosity_in_score: bool
+    preference_l2: float  # 0: no preference head
     gate_steps: int
     gate_seeds: int
     gate_entropy: float
@@ -105,7 +106,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="Objectives sampled as whole prompt groups and regressed on within-prompt differences "
                              "(e.g. helpfulness: AlpacaEval rates 16 responses per instruction).")
     parser.add_argument("--per-prompt", type=int, default=8, help="Responses per prompt group for --grouped.")
-    parser.add_argument("--pairs-limit", type=int, default=800, help="Pairs sampled (stratified by subset).")
+    parser.add_argument("--pairs-limit", type=int, default=3000, help="Pairs sampled (stratified by subset).")
     parser.add_argument("--contrastive", type=int, default=100,
                         help="Contrastive pairs per generator (0 disables them).")
     parser.add_argument("--fact-pairs", type=int, default=0,
@@ -123,8 +124,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="Causal LM whose mean token log-prob is the likelihood objective (the generator).")
     parser.add_argument("--likelihood-tokens", type=int, default=LIKELIHOOD_TOKENS,
                         help="Response tokens the likelihood model reads (the rest is cut: cost grows with it).")
-    parser.add_argument("--verbosity-in-score", action="store_true",
-                        help="Let the gate weight verbosity in the score (off: verbosity is shown, not rewarded).")
+    parser.add_argument("--verbosity-in-score", action=argparse.BooleanOptionalAction, default=True,
+                        help="Let the gate weight verbosity in the score, as far as the training pairs prefer longer "
+                             "answers (--no-verbosity-in-score: verbosity is shown, not rewarded; chosen by the "
+                             "leave-one-source-out table in the model card).")
+    parser.add_argument("--preference-l2", type=float, default=0.0,
+                        help="Also learn a 'preference' objective: a Bradley-Terry linear head on the training "
+                             "pairs' feature differences, with this L2 penalty on standardised features (0: none).")
     parser.add_argument("--gate-steps", type=int, default=600, help="Gate optimisation steps.")
     parser.add_argument("--gate-seeds", type=int, default=5,
                         help="Gates trained with seeds seed, seed + 1, ... and averaged (1: a single gate): one "
@@ -163,9 +169,9 @@ class Prepared:
 def feature_spec(backbone: str, layer: int | None) -> dict:
     """The FeatureSpec json of a backbone choice."""
     if backbone in ("embedded:minilm",) or "minilm" in backbone.lower():
-        # The token fields are unused by mean pooling (256 tokens of question + response); kept at the defaults.
+        # 256 tokens in all: the last 64 of the question, then the response (features.py, "budgeted" layout).
         return {"name": backbone, "layers": [6], "pooling": "mean", "logprob": False,
-                "max_prompt_tokens": 256, "max_response_tokens": 384}
+                "max_prompt_tokens": 64, "max_response_tokens": 254, "layout": "budgeted"}
     if backbone == "embedded:smollm2" and (layer is None or layer in likelihood_spec()["layers"]):
         # One pass gives the states and the likelihood; the head reads one of the captured layers (head_layer).
         return likelihood_spec()
@@ -285,6 +291,17 @@ def fit(prep: Prepared, cfg: TrainConfig, use_contrastive: bool = True, use_like
     groups = [D.prompt_key(r.prompt) for r in prep.ratings]
     params = recipe.fit_heads(prep.rating_table, prep.labels, learned, (), seed=cfg.seed,
                               centred={n: groups for n in cfg.grouped})
+    keep = [i for i, p in enumerate(prep.pairs)
+            if (use_contrastive or not _is_contrastive(p)) and (use_rating_pairs or not p.id.startswith("rating/"))
+            and (subsets is None or p.subset in subsets)]
+    names = [prep.pairs[i].subset for i in keep]
+    counts = {s: names.count(s) for s in set(names)}
+    weights = np.array([1.0 / counts[s] for s in names]) * len(names) / len(counts)  # each subset weighs the same
+    held_margin = None  # the preference head's cross-fitted margins on the gate's pairs
+    if cfg.preference_l2 > 0:
+        held_margin = recipe.add_preference_head(params, union, prep.chosen.take(keep), prep.rejected.take(keep),
+                                                 weights, cfg.preference_l2, cfg.seed)
+        learned = params.objectives
     stats = recipe.fit_heads(union, {}, (), measured).measured
     params.objectives = learned + measured
     k = len(params.objectives)
@@ -293,19 +310,13 @@ def fit(prep: Prepared, cfg: TrainConfig, use_contrastive: bool = True, use_like
     params.measured = stats
     debias = recipe.set_transform(params, recipe.rewards(params, union), cfg.verbosity_in_score,
                                   (recipe.rewards(params, prep.chosen), recipe.rewards(params, prep.rejected)))
-    keep = [i for i, p in enumerate(prep.pairs)
-            if (use_contrastive or not _is_contrastive(p)) and (use_rating_pairs or not p.id.startswith("rating/"))
-            and (subsets is None or p.subset in subsets)]
-    diff = recipe.pair_reward_diff(params, prep.chosen.take(keep), prep.rejected.take(keep))
+    diff = recipe.pair_reward_diff(params, prep.chosen.take(keep), prep.rejected.take(keep), held_margin)
     # Objectives not measured on a pair (the likelihood on rows the generator did not score) are masked out of
     # that pair's gate, so the gate cannot park weight on a zero column to shrink margins it gets wrong.
     mask = np.ones_like(diff)
     if recipe.LIKELIHOOD in params.objectives:
         j = params.objectives.index(recipe.LIKELIHOOD)
         mask[:, j] = (np.isfinite(prep.chosen.logprob[keep]) & np.isfinite(prep.rejected.logprob[keep]))
-    names = [prep.pairs[i].subset for i in keep]
-    counts = {s: names.count(s) for s in set(names)}
-    weights = np.array([1.0 / counts[s] for s in names]) * len(names) / len(counts)  # each subset weighs the same
     rng = np.random.default_rng(cfg.seed)
     val = rng.random(len(keep)) < 0.1
     gate_cfg = GateTrainConfig(steps=cfg.gate_steps, seed=cfg.seed, entropy_weight=cfg.gate_entropy,
@@ -324,7 +335,7 @@ def fit(prep: Prepared, cfg: TrainConfig, use_contrastive: bool = True, use_like
         concentration[s] = {"mean_max": float((g_all[sel].max(1) / g_all[sel].sum(1)).mean()),
                             "top": params.objectives[int(top.argmax())],
                             "mean": [float(x) for x in (g_all[sel] / g_all[sel].sum(1, keepdims=True)).mean(0)]}
-    report = {"stage1": params.stage1, "debias": debias, "gate": {**gate_log, "val_accuracy": val_acc,
+    report = {"stage1": params.stage1, "debias": debias, "verbosity_in_score": cfg.verbosity_in_score, "gate": {**gate_log, "val_accuracy": val_acc,
               "pairs": counts, "concentration": concentration}, "objectives": list(params.objectives)}
     return params, gate, report
 
@@ -386,8 +397,9 @@ def command_line(cfg: TrainConfig, skip: tuple[str, ...] = ()) -> str:
         flag = action.option_strings[0]
         if isinstance(value, dict):
             value = json.dumps(value)
-        if isinstance(value, bool):
-            parts += [flag] if value else []
+        if isinstance(value, bool):  # a BooleanOptionalAction also names its negation, e.g. --no-verbosity-in-score
+            negation = action.option_strings[1:] if isinstance(action, argparse.BooleanOptionalAction) else []
+            parts += [flag] if value else negation
         elif isinstance(value, (list, tuple)):
             parts += [flag, *map(str, value)] if value else []
         elif value is not None:
