@@ -8,8 +8,8 @@ import torch
 from mo_explorer.models.armo import ArmoHead, HeadConfig
 from mo_explorer.models.gate_trainer import GateTrainConfig, gate_weights, train_gate
 from mo_explorer.training import data as D
-from mo_explorer.training.metrics import difficulty, evaluate_pairs, expected_calibration_error
 from mo_explorer.training import recipe
+from mo_explorer.training.metrics import difficulty, evaluate_pairs, expected_calibration_error
 from mo_explorer.training.ridge import debias_transform, fit_bradley_terry, fit_ridge, spearman
 
 

@@ -19,7 +19,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 
 from mo_explorer import errors, model_thread, schema
 from mo_explorer.models import device as devices
-from mo_explorer.models import embedded, loading, sampling
+from mo_explorer.models import embedded, llama_step, loading, sampling
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ class Generator:
         self.eos_ids = self._eos_ids()
         self.closing_tokens = loading.closing_tokens(tokenizer)  # template tokens after a reply (likelihood)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else int(self.eos_ids[0])
+        self._step = None  # the fast sampler's decoding step, built on first use (models.llama_step)
 
     @classmethod
     def load(cls, name: str, cache_dir: str, device: str = "auto", dtype: str = "auto",
@@ -167,7 +168,10 @@ class Generator:
                 on_finish(done[-1])
 
         greedy = params.temperature == 0
-        sampling.decode(self.model, prompt_ids, params.n, params.max_new_tokens, float(params.temperature),
+        if self._step is None:
+            self._step = llama_step.stepper(self.model)
+            log.info("decoding step: %s", type(self._step).__name__)
+        sampling.decode(self._step, prompt_ids, params.n, params.max_new_tokens, float(params.temperature),
                         float(params.top_p), self.eos_ids.tolist(), params.seed, on_step=progress,
                         on_finish=finished)
         if greedy and params.n > 1:  # greedy decoding gives n identical rows: one was decoded

@@ -66,22 +66,19 @@ Finish = Callable[[int, RowResult], None]  # (row, its result) as soon as a row 
 
 
 @torch.inference_mode()
-def decode(model, prompt_ids: torch.Tensor, n: int, max_new_tokens: int, temperature: float, top_p: float,
+def decode(forward, prompt_ids: torch.Tensor, n: int, max_new_tokens: int, temperature: float, top_p: float,
            eos_ids: list[int], seed: int, on_step: Step | None = None, on_finish: Finish | None = None
            ) -> list[RowResult]:
     """Sample n continuations of prompt_ids (1, T); temperature 0 decodes one greedy row.
 
-    The prompt is run once and its KV cache repeated for the n rows; rows that emit an EOS token leave the batch.
+    forward: a models.llama_step stepper over the model. The prompt is run once and its KV cache repeated for the n
+    rows; rows that emit an EOS token leave the batch.
     """
     start = time.perf_counter()
     greedy = temperature == 0
     rng = torch.Generator(device=prompt_ids.device).manual_seed(int(seed))
-    out = model(input_ids=prompt_ids, use_cache=True)
-    cache = out.past_key_values
     rows = 1 if greedy else n
-    if rows > 1:
-        cache.batch_repeat_interleave(rows)
-    logits = out.logits[:, -1].float().expand(rows, -1)  # (B, V)
+    logits = forward.prefill(prompt_ids, rows, max_new_tokens).float().expand(rows, -1)  # (B, V)
     eos = torch.tensor(eos_ids, dtype=torch.long, device=prompt_ids.device)
     results = [RowResult() for _ in range(rows)]
     active = list(range(rows))  # original row index of each batch row
@@ -111,9 +108,9 @@ def decode(model, prompt_ids: torch.Tensor, n: int, max_new_tokens: int, tempera
             active = [active[b] for b in keep]
             if not active:
                 break
-            cache.batch_select_indices(index)
+            forward.select(index)
             token = token[index]
-        logits = model(input_ids=token[:, None], past_key_values=cache, use_cache=True).logits[:, -1].float()
+        logits = forward(token).float()
         if step + 1 == max_new_tokens:
             # Rows cut here still get the log-prob of ending the turn after their last token: the likelihood
             # objective closes every response with the end-of-turn token, as a scoring pass would.

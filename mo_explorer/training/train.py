@@ -335,8 +335,9 @@ def fit(prep: Prepared, cfg: TrainConfig, use_contrastive: bool = True, use_like
         concentration[s] = {"mean_max": float((g_all[sel].max(1) / g_all[sel].sum(1)).mean()),
                             "top": params.objectives[int(top.argmax())],
                             "mean": [float(x) for x in (g_all[sel] / g_all[sel].sum(1, keepdims=True)).mean(0)]}
-    report = {"stage1": params.stage1, "debias": debias, "verbosity_in_score": cfg.verbosity_in_score, "gate": {**gate_log, "val_accuracy": val_acc,
-              "pairs": counts, "concentration": concentration}, "objectives": list(params.objectives)}
+    report = {"stage1": params.stage1, "debias": debias, "verbosity_in_score": cfg.verbosity_in_score,
+              "gate": {**gate_log, "val_accuracy": val_acc, "pairs": counts, "concentration": concentration},
+              "objectives": list(params.objectives)}
     return params, gate, report
 
 
