@@ -34,6 +34,11 @@ def stepped(step, prompt: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     return torch.stack(out)
 
 
+def mean_kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> float:
+    p, q = torch.log_softmax(p_logits.float(), -1), torch.log_softmax(q_logits.float(), -1)
+    return float((p.exp() * (p - q)).sum(-1).mean())
+
+
 def test_lean_step_predicts_what_transformers_predicts():
     model = tiny_llama()
     assert llama_step.supports(model)
@@ -107,25 +112,29 @@ def test_int4_lean_step_matches_transformers_on_the_same_weights(hidden, joined_
     expected = stepped(llama_step.HFStep(model), prompt, tokens)  # bf16 rounds differently for 1 token than for 14
     step = llama_step.LlamaStep(model)
     assert all((not layer.qkv.parts) == joined_qkv and not layer.gate_up.parts for layer in step.layers)
-    torch.testing.assert_close(stepped(step, prompt, tokens), expected, atol=0, rtol=0)
+    assert mean_kl(expected, stepped(step, prompt, tokens)) < 1e-4  # bf16 rounding of the attention weights only
     torch.testing.assert_close(teacher_forced(model, prompt, tokens), before, atol=0, rtol=0)  # views, same codes
 
 
 @pytest.mark.model
 def test_embedded_generator_decodes_through_the_lean_step_as_transformers_would():
-    """The shipped SmolLM2 (int4 on native-bf16 CPUs) takes the lean step, with every projection joined, and
-    samples the very tokens transformers' own forward gives under the same seed."""
+    """The shipped SmolLM2 takes the lean step, with every projection joined, and along sampled answers predicts
+    the next token as closely to the float32 model as transformers' own forward on the same weights does."""
     from mo_explorer import config
     from mo_explorer.models.generator import Generator
 
-    generator = Generator.load("embedded:smollm2", cache_dir=config.Settings.from_env().models.cache_dir)
+    cache = config.Settings.from_env().models.cache_dir
+    generator = Generator.load("embedded:smollm2", cache_dir=cache)  # int4 on native-bf16 CPUs, else float32
+    full = Generator.load("embedded:smollm2", cache_dir=cache, dtype="float32")
     step = llama_step.stepper(generator.model)
     assert isinstance(step, llama_step.LlamaStep)
     assert not any(layer.qkv.parts or layer.gate_up.parts for layer in step.layers)
     prompt = generator._encode([{"role": "user", "content": "Name a colour and a fruit."}])
-    eos = generator.eos_ids.tolist()
-    lean = sampling.decode(step, prompt, 3, 24, 0.8, 0.95, eos, seed=3)
-    reference = sampling.decode(llama_step.HFStep(generator.model), prompt, 3, 24, 0.8, 0.95, eos, seed=3)
-    assert [r.ids for r in lean] == [r.ids for r in reference]
-    for a, b in zip(lean, reference):
-        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)
+    rows = sampling.decode(step, prompt, 4, 48, 0.8, 0.95, [], seed=3)  # no EOS: four rows of 48 tokens
+    tokens = torch.tensor([r.ids for r in rows]).T  # (48, 4)
+    truth = stepped(llama_step.HFStep(full.model), prompt, tokens)
+    lean = stepped(step, prompt, tokens)
+    reference = stepped(llama_step.HFStep(generator.model), prompt, tokens)
+    # Measured: 0.0012-0.0013 nats for both in int4 (a wrong position or head costs more than 1 nat).
+    assert mean_kl(truth, lean) <= 1.25 * mean_kl(truth, reference) + 1e-4
+    assert (lean.argmax(-1) == truth.argmax(-1)).float().mean() >= 0.9

@@ -6,8 +6,8 @@ matmuls, the LM head, attention) were about half; the rest was transformers' per
 bookkeeping, `repeat_kv` copies of the whole cache, `torch.cat` growing it every step) and torchao's tensor-subclass
 dispatch around each of the 210 int4 matmuls. Here the cache is preallocated and written in place, queries are
 grouped onto their key/value head instead of copying keys, q/k/v and gate/up are one matmul each, and int4 weights
-call the kernel directly. Prefill still runs transformers' own forward (once per round), so the cache starts exactly
-as transformers builds it.
+call the kernel directly: 8 x 128 tokens 5.4 s -> 3.7 s of generation on 2 cores (README, Speed). Prefill still runs
+transformers' own forward (once per round), so the cache starts exactly as transformers builds it.
 
 Used only where `supports(model)` holds; any other model decodes through `HFStep`, transformers' own forward.
 """
@@ -164,13 +164,10 @@ class LlamaStep:
         total = length + max_new_tokens
         self.keys, self.values = [], []
         for layer in out.past_key_values.layers:  # (1, kv_heads, T, D) each
-            # Keys are kept transposed (B, kv, D, T): their first L columns multiply queries without a copy.
-            keys = layer.keys.new_empty(rows, self.kv_heads, self.head_dim, total)
-            keys[..., :length] = layer.keys.transpose(2, 3)
-            values = layer.values.new_empty(rows, self.kv_heads, total, self.head_dim)
-            values[:, :, :length] = layer.values
-            self.keys.append(keys)
-            self.values.append(values)
+            for source, store in ((layer.keys, self.keys), (layer.values, self.values)):
+                buffer = source.new_empty(rows, self.kv_heads, total, self.head_dim)
+                buffer[:, :, :length] = source
+                store.append(buffer)
         positions = torch.arange(length, total, device=prompt_ids.device)[None]  # (1, L)
         probe = self.embed[:1][None]  # the rotary module reads only the dtype and device of its input
         cos, sin = self.rotary(probe, positions)  # (1, L, D)
@@ -196,11 +193,13 @@ class LlamaStep:
             qk = qk * cos + qk.view(rows, heads + kv, 2, dim // 2).flip(2).view(rows, heads + kv, dim) * sin
             q = qk[:, :heads].view(rows, kv, group, dim)  # queries grouped onto their key/value head
             keys, values = self.keys[i], self.values[i]
-            keys[..., pos] = qk[:, heads:]
+            keys[:, :, pos] = qk[:, heads:]
             values[:, :, pos] = qkv[:, (heads + kv) * dim:].view(rows, kv, dim)
-            scores = torch.matmul(q, keys[..., :pos + 1]) * self.scaling  # (B, kv, group, L)
-            probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
-            attn = torch.matmul(probs, values[:, :, :pos + 1]).reshape(rows, heads * dim)
+            # The group's queries read their key/value head's cache in place (no mask: a step sees every earlier
+            # token). SDPA reads the strided cache without the copies matmul made of it: 8% faster per round here;
+            # it keeps the attention weights in float32, so bf16 results differ from eager attention by rounding.
+            attn = F.scaled_dot_product_attention(q, keys[:, :, :pos + 1], values[:, :, :pos + 1],
+                                                  scale=self.scaling).reshape(rows, heads * dim)
             x = x + layer.o(attn)
             h = _rms_norm(x, layer.norm2, layer.eps2)
             gate, up = layer.gate_up(h).split(layer.gate_up.sizes, dim=-1)
