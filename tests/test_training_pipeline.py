@@ -319,3 +319,45 @@ def test_loso_leaves_each_source_out_of_training_and_scores_it(tiny_lm_dir, tmp_
     assert loso["worst"] <= loso["mean"]
     assert "| alpacaeval |" in (out / "loso.md").read_text()
     assert "Leave-one-source-out validation" in (out / "MODEL_CARD.md").read_text()
+
+
+def test_likelihood_ratio_is_the_conditional_minus_the_unconditional_log_prob(tiny_lm_dir, tmp_path):
+    """The measured ratio variant reads, per response, log p(r | prompt) - log p(r | an empty turn), both from the
+    likelihood model itself; rows the likelihood was not measured on stay unmeasured; the table has both rows."""
+    from mo_explorer.models.features import FeatureSpec, load_extractor
+    from mo_explorer.training import likelihood_ratio
+    from mo_explorer.training.feature_cache import FeatureCache
+
+    settings = config.Settings(models=config.ModelSettings(cache_dir=str(tmp_path / "cache"), device="cpu"))
+    args = train_args(tmp_path, tiny_lm_dir, tmp_path / "head", subsets=("rmb-helpfulness", "alpacaeval"),
+                      gate_seeds=1, likelihood_pairs=10)
+    cfg = train.TrainConfig.from_args(args)
+    prep = train.prepare(cfg, settings)
+    spec = train.run_likelihood_spec(cfg)
+    cache = FeatureCache(cfg.features, spec)
+    ratio = likelihood_ratio.ratio_prepared(prep, cache, spec, settings)
+    measured = np.isfinite(prep.chosen.logprob)
+    assert 0 < measured.sum() < len(prep.pairs)
+    assert np.array_equal(np.isfinite(ratio.chosen.logprob), measured)
+    extractor = load_extractor(FeatureSpec.from_json(spec), settings.models.cache_dir, "cpu")
+    i = int(np.flatnonzero(measured)[0])
+    pair = prep.pairs[i]
+    given = extractor.encode(pair.prompt, [pair.chosen]).mean_logprob[0]
+    alone = extractor.encode(likelihood_ratio.EMPTY_TURN, [pair.chosen]).mean_logprob[0]
+    assert given != pytest.approx(alone, abs=1e-3)  # the prompt matters to the model, so the test can fail
+    np.testing.assert_allclose(ratio.chosen.logprob[i], given - alone, atol=1e-4)
+    np.testing.assert_allclose(prep.chosen.logprob[i], given, atol=1e-4)  # the shipped recipe's rows untouched
+
+
+def test_likelihood_ratio_command_compares_both_variants_on_every_column(tiny_lm_dir, tmp_path):
+    from mo_explorer.training import likelihood_ratio, validate
+
+    settings = config.Settings(models=config.ModelSettings(cache_dir=str(tmp_path / "cache"), device="cpu"))
+    args = train_args(tmp_path, tiny_lm_dir, tmp_path / "head", subsets=("rmb-helpfulness", "alpacaeval"),
+                      gate_seeds=1, likelihood_pairs=20, dev=tmp_path / "pairs.jsonl.gz", dev_limit=12)
+    result = likelihood_ratio.run(args, settings)
+    assert list(result["rows"]) == ["likelihood (shipped recipe)", "likelihood ratio"]
+    for row in result["rows"].values():
+        assert row["loso"]["folds"]["alpacaeval"]["n"] > 0 and row["dev"]["n"] == 12
+    assert set(validate.HELD_OUT_SOURCES) <= set(result["markdown"].splitlines()[0].split(" | "))
+    assert result["markdown"].count("\n| likelihood") == 2
