@@ -347,17 +347,20 @@ def test_likelihood_ratio_is_the_conditional_minus_the_unconditional_log_prob(ti
     assert given != pytest.approx(alone, abs=1e-3)  # the prompt matters to the model, so the test can fail
     np.testing.assert_allclose(ratio.chosen.logprob[i], given - alone, atol=1e-4)
     np.testing.assert_allclose(prep.chosen.logprob[i], given, atol=1e-4)  # the shipped recipe's rows untouched
+    half = likelihood_ratio.ratio_prepared(prep, cache, spec, settings, weight=0.5)
+    np.testing.assert_allclose(half.chosen.logprob[i], given - 0.5 * alone, atol=1e-4)
 
 
-def test_likelihood_ratio_command_compares_both_variants_on_every_column(tiny_lm_dir, tmp_path):
+def test_likelihood_ratio_command_compares_every_variant_on_every_column(tiny_lm_dir, tmp_path):
     from mo_explorer.training import likelihood_ratio, validate
 
     settings = config.Settings(models=config.ModelSettings(cache_dir=str(tmp_path / "cache"), device="cpu"))
     args = train_args(tmp_path, tiny_lm_dir, tmp_path / "head", subsets=("rmb-helpfulness", "alpacaeval"),
                       gate_seeds=1, likelihood_pairs=20, dev=tmp_path / "pairs.jsonl.gz", dev_limit=12)
     result = likelihood_ratio.run(args, settings)
-    assert list(result["rows"]) == ["likelihood (shipped recipe)", "likelihood ratio"]
+    assert list(result["rows"]) == ["likelihood (shipped recipe)", "likelihood ratio",
+                                    "likelihood - 0.5 x unconditional"]
     for row in result["rows"].values():
         assert row["loso"]["folds"]["alpacaeval"]["n"] > 0 and row["dev"]["n"] == 12
     assert set(validate.HELD_OUT_SOURCES) <= set(result["markdown"].splitlines()[0].split(" | "))
-    assert result["markdown"].count("\n| likelihood") == 2
+    assert result["markdown"].count("\n| likelihood") == 3

@@ -28,6 +28,8 @@ from mo_explorer.training.feature_cache import FeatureCache, text_key
 log = logging.getLogger(__name__)
 
 EMPTY_TURN = [{"role": "user", "content": ""}]  # "no prompt", in the chat format the likelihood model reads
+# The full ratio and one half-way point, fixed before measuring: two variants, not a sweep tuned to the table.
+RATIO_WEIGHTS = (1.0, 0.5)
 
 
 def unconditional(cache: FeatureCache, spec: dict, texts: list[str], settings: config.Settings) -> np.ndarray:
@@ -37,21 +39,24 @@ def unconditional(cache: FeatureCache, spec: dict, texts: list[str], settings: c
 
 
 def as_ratio(table: recipe.FeatureTable, texts: list[str], cache: FeatureCache, spec: dict,
-             settings: config.Settings) -> recipe.FeatureTable:
-    """The table with its measured log-probs minus the unconditional ones (NaN rows stay NaN)."""
+             settings: config.Settings, weight: float = 1.0) -> recipe.FeatureTable:
+    """The table with its measured log-probs minus `weight` times the unconditional ones (NaN rows stay NaN).
+    weight 1 is the full ratio (pointwise mutual information); 0.5 keeps half of the fluency signal."""
     out = copy.deepcopy(table)
     rows = np.flatnonzero(np.isfinite(table.logprob))
     if len(rows):
-        out.logprob[rows] = table.logprob[rows] - unconditional(cache, spec, [texts[i] for i in rows], settings)
+        uncond = unconditional(cache, spec, [texts[i] for i in rows], settings)
+        out.logprob[rows] = table.logprob[rows] - weight * uncond
     return out
 
 
-def ratio_prepared(prep: train.Prepared, cache: FeatureCache, spec: dict, settings: config.Settings):
-    """A copy of the prepared training rows whose likelihood column is the ratio."""
+def ratio_prepared(prep: train.Prepared, cache: FeatureCache, spec: dict, settings: config.Settings,
+                   weight: float = 1.0):
+    """A copy of the prepared training rows whose likelihood column is the (weighted) ratio."""
     out = copy.copy(prep)
-    out.rating_table = as_ratio(prep.rating_table, [r.response for r in prep.ratings], cache, spec, settings)
-    out.chosen = as_ratio(prep.chosen, [p.chosen for p in prep.pairs], cache, spec, settings)
-    out.rejected = as_ratio(prep.rejected, [p.rejected for p in prep.pairs], cache, spec, settings)
+    out.rating_table = as_ratio(prep.rating_table, [r.response for r in prep.ratings], cache, spec, settings, weight)
+    out.chosen = as_ratio(prep.chosen, [p.chosen for p in prep.pairs], cache, spec, settings, weight)
+    out.rejected = as_ratio(prep.rejected, [p.rejected for p in prep.pairs], cache, spec, settings, weight)
     return out
 
 
@@ -62,11 +67,14 @@ def run(args: argparse.Namespace, settings: config.Settings) -> dict:
     prep = train.prepare(cfg, settings)
     spec = train.run_likelihood_spec(cfg)
     lik = FeatureCache(cfg.features or settings.models.features_dir, spec)
-    variants = {"likelihood (shipped recipe)": prep, "likelihood ratio": ratio_prepared(prep, lik, spec, settings)}
     pairs, chosen, rejected = ablate.dev_tables(cfg, settings, prep.spec, cfg.dev_limit, cfg.seed)
-    dev_tables = {"likelihood (shipped recipe)": (chosen, rejected),
-                  "likelihood ratio": (as_ratio(chosen, [p.chosen for p in pairs], lik, spec, settings),
-                                       as_ratio(rejected, [p.rejected for p in pairs], lik, spec, settings))}
+    variants = {"likelihood (shipped recipe)": prep}
+    dev_tables = {"likelihood (shipped recipe)": (chosen, rejected)}
+    for weight in RATIO_WEIGHTS:
+        name = "likelihood ratio" if weight == 1.0 else f"likelihood - {weight:g} x unconditional"
+        variants[name] = ratio_prepared(prep, lik, spec, settings, weight)
+        dev_tables[name] = (as_ratio(chosen, [p.chosen for p in pairs], lik, spec, settings, weight),
+                            as_ratio(rejected, [p.rejected for p in pairs], lik, spec, settings, weight))
 
     def fit(p, c, subsets):
         return train.fit(p, c, use_likelihood=True, subsets=subsets)
