@@ -117,3 +117,16 @@ def test_embedded_smollm2_generates(tmp_path):
     assert g.model_id == "embedded:smollm2"
     assert len(out) == 2 and all(1 <= o.n_tokens <= 8 for o in out)
     assert all(o.text.strip() for o in out)
+
+
+def test_a_failed_first_run_conversion_says_so_and_leaves_no_half_model(tmp_path):
+    """The one-off GGUF conversion runs in a child process (to keep its float32 copy out of the app's memory); when
+    the child fails the caller gets an error naming the step and the child's own message, and no directory that a
+    later run could mistake for a converted model."""
+    from mo_explorer.models import embedded
+
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache directory should be")
+    with pytest.raises(RuntimeError, match=r"converting SmolLM2 \(convert\) failed(.|\n)*Error"):
+        embedded.smollm2_dir(blocker)
+    assert not embedded.converted(blocker / embedded.SMOLLM2_CACHE_NAME)
