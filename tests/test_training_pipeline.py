@@ -364,3 +364,25 @@ def test_likelihood_ratio_command_compares_every_variant_on_every_column(tiny_lm
         assert row["loso"]["folds"]["alpacaeval"]["n"] > 0 and row["dev"]["n"] == 12
     assert set(validate.HELD_OUT_SOURCES) <= set(result["markdown"].splitlines()[0].split(" | "))
     assert result["markdown"].count("\n| likelihood") == 3
+
+
+def test_dev_tables_measure_the_likelihood_of_dev_answers_the_training_never_saw(tiny_lm_dir, tmp_path):
+    """The comparison commands score dev pairs with the likelihood the head is trained with: on a fresh cache,
+    dev answers that no training row shares still get a measured log-prob (they were NaN, so a likelihood
+    variant could not differ on dev except through its gate)."""
+    from mo_explorer.training import ablate
+
+    settings = config.Settings(models=config.ModelSettings(cache_dir=str(tmp_path / "cache"), device="cpu"))
+    dev = write_jsonl(tmp_path / "dev.jsonl.gz", [
+        {"id": f"d{i}", "source": "dev", "subset": "rmbench-chat",
+         "prompt": [{"role": "user", "content": f"Dev question {i}: what is {i} plus {i}?"}],
+         "chosen": f"{i} plus {i} is {2 * i}.", "rejected": f"{i} plus {i} is {2 * i + 1}, I think."}
+        for i in range(6)])
+    args = train_args(tmp_path, tiny_lm_dir, tmp_path / "head", gate_seeds=1, likelihood_pairs=10, dev=dev,
+                      dev_limit=6)
+    cfg = train.TrainConfig.from_args(args)
+    prep = train.prepare(cfg, settings)
+    pairs, chosen, rejected = ablate.dev_tables(cfg, settings, prep.spec, cfg.dev_limit, cfg.seed)
+    assert len(pairs) == 6
+    assert np.isfinite(chosen.logprob).all() and np.isfinite(rejected.logprob).all()
+    assert not np.allclose(chosen.logprob, rejected.logprob)

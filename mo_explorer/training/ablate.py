@@ -32,14 +32,19 @@ ABLATION_NOTE = (
     "dev supports.\n\n")
 
 
-def dev_tables(cfg: train.TrainConfig, settings, spec: dict, limit: int, seed: int, lik_cover_only: bool = False):
-    """Dev pairs (stratified sample) and their FeatureTables from the caches (extracting what is missing)."""
+def dev_tables(cfg: train.TrainConfig, settings, spec: dict, limit: int, seed: int):
+    """Dev pairs (stratified sample) and their FeatureTables from the caches (extracting what is missing, the
+    likelihood included when the recipe uses it, as the shipped head's own `eval` measures every dev answer)."""
     pairs = D.read_pairs(cfg.dev)
     pairs = [pairs[i] for i in D.stratified_sample([p.subset for p in pairs], limit, seed)]
     root = cfg.features or settings.models.features_dir
     cache = FeatureCache(root, spec)
     train.fill(cache, spec, [(p.prompt, t) for p in pairs for t in (p.chosen, p.rejected)], settings, {})
-    lik = FeatureCache(root, train.run_likelihood_spec(cfg))
+    lik_spec = train.run_likelihood_spec(cfg)
+    lik = FeatureCache(root, lik_spec)
+    if cfg.likelihood_pairs > 0 and lik_spec != spec:
+        # Without this a fresh cache left every dev likelihood NaN: the variants differed only in their gates.
+        train.fill(lik, lik_spec, [(p.prompt, t) for p in pairs for t in (p.chosen, p.rejected)], settings, {})
     layer_index = spec["layers"].index(train.head_layer(spec, cfg.layer))
     chosen = train.table(cache, [(p.prompt, p.chosen) for p in pairs], layer_index, lik)
     rejected = train.table(cache, [(p.prompt, p.rejected) for p in pairs], layer_index, lik)
