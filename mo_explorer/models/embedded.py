@@ -45,6 +45,7 @@ def smollm2_gguf() -> Path:
 
 
 def converted(target: Path) -> bool:
+    """Whether a finished conversion lies at target (written beside it and renamed, so never half of one)."""
     return (target / "config.json").is_file() and (target / "model.safetensors").is_file()
 
 
