@@ -106,9 +106,15 @@ def smollm2_bf16_dir(cache_dir: str | Path) -> Path:
     """
     target = Path(cache_dir).expanduser() / SMOLLM2_BF16_NAME
     if not converted(target):
-        smollm2_dir(cache_dir)
+        # One child does both steps (write_bf16 converts the GGUF first where needed): a second child would pay
+        # for importing torch and transformers again.
+        if not converted(Path(cache_dir).expanduser() / SMOLLM2_CACHE_NAME):
+            log.info("first run: converting %s to safetensors in %s (about 15 s, once)", SMOLLM2_GGUF,
+                     Path(cache_dir).expanduser() / SMOLLM2_CACHE_NAME)
         log.info("first run: writing a bfloat16 copy of SmolLM2 to %s (a few seconds, once)", target)
+        start = time.perf_counter()
         convert_in_child("bf16", cache_dir)
+        log.info("converted SmolLM2 in %.1f s; later runs load %s directly", time.perf_counter() - start, target)
     return target
 
 

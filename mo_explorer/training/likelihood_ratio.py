@@ -2,10 +2,10 @@
 log p(response | prompt) - log p(response | an empty user turn), per token, which rewards answers that fit this
 request rather than fluent text in general.
 
-Both variants are trained on the same cached features and judged the way the shipped head was chosen: every
-left-out source (validate.loso) and the RM-Bench dev sample. The unconditional log-probs are one more pass of the
-likelihood model over each measured response, cached on disk beside the conditional ones (same spec, the empty turn
-as the prompt), so a rerun costs seconds.
+Every variant (the shipped likelihood, the full ratio, a half ratio) is trained on the same cached features and
+judged the way the shipped head was chosen: every left-out source (validate.loso) and the RM-Bench dev sample.
+The unconditional log-probs are one more pass of the likelihood model over each measured response, cached on disk
+beside the conditional ones (same spec, the empty turn as the prompt), so a rerun costs seconds.
 
 Usage: python -m mo_explorer.training.likelihood_ratio [train options] --dev DEV
 Prints a Markdown table (and writes it as JSON with --ratio-out).
