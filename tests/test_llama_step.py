@@ -95,6 +95,38 @@ def test_other_architectures_decode_through_transformers():
     assert len(results) == 2
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_weights_laid_out_once_give_the_same_numbers_for_any_number_of_rows(dtype):
+    """oneDNN's prepacked layout (laid out for 8 rows) changes the speed, not the result, as rows leave: bf16 bit
+    for bit; float32 to its rounding (F.linear takes another float32 GEMM whose sums run in another order)."""
+    weight = torch.randn(1000, 64, generator=torch.Generator().manual_seed(0)).to(dtype)
+    packed = llama_step._packed(weight)
+    if packed is None:
+        pytest.skip("this torch has no oneDNN linear ops: the step uses F.linear")
+    for rows in (8, 5, 1):
+        x = torch.randn(rows, 64, generator=torch.Generator().manual_seed(rows)).to(dtype)
+        exact = 0 if dtype == torch.bfloat16 else 1e-5
+        torch.testing.assert_close(llama_step._linear(x, weight, packed), torch.nn.functional.linear(x, weight),
+                                   atol=exact, rtol=exact)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_lean_step_decodes_the_same_with_and_without_prepacked_weights(dtype, monkeypatch):
+    model = tiny_llama(tie_word_embeddings=True).to(dtype)
+    prompt = torch.tensor([[1, 5, 9, 13, 2, 7]])
+    tokens = torch.randint(0, 64, (8, 3), generator=torch.Generator().manual_seed(6))
+    packed = llama_step.LlamaStep(model)
+    with_packing = stepped(packed, prompt, tokens)
+    monkeypatch.setattr(llama_step, "PREPACK", False)
+    plain = llama_step.LlamaStep(model)
+    assert plain.head_packed is None and plain.layers[0].qkv.packed is None
+    if packed.head_packed is None:
+        pytest.skip("this torch has no oneDNN linear ops: the step uses F.linear")
+    assert packed.layers[0].qkv.packed is not None
+    exact = 0 if dtype == torch.bfloat16 else 1e-5
+    torch.testing.assert_close(with_packing, stepped(plain, prompt, tokens), atol=exact, rtol=exact)
+
+
 @pytest.mark.skipif(not device.cpu_supports_bf16(), reason="the int4 kernel needs native bf16 (it is never "
                     "chosen elsewhere)")
 @pytest.mark.parametrize(("hidden", "joined_qkv"), [(128, True), (64, False)])  # k/v rows 64: joined; 32: not
