@@ -186,7 +186,8 @@ class LlamaStep:
         self.start = self.position = 0
 
     def prefill(self, prompt_ids: torch.Tensor, rows: int, max_new_tokens: int) -> torch.Tensor:
-        out = self.model(input_ids=prompt_ids, use_cache=True)
+        # Only the last position's logits are read: the head over every prompt position was 25 of 156 ms (46 tokens)
+        out = self.model(input_ids=prompt_ids, use_cache=True, logits_to_keep=1)
         length = prompt_ids.shape[1]
         total = length + max_new_tokens
         self.keys, self.values = [], []
