@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mo_explorer.models import device, llama_step, sampling
+from mo_explorer.models import device, llama_step, onednn, sampling
 
 
 def tiny_llama(**overrides):
@@ -100,14 +100,35 @@ def test_weights_laid_out_once_give_the_same_numbers_for_any_number_of_rows(dtyp
     """oneDNN's prepacked layout (laid out for 8 rows) changes the speed, not the result, as rows leave: bf16 bit
     for bit; float32 to its rounding (F.linear takes another float32 GEMM whose sums run in another order)."""
     weight = torch.randn(1000, 64, generator=torch.Generator().manual_seed(0)).to(dtype)
-    packed = llama_step._packed(weight)
+    packed = onednn.packed(weight)
     if packed is None:
         pytest.skip("this torch has no oneDNN linear ops: the step uses F.linear")
     for rows in (8, 5, 1):
         x = torch.randn(rows, 64, generator=torch.Generator().manual_seed(rows)).to(dtype)
         exact = 0 if dtype == torch.bfloat16 else 1e-5
-        torch.testing.assert_close(llama_step._linear(x, weight, packed), torch.nn.functional.linear(x, weight),
+        torch.testing.assert_close(onednn.linear(x, weight, packed), torch.nn.functional.linear(x, weight),
                                    atol=exact, rtol=exact)
+
+
+def test_a_model_with_its_linears_laid_out_computes_what_it_did():
+    """pack_linears (used for MiniLM, which the features own) swaps every nn.Linear and keeps the outputs."""
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                 intermediate_size=48)).eval()
+    ids = torch.randint(0, 50, (3, 7), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones_like(ids)
+    mask[1, 4:] = 0
+    with torch.no_grad():
+        before = model(input_ids=ids, attention_mask=mask).last_hidden_state
+        swapped = onednn.pack_linears(model)
+        after = model(input_ids=ids, attention_mask=mask).last_hidden_state
+    if swapped == 0:
+        pytest.skip("this torch has no oneDNN linear ops: nothing is laid out")
+    assert not any(isinstance(m, torch.nn.Linear) for m in model.modules())
+    assert swapped == 2 * 6 + 1  # per layer q, k, v, attention output, intermediate, output; the pooler
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
@@ -117,7 +138,7 @@ def test_lean_step_decodes_the_same_with_and_without_prepacked_weights(dtype, mo
     tokens = torch.randint(0, 64, (8, 3), generator=torch.Generator().manual_seed(6))
     packed = llama_step.LlamaStep(model)
     with_packing = stepped(packed, prompt, tokens)
-    monkeypatch.setattr(llama_step, "PREPACK", False)
+    monkeypatch.setattr(onednn, "PREPACK", False)
     plain = llama_step.LlamaStep(model)
     assert plain.head_packed is None and plain.layers[0].qkv.packed is None
     if packed.head_packed is None:

@@ -7,9 +7,9 @@ bookkeeping, `repeat_kv` copies of the whole cache, `torch.cat` growing it every
 dispatch around each of the 210 int4 matmuls. Here the cache is preallocated and written in place, queries are
 grouped onto their key/value head instead of copying keys, q/k/v and gate/up are one matmul each, and int4 weights
 call the kernel directly: 8 x 128 tokens 5.4 s -> 3.7 s of generation on 2 cores (README, Speed). Dense weights
-(the LM head always; every projection of a bf16 or float32 model) are laid out once for oneDNN instead of on every
-call: int4 rounds 5.08 -> 4.40 s, bf16 7.98 -> 5.68 s, float32 (8 x 64) 8.25 -> 3.58 s, the same texts. Prefill still runs
-transformers' own forward (once per round), so the cache starts exactly as transformers builds it.
+(the LM head always; every projection of a bf16 or float32 model) are laid out once for oneDNN (models.onednn).
+Prefill still runs transformers' own forward (once per round), so the cache starts exactly as transformers builds
+it.
 
 Used only where `supports(model)` holds; any other model decodes through `HFStep`, transformers' own forward.
 """
@@ -19,32 +19,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from mo_explorer.models import onednn
+
 _ROPE_BY_POSITION = {"default", "linear", "llama3"}  # rotary tables that depend on the position only
-PREPACK = True  # dense weights laid out once for oneDNN (see _packed); False: F.linear, as transformers calls it
-
-
-def _packed(weight: torch.Tensor) -> torch.Tensor | None:
-    """The weight (N, K) in oneDNN's blocked layout, or None where oneDNN cannot take it.
-
-    Why: F.linear hands oneDNN the plain (N, K) weight and oneDNN reorders it on every call. For SmolLM2's LM head
-    (49,152 x 576, bf16) that reorder was half of the call: 5.5 ms -> 2.9 ms for 8 rows on 2 AVX512-BF16 cores with
-    the weight laid out once, bit for bit the same logits. The layout is what torch.compile's CPU backend uses
-    (mkldnn._reorder_linear_weight / _linear_pointwise); it costs a second copy of the weight.
-    """
-    if not PREPACK or weight.dtype not in (torch.bfloat16, torch.float32) or not torch.backends.mkldnn.is_available():
-        return None
-    try:
-        return torch.ops.mkldnn._reorder_linear_weight(weight.detach(), 8)  # 8: the rows of a round, a hint
-    except (RuntimeError, AttributeError):  # a torch built without these ops, or a layout oneDNN refuses
-        return None
-
-
-def _linear(x: torch.Tensor, weight: torch.Tensor, packed: torch.Tensor | None) -> torch.Tensor:
-    if packed is None:
-        return F.linear(x, weight)
-    return torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [None], "")
-
-
 def _rope_type(config) -> str:
     params = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
     return str(params.get("rope_type", params.get("type", "default")))
@@ -109,7 +86,7 @@ class _Linear:
             self.weight = torch.cat([w.detach() for w in weights], dim=0)
             for m, a, b in zip(modules, bounds, bounds[1:]):
                 m.weight = torch.nn.Parameter(self.weight[a:b], requires_grad=False)
-            self.packed = _packed(self.weight)
+            self.packed = onednn.packed(self.weight)  # laid out once for oneDNN
 
     def _mm(self, x: torch.Tensor, qdata: torch.Tensor, scale_and_zero: torch.Tensor) -> torch.Tensor:
         return torch.ops.aten._weight_int4pack_mm_for_cpu(x, qdata, self.group, scale_and_zero)
@@ -119,7 +96,7 @@ class _Linear:
             return torch.cat([self._mm(x, q, sz) for q, sz in self.parts], dim=-1)
         if self.int4:
             return self._mm(x, self.qdata, self.scale_and_zero)
-        return _linear(x, self.weight, self.packed)
+        return onednn.linear(x, self.weight, self.packed)
 
 
 class _Layer:
@@ -179,7 +156,7 @@ class LlamaStep:
         self.norm = model.model.norm.weight.detach()
         self.norm_eps = float(model.model.norm.variance_epsilon)
         self.head = model.get_output_embeddings().weight.detach()
-        self.head_packed = _packed(self.head)
+        self.head_packed = onednn.packed(self.head)
         self.rotary = model.model.rotary_emb
         self.keys: list[torch.Tensor] = []
         self.values: list[torch.Tensor] = []
@@ -233,7 +210,7 @@ class LlamaStep:
             gate, up = layer.gate_up(h).split(layer.gate_up.sizes, dim=-1)
             x = x + layer.down(F.silu(gate) * up)
         self.position += 1
-        return _linear(_rms_norm(x, self.norm, self.norm_eps), self.head, self.head_packed)
+        return onednn.linear(_rms_norm(x, self.norm, self.norm_eps), self.head, self.head_packed)
 
 
 def stepper(model):
