@@ -110,27 +110,6 @@ def test_weights_laid_out_once_give_the_same_numbers_for_any_number_of_rows(dtyp
                                    atol=exact, rtol=exact)
 
 
-def test_a_model_with_its_linears_laid_out_computes_what_it_did():
-    """pack_linears (used for MiniLM, which the features own) swaps every nn.Linear and keeps the outputs."""
-    from transformers import BertConfig, BertModel
-
-    torch.manual_seed(0)
-    model = BertModel(BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                 intermediate_size=48)).eval()
-    ids = torch.randint(0, 50, (3, 7), generator=torch.Generator().manual_seed(1))
-    mask = torch.ones_like(ids)
-    mask[1, 4:] = 0
-    with torch.no_grad():
-        before = model(input_ids=ids, attention_mask=mask).last_hidden_state
-        swapped = onednn.pack_linears(model)
-        after = model(input_ids=ids, attention_mask=mask).last_hidden_state
-    if swapped == 0:
-        pytest.skip("this torch has no oneDNN linear ops: nothing is laid out")
-    assert not any(isinstance(m, torch.nn.Linear) for m in model.modules())
-    assert swapped == 2 * 6 + 1  # per layer q, k, v, attention output, intermediate, output; the pooler
-    torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)
-
-
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
 def test_lean_step_decodes_the_same_with_and_without_prepacked_weights(dtype, monkeypatch):
     model = tiny_llama(tie_word_embeddings=True).to(dtype)

@@ -32,7 +32,6 @@ import torch
 from torch.nn import functional as F
 
 from mo_explorer import schema
-from mo_explorer.models import onednn
 from mo_explorer.models.device import resolve_device, resolve_dtype
 from mo_explorer.models.embedded import MINILM, resolve_model_path
 
@@ -311,8 +310,6 @@ class MeanPoolFeatures:
         self.device = resolve_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModel.from_pretrained(path).to(self.device).eval()
-        if self.device.type == "cpu":  # this model is ours alone: its Linear weights are laid out once for oneDNN
-            onednn.pack_linears(self.model)
         self.hidden_size = self.model.config.hidden_size
 
     @torch.no_grad()
