@@ -142,7 +142,11 @@ class HFStep:
 
 
 class LlamaStep:
-    """Decoding with a preallocated cache; prefill through transformers, then one lean forward per token."""
+    """Decoding with a preallocated cache; prefill through transformers, then one lean forward per token.
+
+    The weights are read when the step is built (dense ones copied into oneDNN's layout): a model whose weights
+    change afterwards needs a new step.
+    """
 
     def __init__(self, model):
         config = model.config
