@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from mo_explorer.models import onednn
 
 _ROPE_BY_POSITION = {"default", "linear", "llama3"}  # rotary tables that depend on the position only
+
+
 def _rope_type(config) -> str:
     params = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
     return str(params.get("rope_type", params.get("type", "default")))
