@@ -34,9 +34,8 @@ def packed(weight: torch.Tensor, rows: int = 8) -> torch.Tensor | None:
         return None
 
 
-def linear(x: torch.Tensor, weight: torch.Tensor, laid_out: torch.Tensor | None,
-           bias: torch.Tensor | None = None) -> torch.Tensor:
-    """F.linear(x, weight, bias) for 2-D x, through the laid-out weight when there is one."""
+def linear(x: torch.Tensor, weight: torch.Tensor, laid_out: torch.Tensor | None) -> torch.Tensor:
+    """F.linear(x, weight) for 2-D x, through the laid-out weight when there is one."""
     if laid_out is None:
-        return F.linear(x, weight, bias)
-    return torch.ops.mkldnn._linear_pointwise(x, laid_out, bias, "none", [None], "")
+        return F.linear(x, weight)
+    return torch.ops.mkldnn._linear_pointwise(x, laid_out, None, "none", [None], "")
