@@ -155,6 +155,9 @@ def pareto_figure(rnd: Round, x: str, y: str, learned: bool = False) -> go.Figur
                                         line={"color": "#d62728", "width": 3}))
             fig.add_trace(_legend_entry("ring: who ranks first at each angle", mode="markers",
                                         marker={"symbol": "square", "size": 11, "color": "rgba(120,120,120,0.4)"}))
+            # the overlay's level line (moex-iso in pareto.css): without an entry it read as a stray front segment
+            fig.add_trace(_legend_entry("equal score to the top-ranked (none beyond it)", mode="lines",
+                                        line={"color": "#555", "width": 1.2, "dash": "dash"}))
             if learned:
                 fig.add_trace(_legend_entry("learned from your votes (±1 std)", mode="lines",
                                             line={"color": "#1f77b4", "width": 2.5, "dash": "dash"}))

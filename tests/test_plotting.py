@@ -70,7 +70,8 @@ def test_pareto_figure_points_front_and_ideal():
     star, front, points = fig.data[:3]
     legend = {t.name: t for t in fig.data[3:]}
     assert all(t.x == (None,) for t in legend.values())  # legend entries only: the overlay is drawn by the browser
-    assert {"your direction (drag its head)", "ring: who ranks first at each angle"} <= set(legend)
+    assert {"your direction (drag its head)", "ring: who ranks first at each angle",
+            "equal score to the top-ranked (none beyond it)"} <= set(legend)
     Z = plotting.normalised(rnd)
     np.testing.assert_allclose(points.x, Z[:, 0])
     np.testing.assert_allclose(points.y, Z[:, 1])
