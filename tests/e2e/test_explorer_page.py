@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 
 import numpy as np
@@ -106,6 +107,40 @@ def test_generate_drag_store_and_reload(app, page):
     new_id = page.evaluate("new URL(location.href).searchParams.get('session')")
     assert explorer.session_rounds(new_id) == []
     page.wait_for_selector(".moex.moex-empty", timeout=TIMEOUT)
+    assert page.js_errors == []
+
+
+def test_while_my_round_is_written_the_page_animates_nothing(app, page, monkeypatch):
+    """A local run shares its cores with the browser: anything the page animates for the whole round (Gradio pulses
+    the status line) is CPU the generator loses. The model is held at its first token so the page can be read."""
+    explorer, url = app
+    generate, held, release = explorer.generator.generate, threading.Event(), threading.Event()
+
+    def generate_held(messages, params, progress=None, on_finish=None):
+        def step(i, total):
+            progress(i, total)
+            if i == 1:
+                held.set()
+                release.wait(TIMEOUT / 1000)
+        return generate(messages, params, progress=step, on_finish=on_finish)
+
+    monkeypatch.setattr(explorer.generator, "generate", generate_held)
+    page.goto(url)
+    page.wait_for_selector(".moex", timeout=TIMEOUT)
+    page.fill("#prompt textarea", "Write a poem about the sea")
+    try:
+        page.click("#generate")
+        assert held.wait(TIMEOUT / 1000)
+        page.wait_for_function("document.querySelector('#status').innerText.includes('Generating')", timeout=TIMEOUT)
+        page.wait_for_timeout(500)
+        running = page.evaluate("document.getAnimations().filter(a => a.playState === 'running')"
+                                ".map(a => (a.animationName || a.transitionProperty) + ' on '"
+                                " + (a.effect && a.effect.target ? a.effect.target.className : '?'))")
+        assert running == [], f"animating while the model writes: {running}"
+        assert page.locator("#status .generating").count() == 1  # Gradio still marks the round as running
+    finally:
+        release.set()
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Done')", timeout=TIMEOUT)
     assert page.js_errors == []
 
 
