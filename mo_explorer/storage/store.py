@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from mo_explorer.errors import NotFoundError, UserError
@@ -93,8 +93,9 @@ class Store:
         """Delete a session with its rounds, candidates, directions, votes and share; NotFoundError if unknown."""
         with self._writing() as s:
             row = _session_row(s, session_id)
-            for share in s.scalars(select(ShareRow).where(ShareRow.session_pk == row.pk)):
-                s.delete(share)
+            # one statement, run now: deleted through the ORM, the share could be flushed after the session row,
+            # whose ON DELETE CASCADE had already removed it (SQLAlchemy then warned of a delete that matched 0 rows)
+            s.execute(delete(ShareRow).where(ShareRow.session_pk == row.pk))
             s.delete(row)
 
     def share_token(self, session_id: str) -> str:
