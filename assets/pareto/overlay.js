@@ -4,6 +4,7 @@
 (function (M) {
   "use strict";
   const SVG = "http://www.w3.org/2000/svg";
+  const WINNER_R = 13; // px: the ring round the first-ranked point (a 13 px marker)
   let clipIds = 0;
 
   function svg(tag, attrs) {
@@ -36,7 +37,9 @@
     const learnedLine = svg("line", { class: "moex-learned-arrow" });
     const learnedHead = svg("path", { class: "moex-learned-head" });
     learned.append(wedge, learnedLine, learnedHead);
-    const winner = svg("circle", { class: "moex-winner", r: 13 });
+    const winner = svg("circle", { class: "moex-winner", r: WINNER_R });
+    // the winner's number above its ring, on a halo: Plotly's own label sits under the ring and the lines through it
+    const winnerLabel = svg("text", { class: "moex-winner-label" });
     const arrowLine = svg("line", { class: "moex-arrow" });
     const arrowHead = svg("path", { class: "moex-arrow-head" });
     const origin = svg("circle", { class: "moex-origin", r: 4 });
@@ -45,10 +48,10 @@
     const handle = svg("circle", { class: "moex-arrow-handle", r: 22 });
     const arrow = [ring, arrowLine, arrowHead, origin, handle, pinLabel];
     // ghosts are not clipped: a large pinned weight can move a point past the axes, and it must stay visible
-    overlay.append(defs, ring, clipped, ghosts, learned, winner, arrowLine, arrowHead, origin, pinLabel, handle);
+    overlay.append(defs, ring, clipped, ghosts, learned, winner, winnerLabel, arrowLine, arrowHead, origin, pinLabel, handle);
 
     function hide() {
-      for (const part of [...arrow, winner, learned, iso, ghosts]) part.style.display = "none";
+      for (const part of [...arrow, winner, winnerLabel, learned, iso, ghosts]) part.style.display = "none";
     }
 
     function drawRing(v, ax) {
@@ -87,6 +90,23 @@
       }
       const c = v.corner;
       return [[ax.px(c.x), ax.py(c.y)], M.geometry.polar(ax, c.x, c.y, v.C.tcheb_arrow_len, M.geometry.aimAngle(v.theta))];
+    }
+
+    /** The winner's number beside its ring: above, or else the first side in this order that the arrow's handle
+     * (22 px round the tip) leaves clear, so the handle never covers it. */
+    function placeWinnerLabel(x, y, tip) {
+      const r = WINNER_R;
+      const sides = [ // [label x, label y (baseline), anchor, the label's centre]
+        [x, y - r - 5, "middle", [x, y - r - 9]], [x, y + r + 14, "middle", [x, y + r + 10]],
+        [x + r + 4, y + 4, "start", [x + r + 14, y]], [x - r - 4, y + 4, "end", [x - r - 14, y]]];
+      const far = (side) => (tip ? Math.hypot(side[3][0] - tip[0], side[3][1] - tip[1]) : Infinity);
+      const [above, below, right, left] = sides;
+      const best = [above, right, left, below].find((side) => far(side) > 34)
+        || sides.reduce((a, b) => (far(b) > far(a) ? b : a));
+      winnerLabel.setAttribute("x", best[0]);
+      winnerLabel.setAttribute("y", best[1]);
+      winnerLabel.setAttribute("text-anchor", best[2]);
+      winnerLabel.style.display = "";
     }
 
     function drawArrow(v, ax) {
@@ -171,6 +191,8 @@
       winner.setAttribute("cy", ax.py(at[1]));
       winner.setAttribute("stroke", v.p.colours[pos]);
       winner.dataset.index = v.p.indices[pos];
+      winnerLabel.textContent = `#${v.p.indices[pos]}`;
+      placeWinnerLabel(ax.px(at[0]), ax.py(at[1]), planar ? arrowEnds(v, ax)[1] : null);
       if (!planar) {
         iso.style.display = "none";
         ghosts.style.display = "none";

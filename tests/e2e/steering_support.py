@@ -68,6 +68,17 @@ def ring_under_arrow(page) -> list[str]:
           .map((s) => s.dataset.index); })()""")
 
 
+def winner_name_clear_of_handle(page) -> tuple[str, bool]:
+    """The number the plot writes beside the first-ranked point, and whether the arrow's handle leaves it uncovered."""
+    return tuple(page.evaluate("""(() => {
+        const label = document.querySelector('.moex-winner-label').getBoundingClientRect();
+        const h = document.querySelector('.moex-arrow-handle').getBoundingClientRect();
+        const r = h.width / 2, cx = h.x + r, cy = h.y + r;  // the handle is a circle
+        const nx = Math.max(label.left, Math.min(cx, label.right)), ny = Math.max(label.top, Math.min(cy, label.bottom));
+        return [document.querySelector('.moex-winner-label').textContent, Math.hypot(nx - cx, ny - cy) > r];
+    })()"""))
+
+
 def farthest_along_arrow(page, selector: str | None = None) -> tuple[list[float], list[float]]:
     """Each marker's distance along the arrow (pixels) and the maximum: what 'farthest' means on screen."""
     (x1, y1), (x2, y2) = arrow(page)

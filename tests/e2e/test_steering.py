@@ -23,6 +23,7 @@ from tests.e2e.steering_support import (
     ring_under_arrow,
     store_round,
     turn_arrow_to,
+    winner_name_clear_of_handle,
 )
 
 README_PICTURE = SCREENSHOTS.parent / "assets" / "screenshot.png"  # the page at the top of the README
@@ -51,6 +52,7 @@ def test_linear_at_36_angles_the_first_is_the_point_farthest_along_the_arrow(app
         assert along[int(first)] >= best - 0.75, (theta, first, along)
         assert listed_first(page) == first, theta
         assert ring_under_arrow(page) == [first], theta  # the ring under the arrow names the list's first
+        assert winner_name_clear_of_handle(page) == (f"#{first}", True), theta  # and the plot names it, uncovered
         firsts.add(first)
     assert page.locator(".moex-plot .modebar-btn[data-title*='png' i]").count() == 1  # Plotly's PNG download stays
     assert "2" not in firsts  # the dent is never first with a linear score...
@@ -79,6 +81,7 @@ def test_tchebycheff_pointing_from_the_corner_through_a_front_candidate_makes_it
         assert off_line < 1.0, (k, off_line)
         assert listed_first(page) == str(k)
         assert ring_under_arrow(page) == [str(k)], k
+        assert winner_name_clear_of_handle(page) == (f"#{k}", True), k
     # the server's reply to the last release says the same first (the screenshot showed the previous reply)
     page.wait_for_function("(k) => document.querySelector('#direction-status').innerText.includes('first: #' + k)",
                            arg=str(FRONT[-1]), timeout=TIMEOUT)
