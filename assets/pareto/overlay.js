@@ -38,7 +38,7 @@
     const learnedHead = svg("path", { class: "moex-learned-head" });
     learned.append(wedge, learnedLine, learnedHead);
     const winner = svg("circle", { class: "moex-winner", r: WINNER_R });
-    // the winner's number above its ring, on a halo: Plotly's own label sits under the ring and the lines through it
+    // the winner's number beside its ring, on a halo: Plotly's own label sits under the ring and the lines through it
     const winnerLabel = svg("text", { class: "moex-winner-label" });
     const arrowLine = svg("line", { class: "moex-arrow" });
     const arrowHead = svg("path", { class: "moex-arrow-head" });
@@ -48,7 +48,8 @@
     const handle = svg("circle", { class: "moex-arrow-handle", r: 22 });
     const arrow = [ring, arrowLine, arrowHead, origin, handle, pinLabel];
     // ghosts are not clipped: a large pinned weight can move a point past the axes, and it must stay visible
-    overlay.append(defs, ring, clipped, ghosts, learned, winner, winnerLabel, arrowLine, arrowHead, origin, pinLabel, handle);
+    overlay.append(defs, ring, clipped, ghosts, learned, winner, winnerLabel, arrowLine, arrowHead, origin, pinLabel,
+      handle);
 
     function hide() {
       for (const part of [...arrow, winner, winnerLabel, learned, iso, ghosts]) part.style.display = "none";

@@ -74,7 +74,8 @@ def winner_name_clear_of_handle(page) -> tuple[str, bool]:
         const label = document.querySelector('.moex-winner-label').getBoundingClientRect();
         const h = document.querySelector('.moex-arrow-handle').getBoundingClientRect();
         const r = h.width / 2, cx = h.x + r, cy = h.y + r;  // the handle is a circle
-        const nx = Math.max(label.left, Math.min(cx, label.right)), ny = Math.max(label.top, Math.min(cy, label.bottom));
+        const nx = Math.max(label.left, Math.min(cx, label.right));  // the label's point nearest the handle's centre
+        const ny = Math.max(label.top, Math.min(cy, label.bottom));
         return [document.querySelector('.moex-winner-label').textContent, Math.hypot(nx - cx, ny - cy) > r];
     })()"""))
 
