@@ -5,6 +5,7 @@
   "use strict";
   const SVG = "http://www.w3.org/2000/svg";
   const WINNER_R = 13; // px: the ring round the first-ranked point (a 13 px marker)
+  const HANDLE_R = 22; // px: the arrow's handle
   let clipIds = 0;
 
   function svg(tag, attrs) {
@@ -45,7 +46,7 @@
     const origin = svg("circle", { class: "moex-origin", r: 4 });
     const pinLabel = svg("text", { class: "moex-pin-label" });
     // 22 px radius: a 44 px touch target, the size phones' guidelines ask for
-    const handle = svg("circle", { class: "moex-arrow-handle", r: 22 });
+    const handle = svg("circle", { class: "moex-arrow-handle", r: HANDLE_R });
     const arrow = [ring, arrowLine, arrowHead, origin, handle, pinLabel];
     // ghosts are not clipped: a large pinned weight can move a point past the axes, and it must stay visible
     overlay.append(defs, ring, clipped, ghosts, learned, winner, winnerLabel, arrowLine, arrowHead, origin, pinLabel,
@@ -93,23 +94,22 @@
       return [[ax.px(c.x), ax.py(c.y)], M.geometry.polar(ax, c.x, c.y, v.C.tcheb_arrow_len, M.geometry.aimAngle(v.theta))];
     }
 
-    /** The winner's number beside its ring: above, or else the first side in this order that the arrow's handle
-     * (22 px round the tip) leaves clear, so the handle never covers it. */
+    /** The winner's number beside its ring: above, else right, left or below, the first side whose label the arrow's
+     * handle leaves clear (or the farthest from it), so the handle never covers it. tip: the arrow's tip, or null. */
     function placeWinnerLabel(x, y, tip) {
       const r = WINNER_R;
-      const sides = [ // [label x, label y (baseline), anchor, the label's centre]
-        [x, y - r - 5, "middle", [x, y - r - 9]], [x, y + r + 14, "middle", [x, y + r + 10]],
-        [x + r + 4, y + 4, "start", [x + r + 14, y]], [x - r - 4, y + 4, "end", [x - r - 14, y]]];
+      const sides = [ // [label x, label y (baseline), anchor, the label's centre], in order of preference
+        [x, y - r - 5, "middle", [x, y - r - 9]], [x + r + 4, y + 4, "start", [x + r + 14, y]],
+        [x - r - 4, y + 4, "end", [x - r - 14, y]], [x, y + r + 14, "middle", [x, y + r + 10]]];
       const far = (side) => (tip ? Math.hypot(side[3][0] - tip[0], side[3][1] - tip[1]) : Infinity);
-      const [above, below, right, left] = sides;
-      const best = [above, right, left, below].find((side) => far(side) > 34)
-        || sides.reduce((a, b) => (far(b) > far(a) ? b : a));
+      const best = sides.find((side) => far(side) > HANDLE_R + 12) || sides.reduce((a, b) => (far(b) > far(a) ? b : a));
       winnerLabel.setAttribute("x", best[0]);
       winnerLabel.setAttribute("y", best[1]);
       winnerLabel.setAttribute("text-anchor", best[2]);
       winnerLabel.style.display = "";
     }
 
+    /** Arrow, handle and pinned weights; returns the tip [x, y] in pixels. */
     function drawArrow(v, ax) {
       const [[x1, y1], [x2, y2]] = arrowEnds(v, ax);
       Object.entries({ x1, y1, x2, y2 }).forEach(([k, val]) => arrowLine.setAttribute(k, val));
@@ -128,6 +128,7 @@
         return line;
       }));
       pinLabel.style.display = v.pins.length ? "" : "none";
+      return [x2, y2];
     }
 
     function drawIso(v, ax) {
@@ -193,14 +194,14 @@
       winner.setAttribute("stroke", v.p.colours[pos]);
       winner.dataset.index = v.p.indices[pos];
       winnerLabel.textContent = `#${v.p.indices[pos]}`;
-      placeWinnerLabel(ax.px(at[0]), ax.py(at[1]), planar ? arrowEnds(v, ax)[1] : null);
       if (!planar) {
+        placeWinnerLabel(ax.px(at[0]), ax.py(at[1]), null);
         iso.style.display = "none";
         ghosts.style.display = "none";
         return;
       }
       drawRing(v, ax);
-      drawArrow(v, ax);
+      placeWinnerLabel(ax.px(at[0]), ax.py(at[1]), drawArrow(v, ax));
       drawGhosts(v, ax);
       drawIso(v, ax);
     }
