@@ -302,13 +302,16 @@ def test_loso_leaves_each_source_out_of_training_and_scores_it(tiny_lm_dir, tmp_
         seen[len(seen)] = (subsets, np.isfinite(p.labels["helpfulness"]).any())
         return train.fit(p, c, subsets=subsets)
 
-    for i, source in enumerate(("rmb-helpfulness", "alpacaeval")):
+    for i, source in enumerate(("alpacaeval", "rmb-helpfulness")):
         result = validate.fold(prep, cfg, source, recording_fit)
         subsets, helpfulness_rows = seen[i]
         assert source not in subsets and result["n"] == sum(validate.source_of(p) == source for p in prep.pairs) > 0
         assert 0.0 <= result["accuracy"] <= 1.0 and 0.0 <= result["longer_wins"] <= 1.0
-        # AlpacaEval's judge rated the helpfulness rows too: leaving it out leaves them out
+        # AlpacaEval's judge rated the helpfulness rows too: leaving it out leaves them, and the pairs ranked
+        # from them, out
         assert helpfulness_rows == (source != "alpacaeval")
+        assert ("ratings-helpfulness" in subsets) == (source != "alpacaeval")
+        assert sum(s["n"] for s in result["subsets"].values()) == result["n"]
         assert ("helpfulness" in result["objectives"]) == (source != "alpacaeval")
     assert validate.fold(prep, cfg, "rmb-harmlessness", recording_fit) == {"n": 0}  # no such pairs: no fit
     assert len(seen) == 2
