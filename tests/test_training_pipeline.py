@@ -389,3 +389,18 @@ def test_dev_tables_measure_the_likelihood_of_dev_answers_the_training_never_saw
     assert len(pairs) == 6
     assert np.isfinite(chosen.logprob).all() and np.isfinite(rejected.logprob).all()
     assert not np.allclose(chosen.logprob, rejected.logprob)
+
+
+def test_source_weighting_puts_a_sources_subsets_in_one_group():
+    """With --gate-weighting source, six rating pairs of one objective share the rating pairs' weight (with
+    `subset` they weighed as much as 948 RMB pairs), and every constructed pair shares one group."""
+    from mo_explorer.training import data as D
+
+    def pair(pid: str, subset: str) -> D.PairRow:
+        return D.PairRow(pid, subset, [{"role": "user", "content": "q"}], "a", "b")
+
+    pairs = [pair("rating/a/b", "ratings-helpfulness"), pair("rating/c/d", "ratings-compliance"),
+             pair("rmb/1", "rmb-helpfulness"), pair("neighbour/1", "neighbour"), pair("padding/1", "padding")]
+    assert [train.weight_group(p, "source") for p in pairs] == \
+        ["ratings", "ratings", "rmb-helpfulness", "constructed", "constructed"]
+    assert [train.weight_group(p, "subset") for p in pairs] == [p.subset for p in pairs]

@@ -63,6 +63,7 @@ class TrainConfig:
     gate_steps: int
     gate_seeds: int
     gate_entropy: float
+    gate_weighting: str  # "subset" or "source": what weighs the same in the gate's loss
     dev: str | None
     dev_limit: int
     features: str | None
@@ -137,6 +138,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "gate's accuracy moves with its seed (figures in the model card).")
     parser.add_argument("--gate-entropy", type=float, default=0.05,
                         help="Weight of the gate's entropy bonus (guards against collapse onto one objective).")
+    parser.add_argument("--gate-weighting", choices=("subset", "source"), default="subset",
+                        help="What weighs the same in the gate's loss: each pair subset (13 in the shipped recipe, "
+                             "6 rating pairs weighing as much as 948 RMB pairs), or each source (RMB helpfulness, "
+                             "RMB harmlessness, AlpacaEval, the rating pairs, the constructed pairs).")
     parser.add_argument("--dev", default=None, help="Optional pairs file evaluated after training (model card).")
     parser.add_argument("--dev-limit", type=int, default=400, help="Stratified dev sample size.")
     parser.add_argument("--features", default=None,
@@ -296,7 +301,9 @@ def fit(prep: Prepared, cfg: TrainConfig, use_contrastive: bool = True, use_like
             and (subsets is None or p.subset in subsets)]
     names = [prep.pairs[i].subset for i in keep]
     counts = {s: names.count(s) for s in set(names)}
-    weights = np.array([1.0 / counts[s] for s in names]) * len(names) / len(counts)  # each subset weighs the same
+    groups = [weight_group(prep.pairs[i], cfg.gate_weighting) for i in keep]
+    sizes = {g: groups.count(g) for g in set(groups)}
+    weights = np.array([1.0 / sizes[g] for g in groups]) * len(groups) / len(sizes)  # each group weighs the same
     held_margin = None  # the preference head's cross-fitted margins on the gate's pairs
     if cfg.preference_l2 > 0:
         held_margin = recipe.add_preference_head(params, union, prep.chosen.take(keep), prep.rejected.take(keep),
@@ -339,6 +346,16 @@ def fit(prep: Prepared, cfg: TrainConfig, use_contrastive: bool = True, use_like
               "gate": {**gate_log, "val_accuracy": val_acc, "pairs": counts, "concentration": concentration},
               "objectives": list(params.objectives)}
     return params, gate, report
+
+
+def weight_group(pair: D.PairRow, by: str) -> str:
+    """The group a gate training pair shares its weight with: its subset, or its source (the held-out folds of
+    `--validate loso`, with every constructed pair in one group)."""
+    if by == "subset":
+        return pair.subset
+    from mo_explorer.training.validate import source_of
+
+    return source_of(pair) or "constructed"
 
 
 def _is_contrastive(p: D.PairRow) -> bool:
