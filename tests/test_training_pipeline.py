@@ -404,3 +404,19 @@ def test_source_weighting_puts_a_sources_subsets_in_one_group():
     assert [train.weight_group(p, "source") for p in pairs] == \
         ["ratings", "ratings", "rmb-helpfulness", "constructed", "constructed"]
     assert [train.weight_group(p, "subset") for p in pairs] == [p.subset for p in pairs]
+
+
+def test_a_linear_gate_trains_loads_and_reads_the_prompt(tiny_lm_dir, tmp_path):
+    """I train with --gate-layers 0: the head stores a gate without hidden layers, loads, and its weights still
+    depend on the prompt."""
+    from mo_explorer.models.head_reward import HeadRewardModel
+
+    out = tmp_path / "head"
+    settings = config.Settings(models=config.ModelSettings(cache_dir=str(tmp_path / "cache"), device="cpu"))
+    assert train.main(train_args(tmp_path, tiny_lm_dir, out, gate_layers=0, gate_seeds=2), settings) == 0
+    assert json.loads((out / "config.json").read_text())["gate_layers"] == 0
+    model = HeadRewardModel.load(out, settings.models.cache_dir, device="cpu")
+    a = model.score([{"role": "user", "content": "Question number 1: tell me something."}], GOOD[:2])
+    b = model.score([{"role": "user", "content": "Write a poem about the sea, please."}], GOOD[:2])
+    assert not np.allclose(a.gating, b.gating)
+    np.testing.assert_allclose(a.score, np.sum(a.gating * (a.rewards @ a.transform), axis=1), atol=1e-5)

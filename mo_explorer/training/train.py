@@ -61,6 +61,7 @@ class TrainConfig:
     verbosity_in_score: bool
     preference_l2: float  # 0: no preference head
     gate_steps: int
+    gate_layers: int
     gate_seeds: int
     gate_entropy: float
     gate_weighting: str  # "subset" or "source": what weighs the same in the gate's loss
@@ -133,6 +134,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="Also learn a 'preference' objective: a Bradley-Terry linear head on the training "
                              "pairs' feature differences, with this L2 penalty on standardised features (0: none).")
     parser.add_argument("--gate-steps", type=int, default=600, help="Gate optimisation steps.")
+    parser.add_argument("--gate-layers", type=int, default=2, choices=range(0, 4), metavar="{0,1,2,3}",
+                        help="Hidden layers of the gate (256 units each; 0: a linear map from the prompt state to "
+                             "the objectives' logits).")
     parser.add_argument("--gate-seeds", type=int, default=5,
                         help="Gates trained with seeds seed, seed + 1, ... and averaged (1: a single gate): one "
                              "gate's accuracy moves with its seed (figures in the model card).")
@@ -327,7 +331,7 @@ def fit(prep: Prepared, cfg: TrainConfig, use_contrastive: bool = True, use_like
     rng = np.random.default_rng(cfg.seed)
     val = rng.random(len(keep)) < 0.1
     gate_cfg = GateTrainConfig(steps=cfg.gate_steps, seed=cfg.seed, entropy_weight=cfg.gate_entropy,
-                               members=cfg.gate_seeds)
+                               members=cfg.gate_seeds, n_hidden=cfg.gate_layers)
     gate, gate_log = train_gate(prep.chosen.prompt_states[keep][~val], diff[~val], gate_cfg, weights[~val],
                                 mask[~val])
     from mo_explorer.models.gate_trainer import gate_weights
