@@ -10,9 +10,10 @@ Sources (folds), as the pairs name them:
 - `ratings`: the pairs derived from ratings (`ratings-*` subsets).
 Leaving out `alpacaeval` also drops the helpfulness ratings (AlpacaEval's own judge rated the same responses), so
 that fold has no helpfulness head, and the `ratings-helpfulness` pairs derived from them leave the gate's training
-(until 2026-11-29 they stayed: 6 of 600 rating pairs in the shipped recipe, 335 with 6,440 helpfulness rows). Honest limits: the contrastive pairs (built from every source's texts) stay in
-every fold's gate training, and the `ratings` fold's heads were fitted on the rows its pairs come from, so that
-column measures the gate, not the heads.
+(until 2026-11-29 they stayed: 6 of the shipped recipe's 600 rating pairs, which the gate's per-subset weighting
+counted as much as 948 RMB pairs; AlpacaEval left out read 2.5 points high). Honest limits: the contrastive pairs
+(built from every source's texts) stay in every fold's gate training, and the `ratings` fold's heads were fitted
+on the rows its pairs come from, so that column measures the gate, not the heads.
 """
 
 from __future__ import annotations
