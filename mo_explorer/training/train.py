@@ -20,6 +20,7 @@ from mo_explorer.training import data as D
 from mo_explorer.training import recipe
 from mo_explorer.training.contrastive import build_contrastive, rating_pairs
 from mo_explorer.training.feature_cache import FeatureCache, text_key
+from mo_explorer.training.validate import source_of
 
 log = logging.getLogger(__name__)
 
@@ -357,8 +358,6 @@ def weight_group(pair: D.PairRow, by: str) -> str:
     `--validate loso`, with every constructed pair in one group)."""
     if by == "subset":
         return pair.subset
-    from mo_explorer.training.validate import source_of
-
     return source_of(pair) or "constructed"
 
 
