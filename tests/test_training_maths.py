@@ -186,3 +186,24 @@ def test_probe_accuracy_separates_a_separable_signal():
     groups = [str(i // 2) for i in range(200)]
     assert probe_accuracy(diff, groups) > 0.95
     assert 0.3 < probe_accuracy(rng.normal(size=(200, 5)), groups) < 0.7
+
+
+def test_a_gate_reading_the_prompt_reaches_what_no_fixed_weighting_can():
+    """The ceiling command's measures mean what they say: when the deciding objective depends on the kind of
+    prompt (objective 0 for one kind, objective 1 for the other, each pulling the wrong way on the other kind),
+    the gate trained in-source gets nearly every pair, while fixed weights (softmax or any sign) stay at chance."""
+    from mo_explorer.training.ablate import probe_accuracy
+    from mo_explorer.training.ceiling import gate_cv_accuracy, single_objectives
+
+    rng = np.random.default_rng(0)
+    n = 240
+    kind = np.arange(n) % 2
+    states = np.eye(2)[kind] + 0.1 * rng.normal(size=(n, 2))
+    size = np.abs(1 + 0.3 * rng.normal(size=n))
+    diff = np.stack([np.where(kind == 0, size, -size), np.where(kind == 0, -size, size)], axis=1)
+    mask, groups = np.ones_like(diff), [str(i // 2) for i in range(n)]
+    cfg = GateTrainConfig(steps=150, entropy_weight=0.01)
+    assert gate_cv_accuracy(states, diff, mask, groups, cfg) > 0.9
+    assert gate_cv_accuracy(np.zeros((n, 1)), diff, mask, groups, cfg) < 0.65
+    assert probe_accuracy(diff, groups) < 0.65
+    assert single_objectives(diff, ("a", "b")) == {"a": 0.5, "b": 0.5}

@@ -369,6 +369,31 @@ def test_likelihood_ratio_command_compares_every_variant_on_every_column(tiny_lm
     assert result["markdown"].count("\n| likelihood") == 3
 
 
+def test_ceiling_command_scores_each_source_with_the_heads_of_its_fold(tiny_lm_dir, tmp_path):
+    """I run the ceiling command: each source with pairs gets its LOSO cell (the same as --validate loso gives)
+    beside its in-source ceilings; a source without pairs gets an empty row."""
+    from mo_explorer.training import ceiling, validate
+
+    settings = config.Settings(models=config.ModelSettings(cache_dir=str(tmp_path / "cache"), device="cpu"))
+    args = train_args(tmp_path, tiny_lm_dir, tmp_path / "head", subsets=("rmb-helpfulness", "alpacaeval"),
+                      gate_seeds=1, likelihood_pairs=20)
+    result = ceiling.run(args, settings)
+    rows = result["rows"]
+    assert rows["rmb-harmlessness"] == {"n": 0}
+    cfg = train.TrainConfig.from_args(args)
+    prep = train.prepare(cfg, settings)
+    for source in ("rmb-helpfulness", "alpacaeval"):
+        row = rows[source]
+        loso = validate.fold(prep, cfg, source, lambda p, c, subsets: train.fit(p, c, subsets=subsets))
+        assert row["n"] == loso["n"] > 0
+        assert row["loso"] == pytest.approx(loso["accuracy"]) and row["longer_wins"] == loso["longer_wins"]
+        for key in ("in_source_gate", "fixed_nonnegative", "fixed_any_sign"):
+            assert 0.0 <= row[key] <= 1.0
+        assert ("helpfulness" in row["objectives"]) == (source != "alpacaeval")
+    assert result["command"].startswith("python -m mo_explorer.training.ceiling ")
+    assert result["markdown"].count("\n| ") == len(validate.HELD_OUT_SOURCES)  # a row per source
+
+
 def test_dev_tables_measure_the_likelihood_of_dev_answers_the_training_never_saw(tiny_lm_dir, tmp_path):
     """The comparison commands score dev pairs with the likelihood the head is trained with: on a fresh cache,
     dev answers that no training row shares still get a measured log-prob (they were NaN, so a likelihood

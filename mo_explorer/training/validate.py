@@ -47,19 +47,28 @@ def longer_wins(pairs: list[D.PairRow]) -> np.ndarray:
     return pair_correct(c, r)
 
 
-def fold(prep, cfg, source: str, fit) -> dict:
-    """Fit on everything but `source` and score its pairs: accuracy with its 95% interval, and longer-wins."""
-    from mo_explorer.training.ablate import score_variant
-
+def fit_without(prep, cfg, source: str, fit):
+    """The recipe fitted on everything but `source` -> (indices of its pairs, params, gate); None if it has none."""
     held = [i for i, p in enumerate(prep.pairs) if source_of(p) == source]
     if not held:
-        return {"n": 0}
+        return None
     kept_subsets = tuple(sorted({p.subset for p in prep.pairs if source_of(p) != source
                                  and not (source == "alpacaeval" and p.subset == JUDGED_BY_ALPACAEVAL)}))
     labels = dict(prep.labels)
     if source == "alpacaeval" and "helpfulness" in labels:  # the same responses, rated by the same judge
         labels["helpfulness"] = np.full_like(labels["helpfulness"], np.nan)
     params, gate, _ = fit(dataclasses.replace(prep, labels=labels), cfg, subsets=kept_subsets)
+    return held, params, gate
+
+
+def fold(prep, cfg, source: str, fit) -> dict:
+    """Fit on everything but `source` and score its pairs: accuracy with its 95% interval, and longer-wins."""
+    from mo_explorer.training.ablate import score_variant
+
+    fitted = fit_without(prep, cfg, source, fit)
+    if fitted is None:
+        return {"n": 0}
+    held, params, gate = fitted
     sc, sr, _, _ = score_variant(params, gate, prep.chosen.take(held), prep.rejected.take(held))
     correct = pair_correct(sc, sr)
     summary = accuracy_summary(correct)
