@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from mo_explorer.models.armo import ArmoHead, HeadConfig
@@ -207,3 +208,29 @@ def test_a_gate_reading_the_prompt_reaches_what_no_fixed_weighting_can():
     assert gate_cv_accuracy(np.zeros((n, 1)), diff, mask, groups, cfg) < 0.65
     assert probe_accuracy(diff, groups) < 0.65
     assert single_objectives(diff, ("a", "b")) == {"a": 0.5, "b": 0.5}
+
+
+def test_an_early_stopped_gate_is_its_best_state_on_held_out_prompts():
+    """Prompts that tell nothing about which objective decides: a gate trained to the end memorises them and
+    fits held-out prompts worse; with validation pairs the gate kept is the checked state with the lowest
+    held-out loss, so it fits them at least as well."""
+    import torch
+
+    from mo_explorer.models.gate_trainer import _validation_loss
+
+    rng = np.random.default_rng(4)
+    n, d = 400, 64
+    states, diff = rng.normal(size=(n, d)), rng.normal(size=(n, 3)) + np.array([0.3, 0.0, -0.3])
+    train, val = slice(0, 300), slice(300, n)
+    ones = np.ones(100)
+    cfg = GateTrainConfig(steps=400, hidden=64, n_hidden=1, entropy_weight=0.0, temperature=1.0, dropout=0.0,
+                          eval_every=20)
+    held = (states[val], diff[val], ones, np.ones((100, 3)))
+    stopped, log = train_gate(states[train], diff[train], cfg, val=held)
+    full, full_log = train_gate(states[train], diff[train], cfg)
+    raw = tuple(torch.tensor(a, dtype=torch.float32) for a in held)
+    checked = [r["val_bt_loss"] for r in log["history"] if "val_bt_loss" in r]
+    assert len(checked) == 20 and log["best_steps"][0] < cfg.steps
+    assert _validation_loss(stopped, raw) == pytest.approx(min(checked), abs=1e-5)
+    assert _validation_loss(stopped, raw) < _validation_loss(full, raw)
+    assert full_log["train_accuracy"] > log["train_accuracy"]  # the full run memorised more

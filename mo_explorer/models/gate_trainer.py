@@ -7,6 +7,7 @@ over thousands of pairs is a few matrix products.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ class GateTrainConfig:
     entropy_weight: float = 0.01  # bonus on the gate's entropy: guards against collapse onto one objective
     seed: int = 0
     members: int = 1  # gates averaged (seeds seed .. seed + members - 1): the mean moves less with noise
+    eval_every: int = 25  # with validation pairs: steps between checks of the validation loss
 
 
 def standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -50,13 +52,16 @@ def standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def train_gate(prompt_states: np.ndarray, reward_diff: np.ndarray, config: GateTrainConfig,
-               weights: np.ndarray | None = None, mask: np.ndarray | None = None) -> tuple[nn.Module, dict]:
+               weights: np.ndarray | None = None, mask: np.ndarray | None = None,
+               val: tuple[np.ndarray, ...] | None = None) -> tuple[nn.Module, dict]:
     """Fit a gate on pairs: prompt_states (n, D), reward_diff (n, K) = (r_c - r_r) @ T; returns (gate, log).
 
     With config.members > 1 the gate is a GateEnsemble of that many gates trained with seeds seed, seed + 1, ...
     (the mean of their weights). The first layers absorb the feature standardisation, so the returned module
     reads raw states. `weights` (n,) reweights pairs (e.g. to balance sources); `mask` (n, K) is 0 where an
     objective was not measured on a pair: the gate's weight is renormalised over the measured ones for that pair.
+    `val` (prompt_states, reward_diff, weights, mask) of pairs kept out of training: each gate is then the state,
+    checked every `eval_every` steps, with the lowest weighted Bradley-Terry loss on them (early stopping).
     """
     threads = torch.get_num_threads()
     # The gate is tiny: one thread avoids OpenMP spinning against other processes on a shared CPU.
@@ -67,9 +72,13 @@ def train_gate(prompt_states: np.ndarray, reward_diff: np.ndarray, config: GateT
         d = torch.tensor(reward_diff, dtype=torch.float32)
         w = torch.tensor(np.ones(len(d)) if weights is None else weights, dtype=torch.float32)
         m = torch.tensor(np.ones(d.shape) if mask is None else mask, dtype=torch.float32)
+        held = None
+        if val is not None:
+            held = (torch.tensor((val[0] - mu) / sd, dtype=torch.float32),
+                    *(torch.tensor(a, dtype=torch.float32) for a in val[1:]))
         members, histories, accuracies = [], [], []
         for i in range(max(1, config.members)):
-            gate, history = _train_one(x, d, w, m, config, config.seed + i)
+            gate, history = _train_one(x, d, w, m, config, config.seed + i, held)
             with torch.no_grad():
                 accuracies.append(float(((_masked(gate(x), m) * d).sum(1) > 0).float().mean()))
                 _fold_standardiser(gate, mu, sd)
@@ -84,13 +93,18 @@ def train_gate(prompt_states: np.ndarray, reward_diff: np.ndarray, config: GateT
     log.info("gate: %d pairs, %d member(s) x %d steps, train accuracy %.3f (members %s), final BT loss %.4f",
              len(d), len(members), config.steps, train_acc, " ".join(f"{a:.3f}" for a in accuracies),
              histories[0][-1]["bt_loss"])
-    return gate, {"train_accuracy": train_acc, "members": len(members), "member_train_accuracy": accuracies,
-                  "history": histories[0]}
+    out = {"train_accuracy": train_acc, "members": len(members), "member_train_accuracy": accuracies,
+           "history": histories[0]}
+    if held is not None:
+        out["best_steps"] = [min(h, key=lambda r: r.get("val_bt_loss", math.inf))["step"] for h in histories]
+        log.info("gate: early stopped at steps %s of %d", out["best_steps"], config.steps)
+    return gate, out
 
 
 def _train_one(x: torch.Tensor, d: torch.Tensor, w: torch.Tensor, m: torch.Tensor, config: GateTrainConfig,
-               seed: int) -> tuple[GatingNetwork, list[dict]]:
-    """One gate on standardised states x (n, D), trained with `seed`; returned in eval mode."""
+               seed: int, held: tuple[torch.Tensor, ...] | None = None) -> tuple[GatingNetwork, list[dict]]:
+    """One gate on standardised states x (n, D), trained with `seed`; returned in eval mode. With `held`
+    (standardised states, diffs, weights, mask of validation pairs), the state with the lowest validation loss."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     n, k = d.shape
@@ -100,6 +114,7 @@ def _train_one(x: torch.Tensor, d: torch.Tensor, w: torch.Tensor, m: torch.Tenso
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / config.steps)))
     gate.train()
     history = []
+    best = (math.inf, None)
     for step in range(config.steps):
         idx = torch.tensor(rng.choice(n, size=min(config.batch_size, n), replace=False))
         g = _masked(gate(x[idx]), m[idx])  # (B, K)
@@ -112,9 +127,27 @@ def _train_one(x: torch.Tensor, d: torch.Tensor, w: torch.Tensor, m: torch.Tenso
         loss.backward()
         opt.step()
         sched.step()
-        if step % 100 == 0 or step == config.steps - 1:
+        if held is not None and ((step + 1) % config.eval_every == 0 or step == config.steps - 1):
+            loss_val = _validation_loss(gate, held)
+            history.append({"step": step + 1, "bt_loss": bt.item(), "entropy": entropy.item(),
+                            "val_bt_loss": loss_val})
+            if loss_val < best[0]:
+                best = (loss_val, copy.deepcopy(gate.state_dict()))
+        elif step % 100 == 0 or step == config.steps - 1:
             history.append({"step": step, "bt_loss": bt.item(), "entropy": entropy.item()})
+    if best[1] is not None:
+        gate.load_state_dict(best[1])
     return gate.eval(), history
+
+
+@torch.no_grad()
+def _validation_loss(gate: GatingNetwork, held: tuple[torch.Tensor, ...]) -> float:
+    """Weighted Bradley-Terry loss of the gate (without dropout) on validation pairs; leaves it in train mode."""
+    x, d, w, m = held
+    gate.eval()
+    margin = (_masked(gate(x), m) * d).sum(1)
+    gate.train()
+    return float((F.softplus(-margin) * w).sum() / w.sum())
 
 
 def _fold_standardiser(gate: GatingNetwork, mu: np.ndarray, sd: np.ndarray) -> None:

@@ -49,8 +49,10 @@ def grouped_folds(groups: list[str], folds: int = FOLDS, seed: int = 0) -> np.nd
 
 
 def gate_cv_accuracy(prompt_states: np.ndarray, diff: np.ndarray, mask: np.ndarray, groups: list[str],
-                     gate_cfg, folds: int = FOLDS, seed: int = 0) -> float:
-    """Grouped k-fold accuracy of a gate trained on pairs' prompt states (n, D) and reward differences (n, K)."""
+                     gate_cfg, folds: int = FOLDS, seed: int = 0, early_stop: bool = False) -> float:
+    """Grouped k-fold accuracy of a gate trained on pairs' prompt states (n, D) and reward differences (n, K);
+    with early_stop, as `train --gate-early-stop` trains it (on the training folds' pairs: 10% of their prompts
+    held out to choose the step)."""
     from mo_explorer.models.gate_trainer import gate_weights, train_gate
 
     fold = grouped_folds(groups, folds, seed)
@@ -59,7 +61,15 @@ def gate_cv_accuracy(prompt_states: np.ndarray, diff: np.ndarray, mask: np.ndarr
         tr, te = fold != f, fold == f
         if not te.any() or not tr.any():
             continue
-        gate, _ = train_gate(prompt_states[tr], diff[tr], gate_cfg, None, mask[tr])
+        val = None
+        if early_stop:
+            inner = np.flatnonzero(tr)
+            stop = grouped_folds([groups[i] for i in inner], 10, seed + 1) == 0
+            tr = np.zeros(len(diff), bool)
+            tr[inner[~stop]] = True
+            v = inner[stop]
+            val = (prompt_states[v], diff[v], np.ones(len(v)), mask[v])
+        gate, _ = train_gate(prompt_states[tr], diff[tr], gate_cfg, None, mask[tr], val)
         g = gate_weights(gate, prompt_states[te])
         g = g * mask[te] / np.maximum((g * mask[te]).sum(1, keepdims=True), 1e-12) * g.sum(1, keepdims=True)
         correct[te] = pair_correct(np.sum(g * diff[te], axis=1), np.zeros(int(te.sum())))
@@ -93,9 +103,10 @@ def source_ceiling(prep: train.Prepared, cfg: train.TrainConfig, source: str, fi
     alone = single_objectives(diff, params.objectives)
     best = max(alone, key=alone.get)
     row = {"n": len(held), "loso": float(pair_correct(sc, sr).mean()),
-           "in_source_gate": gate_cv_accuracy(states, diff, mask, groups, gate_cfg, seed=cfg.seed),
+           "in_source_gate": gate_cv_accuracy(states, diff, mask, groups, gate_cfg, seed=cfg.seed,
+                                              early_stop=cfg.gate_early_stop),
            "fixed_nonnegative": gate_cv_accuracy(np.zeros((len(held), 1)), diff, mask, groups, gate_cfg,
-                                                 seed=cfg.seed),
+                                                 seed=cfg.seed, early_stop=cfg.gate_early_stop),
            "fixed_any_sign": probe_accuracy(diff, groups, seed=cfg.seed),
            "alone": alone, "best_alone": best,
            "longer_wins": float(validate.longer_wins([prep.pairs[i] for i in held]).mean()),
