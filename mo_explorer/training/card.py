@@ -141,8 +141,11 @@ def write_card(head_dir: str | Path, dev: dict | None = None, ablation: str | No
     if gate:
         parts += ["", f"Gate: trained on {sum(gate.get('pairs', {}).values())} pairs "
                       f"({', '.join(f'{k} {v}' for k, v in sorted(gate.get('pairs', {}).items()))}), each subset "
-                      f"weighted equally; train accuracy {pct(gate['train_accuracy'])}, held-out 10% "
-                      f"{pct(gate['val_accuracy'])}."]
+                      f"weighted equally; train accuracy {pct(gate['train_accuracy'])}, "
+                      + (f"held-out pairs (those of 10% of the prompts, which chose each gate's step: "
+                         f"{', '.join(map(str, gate['best_steps']))} of {gate['history'][-1]['step']}) "
+                         if gate.get("best_steps") else "held-out 10% ")
+                      + f"{pct(gate['val_accuracy'])}."]
         if "concentration" in gate:
             parts += ["", "Gate concentration (mean of the largest gate weight, per training subset; 1/k = "
                           "uniform, 1 = collapsed):", "", "| subset | mean max weight | top objective |",

@@ -17,7 +17,7 @@ import numpy as np
 from mo_explorer import config
 from mo_explorer.errors import UserError
 from mo_explorer.training import data as D
-from mo_explorer.training import recipe
+from mo_explorer.training import recipe, stage2
 from mo_explorer.training.contrastive import build_contrastive, rating_pairs
 from mo_explorer.training.feature_cache import FeatureCache, text_key
 from mo_explorer.training.validate import source_of
@@ -299,7 +299,6 @@ def _prompt_embeddings(cache, spec, prompts, settings, state, layer_index) -> np
 def fit(prep: Prepared, cfg: TrainConfig, use_contrastive: bool = True, use_likelihood: bool = True,
         use_rating_pairs: bool = True, subsets: tuple[str, ...] | None = None):
     """Stage 1, debiasing and stage 2 on prepared features -> (HeadParams, gate, report)."""
-    from mo_explorer.models.gate_trainer import GateTrainConfig, train_gate
 
     learned = tuple(n for n in D.OBJECTIVES if n in prep.labels and np.isfinite(prep.labels[n]).sum() >= 5)
     lik_ok = use_likelihood and np.isfinite(prep.chosen.logprob).sum() >= 20
@@ -336,34 +335,10 @@ def fit(prep: Prepared, cfg: TrainConfig, use_contrastive: bool = True, use_like
     if recipe.LIKELIHOOD in params.objectives:
         j = params.objectives.index(recipe.LIKELIHOOD)
         mask[:, j] = (np.isfinite(prep.chosen.logprob[keep]) & np.isfinite(prep.rejected.logprob[keep]))
-    rng = np.random.default_rng(cfg.seed)
-    early = False
-    if cfg.gate_early_stop:  # by prompt: pairs of one prompt on both sides would reward memorising prompts
-        prompts = [D.prompt_key(prep.pairs[i].prompt) for i in keep]
-        held_prompts = {k for k in sorted(set(prompts)) if rng.random() < 0.1}
-        val = np.array([k in held_prompts for k in prompts])
-        early = bool(val.any()) and not val.all()
-    if not early:  # too few prompts to hold any out: every step, as before early stopping
-        val = rng.random(len(keep)) < 0.1
-    gate_cfg = GateTrainConfig(steps=cfg.gate_steps, seed=cfg.seed, entropy_weight=cfg.gate_entropy,
-                               members=cfg.gate_seeds, n_hidden=cfg.gate_layers)
-    states = prep.chosen.prompt_states[keep]
-    gate, gate_log = train_gate(states[~val], diff[~val], gate_cfg, weights[~val], mask[~val],
-                                (states[val], diff[val], weights[val], mask[val]) if early else None)
-    from mo_explorer.models.gate_trainer import gate_weights
-    g_val = gate_weights(gate, prep.chosen.prompt_states[keep][val])
-    g_val = g_val * mask[val] / (g_val * mask[val]).sum(1, keepdims=True) * g_val.sum(1, keepdims=True)
-    val_acc = float(np.mean(np.sum(g_val * diff[val], axis=1) > 0)) if val.any() else float("nan")
-    g_all = gate_weights(gate, prep.chosen.prompt_states[keep])
-    concentration = {}
-    for s in sorted(counts):
-        sel = np.array([n == s for n in names])
-        top = np.bincount(g_all[sel].argmax(1), minlength=len(params.objectives))
-        concentration[s] = {"mean_max": float((g_all[sel].max(1) / g_all[sel].sum(1)).mean()),
-                            "top": params.objectives[int(top.argmax())],
-                            "mean": [float(x) for x in (g_all[sel] / g_all[sel].sum(1, keepdims=True)).mean(0)]}
+    gate, gate_report = stage2.fit_gate(prep.chosen.prompt_states[keep], diff, weights, mask, names,
+                                        [D.prompt_key(prep.pairs[i].prompt) for i in keep], params.objectives, cfg)
     report = {"stage1": params.stage1, "debias": debias, "verbosity_in_score": cfg.verbosity_in_score,
-              "gate": {**gate_log, "val_accuracy": val_acc, "pairs": counts, "concentration": concentration},
+              "gate": {**gate_report, "pairs": counts},
               "objectives": list(params.objectives)}
     return params, gate, report
 

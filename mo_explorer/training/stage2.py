@@ -1,0 +1,51 @@
+"""Stage 2 of the recipe on prepared pairs: the gate's held-out split, its training, and what it learned.
+
+The gate itself is trained in models.gate_trainer (torch); this module decides which pairs it trains on and which
+it is checked on, and summarises its weights per training subset for the model card.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+HELD_OUT_SHARE = 0.1  # of the prompts (early stopping) or of the pairs (a check only)
+
+
+def held_out(prompts: list[str], early_stop: bool, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+    """Which pairs (n,) the gate does not train on, and whether they choose its step.
+
+    With early stopping they are the pairs of 10% of the prompts: held-out pairs sharing a prompt with training
+    pairs would reward a gate for memorising prompts, the failure early stopping is there to catch. With too few
+    prompts to split, or without early stopping, 10% of the pairs at random only check the gate.
+    """
+    if early_stop:
+        held_prompts = {k for k in sorted(set(prompts)) if rng.random() < HELD_OUT_SHARE}
+        val = np.array([k in held_prompts for k in prompts])
+        if val.any() and not val.all():
+            return val, True
+    return rng.random(len(prompts)) < HELD_OUT_SHARE, False
+
+
+def fit_gate(states: np.ndarray, diff: np.ndarray, weights: np.ndarray, mask: np.ndarray, subsets: list[str],
+             prompts: list[str], objectives: tuple[str, ...], cfg) -> tuple[object, dict]:
+    """Train the gate on pairs (prompt states (n, D), transformed reward differences (n, K), loss weights (n,),
+    measured-objective mask (n, K), subset and prompt key per pair) -> (gate, report for the model card)."""
+    from mo_explorer.models.gate_trainer import GateTrainConfig, gate_weights, train_gate
+
+    val, early = held_out(prompts, cfg.gate_early_stop, np.random.default_rng(cfg.seed))
+    gate_cfg = GateTrainConfig(steps=cfg.gate_steps, seed=cfg.seed, entropy_weight=cfg.gate_entropy,
+                               members=cfg.gate_seeds, n_hidden=cfg.gate_layers)
+    gate, log = train_gate(states[~val], diff[~val], gate_cfg, weights[~val], mask[~val],
+                           (states[val], diff[val], weights[val], mask[val]) if early else None)
+    g_val = gate_weights(gate, states[val])
+    g_val = g_val * mask[val] / (g_val * mask[val]).sum(1, keepdims=True) * g_val.sum(1, keepdims=True)
+    val_acc = float(np.mean(np.sum(g_val * diff[val], axis=1) > 0)) if val.any() else float("nan")
+    g_all = gate_weights(gate, states)
+    names = np.array(subsets)
+    concentration = {}
+    for s in sorted(set(subsets)):
+        g = g_all[names == s]
+        top = np.bincount(g.argmax(1), minlength=len(objectives))
+        concentration[s] = {"mean_max": float((g.max(1) / g.sum(1)).mean()), "top": objectives[int(top.argmax())],
+                            "mean": [float(x) for x in (g / g.sum(1, keepdims=True)).mean(0)]}
+    return gate, {**log, "val_accuracy": val_acc, "concentration": concentration}
