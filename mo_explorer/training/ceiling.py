@@ -6,8 +6,9 @@ the signal. This command separates the two. For each source S it takes the heads
 exactly as `--validate loso` fits them) and scores S's own pairs four ways, each by 5-fold cross-validation on S
 with folds by prompt (no prompt in both halves):
 
-- **in-source gate**: the recipe's gate (same architecture, steps, entropy bonus, members) trained on S itself:
-  the most a gate reading the prompt can get from these objectives on S, without having to transfer;
+- **in-source gate**: the recipe's gate (same architecture, steps, entropy bonus, members, early stopping when the
+  recipe uses it) trained on S itself: what a gate reading the prompt gets from these objectives on S without
+  having to transfer;
 - **fixed weights >= 0**: the same gate fed a constant, i.e. the best single softmax weighting for all of S;
 - **fixed weights, any sign**: a linear Bradley-Terry probe on the objectives' differences (signs free, which the
   softmax gate cannot do);
