@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import gradio as gr
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mo_explorer import validation
@@ -136,10 +136,13 @@ def test_api_generate(app, run):
            temperature=maybe(st.floats(0, 2)), top_p=maybe(st.floats(0.05, 1)),
            max_new_tokens=maybe(st.integers(1, 2)), seed=maybe(st.integers(0, 2**32 - 1)),
            session_id=maybe(st.sampled_from([gen_sid] * 4 + [NOWHERE])))
+    @example(prompt="0", n=1, temperature=0.0, top_p=1.0, max_new_tokens=1, seed=0, session_id=None)  # found once
     def prop(prompt, n, temperature, top_p, max_new_tokens, seed, session_id):
         out = run(lambda: app.api.generate(prompt, n, temperature, top_p, max_new_tokens, seed, session_id))
         if out is not None:
-            assert out["session_id"] == session_id and out["prompt"] == [{"role": "user", "content": prompt}]
+            # No session named (None or "", the endpoint's default): the round starts a new one.
+            assert out["session_id"] == session_id if session_id else out["session_id"] not in (gen_sid, NOWHERE)
+            assert out["prompt"] == [{"role": "user", "content": prompt}]
             assert out["params"]["n"] == n and type(out["params"]["n"]) is int and len(out["candidates"]) == n
             assert out["params"]["temperature"] == temperature and math.isfinite(out["params"]["temperature"])
 
