@@ -33,7 +33,7 @@ import numpy as np
 
 from mo_explorer import config
 from mo_explorer.training import data as D
-from mo_explorer.training import recipe, train, validate
+from mo_explorer.training import recipe, stage2, train, validate
 from mo_explorer.training.ablate import probe_accuracy, score_variant
 from mo_explorer.training.metrics import pair_correct
 
@@ -63,13 +63,14 @@ def gate_cv_accuracy(prompt_states: np.ndarray, diff: np.ndarray, mask: np.ndarr
         if not te.any() or not tr.any():
             continue
         val = None
-        if early_stop:
+        if early_stop:  # as train.fit holds out prompts, within this fold's training pairs
             inner = np.flatnonzero(tr)
-            stop = grouped_folds([groups[i] for i in inner], 10, seed + 1) == 0
-            tr = np.zeros(len(diff), bool)
-            tr[inner[~stop]] = True
-            v = inner[stop]
-            val = (prompt_states[v], diff[v], np.ones(len(v)), mask[v])
+            stop, early = stage2.held_out([groups[i] for i in inner], True, np.random.default_rng(seed + f))
+            if early:
+                tr = np.zeros(len(diff), bool)
+                tr[inner[~stop]] = True
+                v = inner[stop]
+                val = (prompt_states[v], diff[v], np.ones(len(v)), mask[v])
         gate, _ = train_gate(prompt_states[tr], diff[tr], gate_cfg, None, mask[tr], val)
         g = gate_weights(gate, prompt_states[te])
         g = g * mask[te] / np.maximum((g * mask[te]).sum(1, keepdims=True), 1e-12) * g.sum(1, keepdims=True)
@@ -84,8 +85,6 @@ def single_objectives(diff: np.ndarray, objectives: tuple[str, ...]) -> dict[str
 
 def source_ceiling(prep: train.Prepared, cfg: train.TrainConfig, source: str, fit) -> dict:
     """The LOSO cell of `source` and its in-source ceilings (see the module doc); {"n": 0} if it has no pairs."""
-    from mo_explorer.models.gate_trainer import GateTrainConfig
-
     fitted = validate.fit_without(prep, cfg, source, fit)
     if fitted is None:
         return {"n": 0}
@@ -93,13 +92,9 @@ def source_ceiling(prep: train.Prepared, cfg: train.TrainConfig, source: str, fi
     chosen, rejected = prep.chosen.take(held), prep.rejected.take(held)
     sc, sr, _, _ = score_variant(params, gate, chosen, rejected)
     diff = recipe.pair_reward_diff(params, chosen, rejected)
-    mask = np.ones_like(diff)  # as train.fit masks it: no likelihood weight where it was not measured
-    if recipe.LIKELIHOOD in params.objectives:
-        mask[:, params.objectives.index(recipe.LIKELIHOOD)] = np.isfinite(chosen.logprob) & np.isfinite(
-            rejected.logprob)
+    mask = stage2.measured_mask(params.objectives, chosen, rejected)
     groups = [D.prompt_key(prep.pairs[i].prompt) for i in held]
-    gate_cfg = GateTrainConfig(steps=cfg.gate_steps, seed=cfg.seed, entropy_weight=cfg.gate_entropy,
-                               members=cfg.gate_seeds, n_hidden=cfg.gate_layers)
+    gate_cfg = stage2.gate_config(cfg)
     states = chosen.prompt_states
     alone = single_objectives(diff, params.objectives)
     best = max(alone, key=alone.get)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mo_explorer.training import recipe
+
 HELD_OUT_SHARE = 0.1  # of the prompts (early stopping) or of the pairs (a check only)
 
 
@@ -26,16 +28,33 @@ def held_out(prompts: list[str], early_stop: bool, rng: np.random.Generator) -> 
     return rng.random(len(prompts)) < HELD_OUT_SHARE, False
 
 
+def measured_mask(objectives: tuple[str, ...], chosen: recipe.FeatureTable,
+                  rejected: recipe.FeatureTable) -> np.ndarray:
+    """(n, K) 1 where an objective was measured on both sides of a pair, else 0: the likelihood on rows the
+    generator did not score is masked out of that pair's gate, so the gate cannot park weight on a zero column to
+    shrink margins it gets wrong."""
+    mask = np.ones((len(chosen.words), len(objectives)))
+    if recipe.LIKELIHOOD in objectives:
+        mask[:, objectives.index(recipe.LIKELIHOOD)] = np.isfinite(chosen.logprob) & np.isfinite(rejected.logprob)
+    return mask
+
+
+def gate_config(cfg):
+    """The GateTrainConfig of a train config (its steps, seed, entropy bonus, members and hidden layers)."""
+    from mo_explorer.models.gate_trainer import GateTrainConfig
+
+    return GateTrainConfig(steps=cfg.gate_steps, seed=cfg.seed, entropy_weight=cfg.gate_entropy,
+                           members=cfg.gate_seeds, n_hidden=cfg.gate_layers)
+
+
 def fit_gate(states: np.ndarray, diff: np.ndarray, weights: np.ndarray, mask: np.ndarray, subsets: list[str],
              prompts: list[str], objectives: tuple[str, ...], cfg) -> tuple[object, dict]:
     """Train the gate on pairs (prompt states (n, D), transformed reward differences (n, K), loss weights (n,),
     measured-objective mask (n, K), subset and prompt key per pair) -> (gate, report for the model card)."""
-    from mo_explorer.models.gate_trainer import GateTrainConfig, gate_weights, train_gate
+    from mo_explorer.models.gate_trainer import gate_weights, train_gate
 
     val, early = held_out(prompts, cfg.gate_early_stop, np.random.default_rng(cfg.seed))
-    gate_cfg = GateTrainConfig(steps=cfg.gate_steps, seed=cfg.seed, entropy_weight=cfg.gate_entropy,
-                               members=cfg.gate_seeds, n_hidden=cfg.gate_layers)
-    gate, log = train_gate(states[~val], diff[~val], gate_cfg, weights[~val], mask[~val],
+    gate, log = train_gate(states[~val], diff[~val], gate_config(cfg), weights[~val], mask[~val],
                            (states[val], diff[val], weights[val], mask[val]) if early else None)
     g_val = gate_weights(gate, states[val])
     g_val = g_val * mask[val] / (g_val * mask[val]).sum(1, keepdims=True) * g_val.sum(1, keepdims=True)

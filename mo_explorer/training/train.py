@@ -329,12 +329,7 @@ def fit(prep: Prepared, cfg: TrainConfig, use_contrastive: bool = True, use_like
     debias = recipe.set_transform(params, recipe.rewards(params, union), cfg.verbosity_in_score,
                                   (recipe.rewards(params, prep.chosen), recipe.rewards(params, prep.rejected)))
     diff = recipe.pair_reward_diff(params, prep.chosen.take(keep), prep.rejected.take(keep), held_margin)
-    # Objectives not measured on a pair (the likelihood on rows the generator did not score) are masked out of
-    # that pair's gate, so the gate cannot park weight on a zero column to shrink margins it gets wrong.
-    mask = np.ones_like(diff)
-    if recipe.LIKELIHOOD in params.objectives:
-        j = params.objectives.index(recipe.LIKELIHOOD)
-        mask[:, j] = (np.isfinite(prep.chosen.logprob[keep]) & np.isfinite(prep.rejected.logprob[keep]))
+    mask = stage2.measured_mask(params.objectives, prep.chosen.take(keep), prep.rejected.take(keep))
     gate, gate_report = stage2.fit_gate(prep.chosen.prompt_states[keep], diff, weights, mask, names,
                                         [D.prompt_key(prep.pairs[i].prompt) for i in keep], params.objectives, cfg)
     report = {"stage1": params.stage1, "debias": debias, "verbosity_in_score": cfg.verbosity_in_score,
