@@ -19,7 +19,7 @@ from mo_explorer import config
 from mo_explorer.training import data as D
 from mo_explorer.training import recipe, train
 from mo_explorer.training.feature_cache import FeatureCache
-from mo_explorer.training.metrics import evaluate_pairs
+from mo_explorer.training.metrics import evaluate_pairs, grouped_folds
 
 log = logging.getLogger(__name__)
 
@@ -174,9 +174,7 @@ def probe_accuracy(diff: np.ndarray, groups: list[str], folds: int = 5, l2: floa
     """Grouped k-fold accuracy of a linear Bradley-Terry probe on feature differences diff (n, D)."""
     from scipy.optimize import minimize
 
-    keys = sorted(set(groups))
-    fold_of = dict(zip(keys, np.random.default_rng(seed).permutation(len(keys)) % folds))
-    fold = np.array([fold_of[g] for g in groups])
+    fold = grouped_folds(groups, folds, seed)
     # Random signs: half the pairs are presented as (rejected - chosen) with label 0, so the probe needs no bias.
     sign = np.where(np.random.default_rng(seed + 1).random(len(diff)) < 0.5, 1.0, -1.0)
     x, y = diff * sign[:, None], (sign > 0).astype(float)

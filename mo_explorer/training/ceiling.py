@@ -35,18 +35,11 @@ from mo_explorer import config
 from mo_explorer.training import data as D
 from mo_explorer.training import recipe, stage2, train, validate
 from mo_explorer.training.ablate import probe_accuracy, score_variant
-from mo_explorer.training.metrics import pair_correct
+from mo_explorer.training.metrics import grouped_folds, pair_correct
 
 log = logging.getLogger(__name__)
 
 FOLDS = 5
-
-
-def grouped_folds(groups: list[str], folds: int = FOLDS, seed: int = 0) -> np.ndarray:
-    """A fold id (n,) per item, the same for every item of one group (prompt)."""
-    keys = sorted(set(groups))
-    fold_of = dict(zip(keys, np.random.default_rng(seed).permutation(len(keys)) % folds))
-    return np.array([fold_of[g] for g in groups])
 
 
 def gate_cv_accuracy(prompt_states: np.ndarray, diff: np.ndarray, mask: np.ndarray, groups: list[str],

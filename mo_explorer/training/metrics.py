@@ -90,3 +90,11 @@ def evaluate_pairs(subsets: Sequence[str], chosen: np.ndarray, rejected: np.ndar
                               for s in sorted(set(subsets))}
         out["longer_wins"]["overall"] = float(np.mean(longer))
     return out
+
+
+def grouped_folds(groups: list[str], folds: int = 5, seed: int = 0) -> np.ndarray:
+    """A fold id (n,) per item, the same for every item of one group (a prompt): k-fold without a group on both
+    sides."""
+    keys = sorted(set(groups))
+    fold_of = dict(zip(keys, np.random.default_rng(seed).permutation(len(keys)) % folds))
+    return np.array([fold_of[g] for g in groups])
