@@ -14,7 +14,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EMBEDDED_HEAD_DIR = REPO_ROOT / "data" / "reward_head"
-SPACES_DATA_DIR = Path("/data")
+DEFAULT_CACHE_DIR = str(Path.home() / ".cache" / "mo-explorer")
+DATABASE_FILE = "mo_explorer.sqlite"
 CANDIDATES_CEILING = 32  # most candidates a round may ask for, whatever the settings say
 FEATURES_DIR = "features"  # the training/eval feature cache, under the model cache dir
 
@@ -61,7 +62,7 @@ class ModelSettings:
         "Seconds an OpenAI-compatible server may take to connect or to send the next piece of an answer "
         "before the round fails (what arrived before is kept).", "--openai-timeout")
     cache_dir: str = _setting(
-        str(Path.home() / ".cache" / "mo-explorer"), "MO_EXPLORER_CACHE_DIR",
+        DEFAULT_CACHE_DIR, "MO_EXPLORER_CACHE_DIR",
         "Directory for converted model weights (the GGUF is converted to safetensors here once).",
         "--cache-dir")
     device: str = _setting("auto", "MO_EXPLORER_DEVICE",
@@ -105,6 +106,9 @@ class LimitSettings:
     max_response_tokens: int = _setting(1024, "MO_EXPLORER_MAX_RESPONSE_TOKENS",
                                         "Responses are truncated to this many tokens for scoring.",
                                         "--max-response-tokens")
+    max_import_mb: float = _setting(5.0, "MO_EXPLORER_MAX_IMPORT_MB",
+                                    "Largest session file an import reads, in MB (page and command line).",
+                                    "--max-import-mb")
 
     @property
     def candidates(self) -> int:
@@ -125,24 +129,78 @@ class GenerationDefaults:
 
 
 @dataclass(frozen=True)
+class VisitorSettings:
+    """What one visitor (one address) may ask of a public page, and how the queue of rounds is kept short."""
+
+    rounds_per_minute: int = _setting(
+        10, "MO_EXPLORER_ROUNDS_PER_MINUTE",
+        "Rounds one visitor may start in any minute (page and API); more are refused, saying when to retry. "
+        "0: no limit.", "--rounds-per-minute")
+    max_round_tokens: int = _setting(
+        2048, "MO_EXPLORER_MAX_ROUND_TOKENS",
+        "Most candidates x new tokens one round may ask for (8 x 256 and 16 x 128 fit); 0: no limit beyond "
+        "max_candidates and max_new_tokens.", "--max-round-tokens")
+    votes_per_minute: int = _setting(
+        30, "MO_EXPLORER_VOTES_PER_MINUTE", "Votes one visitor may cast in any minute; 0: no limit.",
+        "--votes-per-minute")
+    imports_per_minute: int = _setting(
+        3, "MO_EXPLORER_IMPORTS_PER_MINUTE", "Session imports one visitor may make in any minute; 0: no limit.",
+        "--imports-per-minute")
+    max_waiting_rounds: int = _setting(
+        16, "MO_EXPLORER_MAX_WAITING_ROUNDS",
+        "Most rounds queued or running at once; one more is refused with how many are ahead and about how long "
+        "they take.", "--max-waiting-rounds")
+    drain_seconds: float = _setting(
+        10.0, "MO_EXPLORER_QUEUE_DRAIN_SECONDS",
+        "While rounds queue, a new round is made smaller (down to 2 x 32) so that the queue, it included, should "
+        "be done within this many seconds; the page says so. 0: rounds are never made smaller.",
+        "--queue-drain-seconds")
+
+
+@dataclass(frozen=True)
 class StorageSettings:
-    """Where sessions are stored."""
+    """Where sessions are stored, and for how long."""
 
     database_url: str = _setting(
         "", "MO_EXPLORER_DATABASE_URL",
         "Any SQLAlchemy URL; empty means a SQLite file at database_path.", "--database-url")
     database_path: str = _setting(
         "", "MO_EXPLORER_DATABASE_PATH",
-        "SQLite file used when no URL is set; empty means /data/mo_explorer.sqlite when /data exists "
-        "(Hugging Face Spaces persistent storage), else ./mo_explorer.sqlite.", "--database-path")
+        "SQLite file used when no URL is set; empty means mo_explorer.sqlite in spaces_data_dir when that is a "
+        "writable directory, else in cache_dir.", "--database-path")
+    spaces_data_dir: str = _setting(
+        "/data", "MO_EXPLORER_SPACES_DATA_DIR",
+        "Persistent disk of a Hugging Face Space (mounted at /data when the Space has persistent storage): the "
+        "SQLite file goes there when it is a writable directory; the log says where it went.",
+        "--spaces-data-dir")
+    idle_days: float = _setting(
+        30.0, "MO_EXPLORER_SESSION_IDLE_DAYS",
+        "Sessions with nothing generated, ranked or voted for this many days are deleted at start and daily; "
+        "0 keeps every session.", "--session-idle-days")
+    max_database_mb: float = _setting(
+        1024.0, "MO_EXPLORER_MAX_DATABASE_MB",
+        "Stored data (SQLite pages in use) above which new rounds are refused with a message until idle sessions "
+        "are removed; 0: no ceiling.", "--max-database-mb")
 
-    def resolved_url(self) -> str:
-        """The SQLAlchemy URL actually used."""
+    def resolved_url(self, cache_dir: str = DEFAULT_CACHE_DIR) -> str:
+        """The SQLAlchemy URL actually used (cache_dir: the models' cache directory, the SQLite file's fallback)."""
+        return self.location(cache_dir)[0]
+
+    def location(self, cache_dir: str = DEFAULT_CACHE_DIR) -> tuple[str, str]:
+        """(SQLAlchemy URL, why there), for the log at start."""
         if self.database_url:
-            return self.database_url
-        path = self.database_path or str(
-            SPACES_DATA_DIR / "mo_explorer.sqlite" if SPACES_DATA_DIR.is_dir() else Path("mo_explorer.sqlite"))
-        return f"sqlite:///{Path(path).expanduser().resolve()}"
+            return self.database_url, "database_url is set"
+        if self.database_path:
+            return _sqlite_url(Path(self.database_path)), "database_path is set"
+        data = Path(self.spaces_data_dir).expanduser()
+        if data.is_dir() and os.access(data, os.W_OK | os.X_OK):
+            return _sqlite_url(data / DATABASE_FILE), f"{data} is a writable directory (persistent storage)"
+        return (_sqlite_url(Path(cache_dir) / DATABASE_FILE),
+                f"{data} is not a writable directory: sessions live in the cache directory")
+
+
+def _sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path.expanduser().resolve()}"
 
 
 @dataclass(frozen=True)
@@ -160,6 +218,7 @@ class Settings:
     models: ModelSettings = field(default_factory=ModelSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     defaults: GenerationDefaults = field(default_factory=GenerationDefaults)
+    visitors: VisitorSettings = field(default_factory=VisitorSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
 

@@ -38,6 +38,7 @@ class GateTrainConfig:
     seed: int = 0
     members: int = 1  # gates averaged (seeds seed .. seed + members - 1): the mean moves less with noise
     eval_every: int = 25  # with validation pairs: steps between checks of the validation loss
+    shrink: float = 0.0  # weight of KL(gate(prompt) || the batch's mean gate): one population weighting as prior
 
 
 def standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -80,6 +81,7 @@ def train_gate(prompt_states: np.ndarray, reward_diff: np.ndarray, config: GateT
         for i in range(max(1, config.members)):
             gate, history = _train_one(x, d, w, m, config, config.seed + i, held)
             with torch.no_grad():
+                _exclude(gate, (m == 0).all(0))
                 accuracies.append(float(((_masked(gate(x), m) * d).sum(1) > 0).float().mean()))
                 _fold_standardiser(gate, mu, sd)
             members.append(gate)
@@ -123,6 +125,9 @@ def _train_one(x: torch.Tensor, d: torch.Tensor, w: torch.Tensor, m: torch.Tenso
         p = g / g.sum(1, keepdim=True)
         entropy = -(p * torch.log(p + 1e-9)).sum(1).mean()
         loss = bt - config.entropy_weight * entropy
+        if config.shrink > 0:  # departures from the population weighting must pay for themselves in the BT loss
+            mean = p.mean(0, keepdim=True)
+            loss = loss + config.shrink * (p * (torch.log(p + 1e-9) - torch.log(mean + 1e-9))).sum(1).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -156,6 +161,16 @@ def _fold_standardiser(gate: GatingNetwork, mu: np.ndarray, sd: np.ndarray) -> N
     w_new = first.weight / torch.tensor(sd, dtype=torch.float32)
     first.bias.copy_(first.bias - w_new @ torch.tensor(mu, dtype=torch.float32))
     first.weight.copy_(w_new)
+
+
+def _exclude(gate: GatingNetwork, never: torch.Tensor) -> None:
+    """Give objectives masked on every training pair (never (K,) True) exactly zero weight: their logit is pinned
+    far below the others, so the softmax spends the whole of logit_scale on the objectives that can buy score."""
+    if not bool(never.any()) or bool(never.all()):
+        return
+    last = gate.layers[-1]
+    last.weight[never] = 0.0
+    last.bias[never] = -1e4 * gate.temperature
 
 
 def _masked(g: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

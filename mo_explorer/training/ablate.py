@@ -17,9 +17,10 @@ import numpy as np
 
 from mo_explorer import config
 from mo_explorer.training import data as D
-from mo_explorer.training import recipe, train
+from mo_explorer.training import train
 from mo_explorer.training.feature_cache import FeatureCache
 from mo_explorer.training.metrics import evaluate_pairs, grouped_folds
+from mo_explorer.training.scoring import score_variant
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +50,6 @@ def dev_tables(cfg: train.TrainConfig, settings, spec: dict, limit: int, seed: i
     chosen = train.table(cache, [(p.prompt, p.chosen) for p in pairs], layer_index, lik)
     rejected = train.table(cache, [(p.prompt, p.rejected) for p in pairs], layer_index, lik)
     return pairs, chosen, rejected
-
-
-def score_variant(params: recipe.HeadParams, gate, chosen: recipe.FeatureTable, rejected: recipe.FeatureTable,
-                  uniform: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Scores (n,) and rewards (n, k) of both sides of dev pairs."""
-    from mo_explorer.models.gate_trainer import gate_weights
-
-    k = len(params.objectives)
-    g = np.full((len(chosen.words), k), 1.0 / k) if uniform else gate_weights(gate, chosen.prompt_states)
-    rc, rr = recipe.rewards(params, chosen), recipe.rewards(params, rejected)
-    return recipe.scores(params, g, chosen), recipe.scores(params, g, rejected), rc, rr
 
 
 def summarise(pairs, sc, sr, rc=None, rr=None, objectives=()) -> dict:

@@ -34,8 +34,9 @@ import numpy as np
 from mo_explorer import config
 from mo_explorer.training import data as D
 from mo_explorer.training import recipe, stage2, train, validate
-from mo_explorer.training.ablate import probe_accuracy, score_variant
+from mo_explorer.training.ablate import probe_accuracy
 from mo_explorer.training.metrics import grouped_folds, pair_correct
+from mo_explorer.training.scoring import score_variant
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def source_ceiling(prep: train.Prepared, cfg: train.TrainConfig, source: str, fi
     chosen, rejected = prep.chosen.take(held), prep.rejected.take(held)
     sc, sr, _, _ = score_variant(params, gate, chosen, rejected)
     diff = recipe.pair_reward_diff(params, chosen, rejected)
-    mask = stage2.measured_mask(params.objectives, chosen, rejected)
+    mask = stage2.measured_mask(params.objectives, chosen, rejected, params.transform)
     groups = [D.prompt_key(prep.pairs[i].prompt) for i in held]
     gate_cfg = stage2.gate_config(cfg)
     states = chosen.prompt_states

@@ -24,6 +24,7 @@ import numpy as np
 from mo_explorer import config
 from mo_explorer.training import ablate, recipe, train, validate
 from mo_explorer.training.feature_cache import FeatureCache, text_key
+from mo_explorer.training.scoring import score_variant
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace, settings: config.Settings) -> dict:
     for name, p in variants.items():
         folds = validate.loso(p, cfg, fit)
         params, gate, _ = train.fit(p, cfg, use_likelihood=True)
-        sc, sr, rc, rr = ablate.score_variant(params, gate, *dev_tables[name])
+        sc, sr, rc, rr = score_variant(params, gate, *dev_tables[name])
         rows[name] = {"loso": folds, "dev": ablate.summarise(pairs, sc, sr, rc, rr, params.objectives)}
         log.info("%s: LOSO mean %.3f worst %.3f, dev %.3f", name, folds["mean"], folds["worst"],
                  rows[name]["dev"]["accuracy"])

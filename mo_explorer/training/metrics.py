@@ -34,6 +34,20 @@ def accuracy_summary(correct: np.ndarray) -> dict:
     return {"n": n, "accuracy": acc, "ci95": [lo, hi]}
 
 
+def length_balanced(correct: np.ndarray, len_chosen: np.ndarray, len_rejected: np.ndarray) -> dict:
+    """Accuracy where the chosen answer is the longer one, where it is the shorter one, and their mean.
+
+    The mean is the length-balanced accuracy: "longer wins" scores 100 and 0 on the halves, exactly 50 on it, so
+    a score that is mostly length cannot pass for a judge of quality. Pairs of equal length are in neither half.
+    """
+    longer, shorter = len_chosen > len_rejected, len_chosen < len_rejected
+    acc_l = float(np.mean(correct[longer])) if longer.any() else float("nan")
+    acc_s = float(np.mean(correct[shorter])) if shorter.any() else float("nan")
+    # With one half empty the mean is undefined, not the other half: NaN says so.
+    return {"longer": acc_l, "shorter": acc_s, "n_longer": int(longer.sum()), "n_shorter": int(shorter.sum()),
+            "balanced": (acc_l + acc_s) / 2}
+
+
 def expected_calibration_error(margin: np.ndarray, n_bins: int = 10) -> float:
     """ECE of the Bradley-Terry probability sigmoid(score_chosen - score_rejected) (n,), by confidence bins."""
     p = 1.0 / (1.0 + np.exp(-np.clip(margin, -50, 50)))
@@ -84,6 +98,14 @@ def evaluate_pairs(subsets: Sequence[str], chosen: np.ndarray, rejected: np.ndar
             for j, name in enumerate(objectives)}
     if lengths is not None:
         len_c, len_r = lengths
+        out["length_balanced"] = length_balanced(correct, len_c, len_r)
+        out["length_balanced"]["subsets"] = {
+            s: length_balanced(correct[sel], len_c[sel], len_r[sel])
+            for s in sorted(set(subsets)) for sel in [np.array([x == s for x in subsets])]}
+        if rewards_chosen is not None and rewards_rejected is not None:
+            out["length_balanced"]["objectives"] = {
+                name: length_balanced(pair_correct(rewards_chosen[:, j], rewards_rejected[:, j]), len_c, len_r)
+                for j, name in enumerate(objectives)}
         out["length_spearman"] = spearman(np.concatenate([chosen, rejected]), np.concatenate([len_c, len_r]))
         longer = pair_correct(len_c.astype(float), len_r.astype(float))
         out["longer_wins"] = {s: float(np.mean(longer[[i for i, x in enumerate(subsets) if x == s]]))

@@ -28,14 +28,20 @@ def held_out(prompts: list[str], early_stop: bool, rng: np.random.Generator) -> 
     return rng.random(len(prompts)) < HELD_OUT_SHARE, False
 
 
-def measured_mask(objectives: tuple[str, ...], chosen: recipe.FeatureTable,
-                  rejected: recipe.FeatureTable) -> np.ndarray:
-    """(n, K) 1 where an objective was measured on both sides of a pair, else 0: the likelihood on rows the
-    generator did not score is masked out of that pair's gate, so the gate cannot park weight on a zero column to
-    shrink margins it gets wrong."""
+def measured_mask(objectives: tuple[str, ...], chosen: recipe.FeatureTable, rejected: recipe.FeatureTable,
+                  transform: np.ndarray | None = None) -> np.ndarray:
+    """(n, K) 1 where an objective was measured on both sides of a pair and can buy score, else 0.
+
+    The likelihood on rows the generator did not score is masked out of that pair's gate, so the gate cannot park
+    weight on a zero column to shrink margins it gets wrong. An objective whose column of the transform is zero
+    (verbosity when it is shown, not rewarded) is masked on every pair: the trained gate then gives it exactly
+    zero weight (models.gate_trainer), so the gate chart never shows weight that buys nothing.
+    """
     mask = np.ones((len(chosen.words), len(objectives)))
     if recipe.LIKELIHOOD in objectives:
         mask[:, objectives.index(recipe.LIKELIHOOD)] = np.isfinite(chosen.logprob) & np.isfinite(rejected.logprob)
+    if transform is not None:
+        mask[:, ~np.any(transform != 0, axis=0)] = 0.0
     return mask
 
 
@@ -44,7 +50,7 @@ def gate_config(cfg):
     from mo_explorer.models.gate_trainer import GateTrainConfig
 
     return GateTrainConfig(steps=cfg.gate_steps, seed=cfg.seed, entropy_weight=cfg.gate_entropy,
-                           members=cfg.gate_seeds, n_hidden=cfg.gate_layers)
+                           members=cfg.gate_seeds, n_hidden=cfg.gate_layers, shrink=getattr(cfg, "gate_shrink", 0.0))
 
 
 def fit_gate(states: np.ndarray, diff: np.ndarray, weights: np.ndarray, mask: np.ndarray, subsets: list[str],

@@ -20,7 +20,7 @@ from mo_explorer.training import data as D
 from mo_explorer.training import recipe, stage2
 from mo_explorer.training.contrastive import build_contrastive, rating_pairs
 from mo_explorer.training.feature_cache import FeatureCache, text_key
-from mo_explorer.training.validate import source_of
+from mo_explorer.training.sources import source_of, word_lengths
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,8 @@ class TrainConfig:
     gate_entropy: float
     gate_weighting: str  # "subset" or "source": what weighs the same in the gate's loss
     gate_early_stop: bool  # keep each gate's state with the lowest loss on pairs of held-out prompts
+    gate_length_balance: bool  # within each weight group, chosen-longer and chosen-shorter pairs weigh the same
+    gate_shrink: float  # weight of the penalty on the gate's departure from the population weighting (KL)
     dev: str | None
     dev_limit: int
     features: str | None
@@ -154,6 +156,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "source alone scores below a fixed weighting on held-out prompts (the ceiling table "
                              "in the model card), so it memorises prompts. --no-gate-early-stop: every step, the "
                              "recipe shipped until 2026-11-29.")
+    parser.add_argument("--gate-length-balance", action=argparse.BooleanOptionalAction, default=True,
+                        help="Within each weight group, the pairs whose chosen answer is the longer and those whose "
+                             "chosen answer is the shorter weigh the same in the gate's loss: the gate is trained on "
+                             "the length-balanced accuracy it is judged by, and cannot win by following length.")
+    parser.add_argument("--gate-shrink", type=float, default=0.0,
+                        help="Weight of the penalty KL(gate(prompt) || mean gate over the batch): the gate keeps "
+                             "one population weighting and departs from it only where the pairs pay for it.")
     parser.add_argument("--dev", default=None, help="Optional pairs file evaluated after training (model card).")
     parser.add_argument("--dev-limit", type=int, default=400, help="Stratified dev sample size.")
     parser.add_argument("--features", default=None,
@@ -315,6 +324,8 @@ def fit(prep: Prepared, cfg: TrainConfig, use_contrastive: bool = True, use_like
     groups = [weight_group(prep.pairs[i], cfg.gate_weighting) for i in keep]
     sizes = {g: groups.count(g) for g in set(groups)}
     weights = np.array([1.0 / sizes[g] for g in groups]) * len(groups) / len(sizes)  # each group weighs the same
+    if cfg.gate_length_balance:
+        weights = weights * length_balance([prep.pairs[i] for i in keep], groups)
     held_margin = None  # the preference head's cross-fitted margins on the gate's pairs
     if cfg.preference_l2 > 0:
         held_margin = recipe.add_preference_head(params, union, prep.chosen.take(keep), prep.rejected.take(keep),
@@ -329,13 +340,32 @@ def fit(prep: Prepared, cfg: TrainConfig, use_contrastive: bool = True, use_like
     debias = recipe.set_transform(params, recipe.rewards(params, union), cfg.verbosity_in_score,
                                   (recipe.rewards(params, prep.chosen), recipe.rewards(params, prep.rejected)))
     diff = recipe.pair_reward_diff(params, prep.chosen.take(keep), prep.rejected.take(keep), held_margin)
-    mask = stage2.measured_mask(params.objectives, prep.chosen.take(keep), prep.rejected.take(keep))
+    mask = stage2.measured_mask(params.objectives, prep.chosen.take(keep), prep.rejected.take(keep),
+                                params.transform)
     gate, gate_report = stage2.fit_gate(prep.chosen.prompt_states[keep], diff, weights, mask, names,
                                         [D.prompt_key(prep.pairs[i].prompt) for i in keep], params.objectives, cfg)
     report = {"stage1": params.stage1, "debias": debias, "verbosity_in_score": cfg.verbosity_in_score,
               "gate": {**gate_report, "pairs": counts},
               "objectives": list(params.objectives)}
     return params, gate, report
+
+
+def length_balance(pairs: list[D.PairRow], groups: list[str]) -> np.ndarray:
+    """Per-pair factors (n,) that, within each group, give the pairs whose chosen answer is the longer and those
+    whose chosen answer is the shorter the same total weight (pairs of equal length keep their share; a group
+    with one side empty is left as it is). The group's total weight is unchanged."""
+    len_c, len_r = word_lengths(pairs)
+    side = np.sign(len_c - len_r)
+    keys = np.array(groups)
+    out = np.ones(len(pairs))
+    for g in set(groups):
+        sel = keys == g
+        n_l, n_s = int((side[sel] > 0).sum()), int((side[sel] < 0).sum())
+        if n_l and n_s:
+            half = (n_l + n_s) / 2
+            out[sel & (side > 0)] = half / n_l
+            out[sel & (side < 0)] = half / n_s
+    return out
 
 
 def weight_group(pair: D.PairRow, by: str) -> str:
@@ -446,8 +476,11 @@ def main(args: argparse.Namespace, settings: config.Settings) -> int:
 
         loso = validate.loso(prep, cfg, refit)
         table = (f"Each row: the recipe fitted without that source, scored on its {cfg.pairs_limit}-pair sample's "
-                 f"pairs of it (seed {cfg.seed}); `{command_line(cfg)} --validate loso`.\n\n"
-                 + validate.markdown(loso))
+                 f"pairs of it (seed {cfg.seed}); `{command_line(cfg)} --validate loso`. Length-balanced: the mean "
+                 "of the accuracy where the chosen answer is the longer (pairs in brackets) and where it is the "
+                 "shorter; \"longer wins\" scores 50 on it.\n\n" + validate.markdown(loso, results)
+                 + "\n\nEach objective alone on each left-out source, length-balanced (raw):\n\n"
+                 + validate.objective_markdown(loso))
         (Path(cfg.out) / LOSO_FILE).write_text(table + "\n")
         (Path(cfg.out) / "loso.json").write_text(json.dumps(loso, indent=2) + "\n")
         print(table)

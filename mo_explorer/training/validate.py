@@ -5,9 +5,8 @@ left out in turn: the heads and the gate are fitted on the other sources' rows a
 left-out source's sampled pairs, beside "longer response wins" on the same pairs. Choices of features, rows,
 debiasing and gate are to be made by the mean and the worst of these columns.
 
-Sources (folds), as the pairs name them:
-- `rmb-helpfulness`, `rmb-harmlessness`, `alpacaeval`: the sampled training pairs of that subset;
-- `ratings`: the pairs derived from ratings (`ratings-*` subsets).
+Sources are those of `sources.py`. Every table reports raw accuracy and the length-balanced one (the mean of the
+accuracy where the chosen answer is the longer and where it is the shorter): "longer wins" scores 50 on it.
 Leaving out `alpacaeval` also drops the helpfulness ratings (AlpacaEval's own judge rated the same responses), so
 that fold has no helpfulness head, and the `ratings-helpfulness` pairs derived from them leave the gate's training
 (until 2026-11-29 they stayed: 6 of the shipped recipe's 600 rating pairs, which the gate's per-subset weighting
@@ -23,28 +22,13 @@ import logging
 
 import numpy as np
 
-from mo_explorer.training import data as D
-from mo_explorer.training.metrics import accuracy_summary, pair_correct
+from mo_explorer.training.metrics import accuracy_summary, length_balanced, pair_correct
+from mo_explorer.training.scoring import score_variant
+from mo_explorer.training.sources import HELD_OUT_SOURCES, JUDGED_BY_ALPACAEVAL, longer_wins, source_of, word_lengths
 
 log = logging.getLogger(__name__)
 
-RATINGS = "ratings"
-HELD_OUT_SOURCES = ("rmb-helpfulness", "rmb-harmlessness", "alpacaeval", RATINGS)
-JUDGED_BY_ALPACAEVAL = RATINGS + "-helpfulness"  # pairs of AlpacaEval responses ranked by AlpacaEval's judge
-
-
-def source_of(pair: D.PairRow) -> str:
-    """The fold a training pair belongs to (a source above, or '' for pairs never held out: contrastive ones)."""
-    if pair.subset.startswith(RATINGS + "-"):
-        return RATINGS
-    return pair.subset if pair.subset in HELD_OUT_SOURCES else ""
-
-
-def longer_wins(pairs: list[D.PairRow]) -> np.ndarray:
-    """Per pair: 1 when the chosen response has more words, 0.5 on a tie, 0 otherwise (the length baseline)."""
-    c = np.array([len(p.chosen.split()) for p in pairs], float)
-    r = np.array([len(p.rejected.split()) for p in pairs], float)
-    return pair_correct(c, r)
+__all__ = ["HELD_OUT_SOURCES", "fit_without", "fold", "longer_wins", "loso", "markdown", "source_of"]
 
 
 def fit_without(prep, cfg, source: str, fit):
@@ -62,52 +46,91 @@ def fit_without(prep, cfg, source: str, fit):
 
 
 def fold(prep, cfg, source: str, fit) -> dict:
-    """Fit on everything but `source` and score its pairs: accuracy with its 95% interval, and longer-wins."""
-    from mo_explorer.training.ablate import score_variant
-
+    """Fit on everything but `source` and score its pairs: accuracy with its 95% interval, length-balanced
+    accuracy (also of each objective alone), and longer-wins."""
     fitted = fit_without(prep, cfg, source, fit)
     if fitted is None:
         return {"n": 0}
     held, params, gate = fitted
-    sc, sr, _, _ = score_variant(params, gate, prep.chosen.take(held), prep.rejected.take(held))
+    sc, sr, rc, rr = score_variant(params, gate, prep.chosen.take(held), prep.rejected.take(held))
     correct = pair_correct(sc, sr)
     summary = accuracy_summary(correct)
-    longer = accuracy_summary(longer_wins([prep.pairs[i] for i in held]))
-    names = np.array([prep.pairs[i].subset for i in held])
+    pairs = [prep.pairs[i] for i in held]
+    len_c, len_r = word_lengths(pairs)
+    names = np.array([p.subset for p in pairs])
     # The ratings fold mixes four objectives whose shares move with the rows sampled: per subset, variants compare.
-    subsets = {s: {"n": int((names == s).sum()), "accuracy": float(correct[names == s].mean())}
+    subsets = {s: {"n": int((names == s).sum()), "accuracy": float(correct[names == s].mean()),
+                   "balanced": length_balanced(correct[names == s], len_c[names == s], len_r[names == s])["balanced"]}
                for s in sorted(set(names))}
+    objectives = {name: length_balanced(pair_correct(rc[:, j], rr[:, j]), len_c, len_r)
+                  for j, name in enumerate(params.objectives)}
+    for name, row in objectives.items():
+        row["accuracy"] = float(np.mean(pair_correct(rc[:, params.objectives.index(name)],
+                                                     rr[:, params.objectives.index(name)])))
     return {"n": len(held), "accuracy": summary["accuracy"], "ci95": summary["ci95"],
-            "longer_wins": longer["accuracy"], "objectives": list(params.objectives), "subsets": subsets}
+            "length_balanced": length_balanced(correct, len_c, len_r),
+            "longer_wins": float(longer_wins(pairs).mean()), "objectives": list(params.objectives),
+            "objective_accuracy": objectives, "subsets": subsets}
 
 
 def loso(prep, cfg, fit) -> dict:
-    """Every fold, then the mean and the worst over the folds that have pairs."""
+    """Every fold, then the mean and the worst over the folds that have pairs, raw and length-balanced."""
     folds = {s: fold(prep, cfg, s, fit) for s in HELD_OUT_SOURCES}
     scored = [f for f in folds.values() if f["n"]]
     for name, f in folds.items():
         if f["n"]:
-            log.info("left out %-18s n=%4d accuracy %.3f (longer wins %.3f)", name, f["n"], f["accuracy"],
+            lb = f["length_balanced"]
+            log.info("left out %-18s n=%4d accuracy %.3f length-balanced %.3f (chosen longer %.3f, shorter %.3f; "
+                     "longer wins %.3f)", name, f["n"], f["accuracy"], lb["balanced"], lb["longer"], lb["shorter"],
                      f["longer_wins"])
-    return {"folds": folds,
-            "mean": float(np.mean([f["accuracy"] for f in scored])) if scored else float("nan"),
-            "worst": float(min(f["accuracy"] for f in scored)) if scored else float("nan"),
-            "longer_mean": float(np.mean([f["longer_wins"] for f in scored])) if scored else float("nan")}
+
+    def over(values: list[float]) -> tuple[float, float]:
+        return (float(np.mean(values)), float(min(values))) if values else (float("nan"), float("nan"))
+
+    mean, worst = over([f["accuracy"] for f in scored])
+    lb_mean, lb_worst = over([f["length_balanced"]["balanced"] for f in scored])
+    return {"folds": folds, "mean": mean, "worst": worst, "balanced_mean": lb_mean, "balanced_worst": lb_worst,
+            "longer_mean": over([f["longer_wins"] for f in scored])[0]}
+
+
+def _pct(x: float) -> str:
+    return "" if x != x else f"{100 * x:.1f}"  # NaN (a half with no pairs) prints empty
 
 
 def markdown(result: dict, dev: dict | None = None) -> str:
-    """The table: one row per left-out source, then the mean and the worst; RM-Bench dev when given."""
-    lines = ["| left out | pairs | recipe accuracy | 95% interval | longer wins |", "|---|---|---|---|---|"]
+    """The table: one row per left-out source (raw, its interval, the two length halves, length-balanced), then the
+    mean and the worst; RM-Bench dev when given."""
+    lines = ["| left out | pairs | accuracy | 95% interval | chosen longer | chosen shorter | length-balanced | "
+             "longer wins |", "|---|---|---|---|---|---|---|---|"]
     for name, f in result["folds"].items():
         if not f["n"]:
-            lines.append(f"| {name} | 0 | | | |")
+            lines.append(f"| {name} | 0 | | | | | | |")
             continue
         lo, hi = f["ci95"]
-        lines.append(f"| {name} | {f['n']} | {100 * f['accuracy']:.1f} | {100 * lo:.0f}-{100 * hi:.0f} | "
-                     f"{100 * f['longer_wins']:.1f} |")
-    lines.append(f"| **mean** | | **{100 * result['mean']:.1f}** | | {100 * result['longer_mean']:.1f} |")
-    lines.append(f"| **worst** | | **{100 * result['worst']:.1f}** | | |")
+        lb = f["length_balanced"]
+        lines.append(f"| {name} | {f['n']} | {_pct(f['accuracy'])} | {100 * lo:.0f}-{100 * hi:.0f} | "
+                     f"{_pct(lb['longer'])} ({lb['n_longer']}) | {_pct(lb['shorter'])} ({lb['n_shorter']}) | "
+                     f"**{_pct(lb['balanced'])}** | {_pct(f['longer_wins'])} |")
+    lines.append(f"| **mean** | | {_pct(result['mean'])} | | | | **{_pct(result['balanced_mean'])}** | "
+                 f"{_pct(result['longer_mean'])} |")
+    lines.append(f"| **worst** | | {_pct(result['worst'])} | | | | **{_pct(result['balanced_worst'])}** | |")
     if dev is not None:
-        lines.append(f"| RM-Bench dev (trained on all sources) | {dev['n']} | {100 * dev['accuracy']:.1f} | | "
-                     f"{100 * dev['longer_wins']:.1f} |")
+        lb = dev.get("length_balanced", {})
+        lines.append(f"| RM-Bench dev (trained on all sources) | {dev['n']} | {_pct(dev['accuracy'])} | | "
+                     f"{_pct(lb.get('longer', float('nan')))} | {_pct(lb.get('shorter', float('nan')))} | "
+                     f"**{_pct(lb.get('balanced', float('nan')))}** | {_pct(dev['longer_wins']['overall'])} |")
+    return "\n".join(lines)
+
+
+def objective_markdown(result: dict) -> str:
+    """Each objective alone on each left-out source: length-balanced accuracy (raw in brackets)."""
+    folds = {k: f for k, f in result["folds"].items() if f["n"]}
+    names = list(dict.fromkeys(n for f in folds.values() for n in f["objective_accuracy"]))
+    lines = ["| objective | " + " | ".join(folds) + " | length-balanced mean |", "|---|" + "---|" * (len(folds) + 1)]
+    for name in names:
+        cells = [f["objective_accuracy"].get(name) for f in folds.values()]
+        bal = [c["balanced"] for c in cells if c is not None and c["balanced"] == c["balanced"]]
+        lines.append(f"| {name} | " + " | ".join(
+            "" if c is None else f"{_pct(c['balanced'])} ({_pct(c['accuracy'])})" for c in cells)
+            + f" | {_pct(float(np.mean(bal))) if bal else ''} |")
     return "\n".join(lines)
