@@ -129,6 +129,23 @@ class GenerationDefaults:
 
 
 @dataclass(frozen=True)
+class SteerSettings:
+    """How a steered round (generation guided along a direction) branches; see README, Writing along the arrow."""
+
+    block_tokens: int = _setting(
+        32, "MO_EXPLORER_STEER_BLOCK", "Tokens decoded between two rankings of the partial answers in a steered "
+        "round (fewer: more rankings, each one a reward-model call).", "--steer-block")
+    survivors: int = _setting(
+        2, "MO_EXPLORER_STEER_SURVIVORS", "Partial answers kept at each ranking of a steered round; the other rows "
+        "continue copies of them (every row still writes its tokens: the budget equals a plain round's).",
+        "--steer-survivors")
+    temperature: float = _setting(
+        0.0, "MO_EXPLORER_STEER_TEMPERATURE", "How the rows dropped at a ranking pick the survivor they copy: 0 "
+        "takes the survivors in turn, best first; above 0 draws them with probability softmax(value / this), "
+        "values being the direction's scalarised scores in per-round normalised units.", "--steer-temperature")
+
+
+@dataclass(frozen=True)
 class VisitorSettings:
     """What one visitor (one address) may ask of a public page, and how the queue of rounds is kept short."""
 
@@ -218,6 +235,7 @@ class Settings:
     models: ModelSettings = field(default_factory=ModelSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     defaults: GenerationDefaults = field(default_factory=GenerationDefaults)
+    steering: SteerSettings = field(default_factory=SteerSettings)
     visitors: VisitorSettings = field(default_factory=VisitorSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     server: ServerSettings = field(default_factory=ServerSettings)

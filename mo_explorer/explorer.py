@@ -7,6 +7,7 @@ are scored), reranks stored rounds for a new direction, and manages sessions, vo
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import queue
 import threading
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mo_explorer import exporting, model_thread, ranking, validation
+from mo_explorer import exporting, model_thread, ranking, steering, validation
 from mo_explorer.config import Settings
 from mo_explorer.errors import ModelError, UserError
 from mo_explorer.schema import (
@@ -204,6 +205,7 @@ class Explorer:
         """
         params = params or self.default_params()
         messages = self.validate(prompt, params)
+        params, fallback = self._steerable(params)
         session_id = self.ensure_session(session_id)
         yield RoundEvent("started", total=params.max_new_tokens, message="generating")
         round_id: str | None = None
@@ -240,11 +242,13 @@ class Explorer:
                 raise
             raise ModelError(f"The reward model failed while scoring: {exc}") from exc
         self.store.finish_round(round_id, session_id, status="complete")
+        direction = direction or params.steer  # a steered round is ranked along the direction it was written by
         if direction is not None:
             self.rerank(round_id, direction, session_id)
         rnd = self.store.get_round(round_id, session_id)
         note = (f"The reward model could not read {unrated} of {stored * len(rnd.gating)} ratings; they were set to "
                 "neutral (0)." if unrated else "")
+        note = " ".join(part for part in (fallback, note) if part)
         yield RoundEvent("done", round=rnd, step=stored, total=stored, message="done", note=note)
 
     def run_round(self, prompt: Prompt, params: GenerationParams | None = None, session_id: str | None = None,
@@ -294,11 +298,14 @@ class Explorer:
         # run on their own threads, at once, and only their scoring queues for the model thread.
         local = getattr(self.generator, "runs_locally", True)
 
+        # A steered round ranks its partial answers at every block (on the model thread, inside the generation).
+        steer = {} if params.steer is None else {"guide": self._guide(messages, params)}
+
         def work() -> None:
             try:
                 with self._generate_lock if local else contextlib.nullcontext():
                     try:
-                        self.generator.generate(messages, params, progress=step, on_finish=pending.append)
+                        self.generator.generate(messages, params, progress=step, on_finish=pending.append, **steer)
                     except _ScoringFailed:
                         raise
                     except Exception:  # the generator failed: keep what ended before, if it scores
@@ -340,6 +347,34 @@ class Explorer:
             raise exc
         if exc is not None:
             raise ModelError(f"The generator failed: {exc}") from exc
+
+    def _steerable(self, params: GenerationParams) -> tuple[GenerationParams, str]:
+        """Params to run and what the user should know: a generator that cannot branch writes a plain round."""
+        if params.steer is None:
+            return params, ""
+        names = (*self.reward_model.objectives, MEASURED_LENGTH, MEASURED_TIME, MEASURED_LOGPROB)
+        unknown = [name for name in params.steer.objectives if name not in names]
+        if unknown:
+            raise UserError(f"steer: unknown objective(s) {unknown}; available: {list(names)}")
+        if getattr(self.generator, "can_steer", False):
+            return params, ""
+        return (dataclasses.replace(params, steer=None),
+                f"The generator {self.generator.model_id} cannot branch its rows, so this is a plain round: it was "
+                "not written along the arrow.")
+
+    def _guide(self, messages, params: GenerationParams) -> steering.Guide:
+        """The steered round's guide: partial answers scored and ranked along params.steer at every block."""
+
+        def rewards(partial: list[Generation]):
+            try:
+                out = self._score(messages, partial)
+            except Exception as exc:  # carried past the generator, as a finished candidate's scoring failure is
+                raise _ScoringFailed(exc) from exc
+            names, _, maximize = self._objectives(out)
+            return np.stack([c.rewards for c in self._candidates(0, partial, out)]), names, maximize
+
+        s = self.settings.steering
+        return steering.Guide(rewards, params.steer, s.block_tokens, s.survivors, s.temperature, params.seed)
 
     @contextlib.contextmanager
     def _heartbeat(self) -> Iterator[None]:

@@ -43,10 +43,28 @@ class GenerationParams:
     temperature: float = 0.8
     top_p: float = 0.95
     seed: int = 0
+    steer: Direction | None = None  # a steered round: decoding guided along this direction (else a plain round)
+
+    @property
+    def mode(self) -> str:
+        """'steered' when decoding was guided along a direction, else 'plain'."""
+        return "plain" if self.steer is None else "steered"
 
     def to_dict(self) -> dict:
-        return {"n": self.n, "max_new_tokens": self.max_new_tokens, "temperature": self.temperature,
+        """As JSON; a plain round's parameters carry no 'steer' key (older stores and files have none)."""
+        data = {"n": self.n, "max_new_tokens": self.max_new_tokens, "temperature": self.temperature,
                 "top_p": self.top_p, "seed": self.seed}
+        if self.steer is not None:
+            data["steer"] = self.steer.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> GenerationParams:
+        """The inverse of to_dict (a 'steer' entry becomes a Direction)."""
+        steer = data.get("steer")
+        if isinstance(steer, dict):
+            steer = Direction(tuple(steer["objectives"]), tuple(steer["weights"]), steer.get("method", "linear"))
+        return cls(**{**data, "steer": steer})
 
 
 @dataclass(frozen=True)

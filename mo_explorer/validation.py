@@ -113,6 +113,20 @@ class EventInput(Input):
 
 
 # ----- generation ------------------------------------------------------------------------------------------
+class Steer(Input):
+    """The direction a steered round is written along: weights over named objectives."""
+
+    objectives: list[Name] = Field(min_length=1, max_length=MAX_OBJECTIVES)
+    weights: list[Float] = Field(min_length=1, max_length=MAX_OBJECTIVES)
+    method: Method = "linear"
+
+    def direction(self) -> Direction:
+        """The Direction it names (one weight per objective, not all zero)."""
+        if len(self.objectives) != len(self.weights):
+            raise UserError("steer: one weight per objective is needed")
+        return _direction(self.objectives, self.weights, self.method)
+
+
 class Params(Input):
     """Sampling parameters of one round (the settings' limits are checked by the Explorer on top)."""
 
@@ -121,10 +135,12 @@ class Params(Input):
     temperature: Float = Field(ge=0.0, le=2.0)
     top_p: Float = Field(gt=0.0, le=1.0)
     seed: Int = Field(0, ge=0, le=MAX_SEED)
+    steer: Steer | None = None  # a steered round (decoding guided along this direction)
 
     def params(self) -> GenerationParams:
         """As the core's GenerationParams."""
-        return GenerationParams(**self.model_dump(include=set(Params.model_fields)))
+        plain = self.model_dump(include=set(Params.model_fields) - {"steer"})
+        return GenerationParams(**plain, steer=self.steer.direction() if self.steer is not None else None)
 
 
 class Message(Input):

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 Finished = Callable[[schema.Generation], None]  # called once per candidate, in the order they finish
+# A steered round's guide (mo_explorer.steering.Guide): partial answers -> the row each continues; has block_tokens
+Guide = Callable[[list[schema.Generation]], list[int]]
 SAMPLERS = ("auto", "fast", "transformers")
 
 
@@ -129,17 +131,26 @@ class Generator:
                                                      return_dict=True, return_tensors="pt")
         return encoded["input_ids"]
 
+    @property
+    def can_steer(self) -> bool:
+        """Whether a round can be guided along a direction: the fast sampler branches rows, generate() cannot."""
+        return self.sampler == "fast"
+
     def count_prompt_tokens(self, messages: schema.Prompt) -> int:
         """Number of prompt tokens after the chat template (with the assistant header)."""
         return int(self._encode(messages).shape[1])
 
     @model_thread.runs_on_model_thread
     def generate(self, messages: schema.Prompt, params: schema.GenerationParams,
-                 progress: Progress | None = None, on_finish: Finished | None = None) -> list[schema.Generation]:
+                 progress: Progress | None = None, on_finish: Finished | None = None,
+                 guide: Guide | None = None) -> list[schema.Generation]:
         """Sample params.n candidates in one batched call; same seed, same candidates.
 
-        Returns them in the order they finished (ties in row order); on_finish sees each one as it ends.
+        Returns them in the order they finished (ties in row order); on_finish sees each one as it ends. With a
+        guide (a steered round; needs can_steer), every guide.block_tokens tokens it ranks the unfinished rows.
         """
+        if guide is not None and not self.can_steer:
+            raise errors.UserError(f"the {self.sampler!r} sampler cannot steer a round; use the 'fast' sampler")
         validate_params(params)
         prompt_ids = self._encode(messages).to(self.device)  # (1, T)
         if self.device.type == "cpu":
@@ -148,7 +159,7 @@ class Generator:
                      f"set to {self.threads}" if self.threads else "the cores other processes leave idle")
         try:
             if self.sampler == "fast":
-                generations = self._generate_fast(prompt_ids, params, progress, on_finish)
+                generations = self._generate_fast(prompt_ids, params, progress, on_finish, guide)
             else:
                 generations = self._generate_transformers(prompt_ids, params, progress)
                 for g in generations if on_finish is not None else ():
@@ -158,7 +169,8 @@ class Generator:
         return generations
 
     def _generate_fast(self, prompt_ids: torch.Tensor, params: schema.GenerationParams,
-                       progress: Progress | None, on_finish: Finished | None) -> list[schema.Generation]:
+                       progress: Progress | None, on_finish: Finished | None,
+                       guide: Guide | None = None) -> list[schema.Generation]:
         start = time.perf_counter()
         done: list[schema.Generation] = []
 
@@ -167,13 +179,21 @@ class Generator:
             if on_finish is not None:
                 on_finish(done[-1])
 
+        def branch(rows: list[sampling.RowResult], end_logprobs: list[float]) -> list[int]:
+            # Partial answers as the guide reads them: what each row wrote so far, closed by its log p(end) now.
+            now = time.perf_counter() - start
+            partial = [self._row_generation(sampling.RowResult(r.ids, r.logprobs, [*r.end_logprobs, end], None),
+                                            now) for r, end in zip(rows, end_logprobs)]
+            return guide(partial)
+
         greedy = params.temperature == 0
         if self._step is None:
             self._step = llama_step.stepper(self.model)
             log.info("decoding step: %s", type(self._step).__name__)
-        sampling.decode(self._step, prompt_ids, params.n, params.max_new_tokens, float(params.temperature),
-                        float(params.top_p), self.eos_ids.tolist(), params.seed, on_step=progress,
-                        on_finish=finished)
+        sampling.decode(
+            self._step, prompt_ids, params.n, params.max_new_tokens, float(params.temperature), float(params.top_p),
+            self.eos_ids.tolist(), params.seed, on_step=progress, on_finish=finished,
+            block=guide.block_tokens if guide is not None else 0, on_block=branch if guide is not None else None)
         if greedy and params.n > 1:  # greedy decoding gives n identical rows: one was decoded
             for _ in range(params.n - 1):
                 done.append(done[0])

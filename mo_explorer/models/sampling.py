@@ -63,16 +63,35 @@ class RowResult:
 
 Step = Callable[[int, int], None]  # (tokens so far, max tokens)
 Finish = Callable[[int, RowResult], None]  # (row, its result) as soon as a row ends
+# At a block boundary: (the unfinished rows' results, log p(end of turn) now for each) -> the batch row each continues
+Block = Callable[[list[RowResult], list[float]], list[int]]
+
+
+def _branch(forward, results: list[RowResult], active: list[int], sources: list[int], logits: torch.Tensor,
+            ) -> torch.Tensor:
+    """Batch row b continues batch row sources[b]: its cache row and its result so far are copied; new logits."""
+    if len(sources) != len(active) or not all(0 <= s < len(active) for s in sources):
+        raise ValueError(f"a block's guide named rows {sources} for {len(active)} unfinished rows")
+    if sources == list(range(len(active))):
+        return logits
+    copies = [RowResult(list(results[active[s]].ids), list(results[active[s]].logprobs),
+                        list(results[active[s]].end_logprobs)) for s in sources]
+    for row, copy in zip(active, copies):
+        results[row] = copy
+    index = torch.tensor(sources, dtype=torch.long, device=logits.device)
+    forward.select(index)  # index_select: a repeated index duplicates that row's KV cache
+    return logits[index]
 
 
 @torch.inference_mode()
 def decode(forward, prompt_ids: torch.Tensor, n: int, max_new_tokens: int, temperature: float, top_p: float,
-           eos_ids: list[int], seed: int, on_step: Step | None = None, on_finish: Finish | None = None
-           ) -> list[RowResult]:
+           eos_ids: list[int], seed: int, on_step: Step | None = None, on_finish: Finish | None = None,
+           block: int = 0, on_block: Block | None = None) -> list[RowResult]:
     """Sample n continuations of prompt_ids (1, T); temperature 0 decodes one greedy row.
 
     forward: a models.llama_step stepper over the model. The prompt is run once and its KV cache repeated for the n
-    rows; rows that emit an EOS token leave the batch.
+    rows; rows that emit an EOS token leave the batch. With on_block, every `block` tokens the unfinished rows are
+    handed to it and each continues the row it names (a steered round: models.generator, mo_explorer.steering).
     """
     start = time.perf_counter()
     greedy = temperature == 0
@@ -111,6 +130,9 @@ def decode(forward, prompt_ids: torch.Tensor, n: int, max_new_tokens: int, tempe
             forward.select(index)
             token = token[index]
         logits = forward(token).float()
+        if on_block is not None and block > 0 and (step + 1) % block == 0 and step + 1 < max_new_tokens:
+            end = torch.logsumexp(torch.log_softmax(logits, dim=-1)[:, eos], dim=-1).tolist()
+            logits = _branch(forward, results, active, on_block([results[r] for r in active], end), logits)
         if step + 1 == max_new_tokens:
             # Rows cut here still get the log-prob of ending the turn after their last token: the likelihood
             # objective closes every response with the end-of-turn token, as a scoring pass would.

@@ -103,8 +103,8 @@ def params_from_json(data: Any, what: str = "params") -> GenerationParams:
     # numpy scalars (np.int64 seeds and the like) become plain numbers, which JSON columns can hold.
     data = {k: v.item() if isinstance(v, np.generic) else v for k, v in data.items()}
     try:
-        params = GenerationParams(**data)
-    except TypeError as exc:
+        params = GenerationParams.from_dict(data)
+    except (TypeError, KeyError, ValueError) as exc:
         raise UserError(f"{what}: {exc}") from exc
     for name in ("n", "max_new_tokens", "seed"):
         if isinstance(getattr(params, name), bool) or not isinstance(getattr(params, name), int):
@@ -160,7 +160,8 @@ def round_from_row(row: RoundRow, candidates: Sequence[CandidateRow], direction:
     k_model = k - sum(bool(m) for m in row.measured)
     return Round(
         round_id=row.id, session_id=row.session.id, prompt=[dict(m) for m in row.prompt],
-        params=GenerationParams(**row.params), generator_id=row.generator_id, reward_model_id=row.reward_model_id,
+        params=GenerationParams.from_dict(row.params), generator_id=row.generator_id,
+        reward_model_id=row.reward_model_id,
         objectives=tuple(row.objectives), measured=tuple(bool(m) for m in row.measured),
         maximize=tuple(bool(m) for m in row.maximize),
         gating=json_to_floats(row.gating, (k_model,), "gating"),
