@@ -6,15 +6,16 @@ Each subcommand is `configure(parser)` + a handler taking (args, settings); heav
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
 from pathlib import Path
 
-from mo_explorer import summary, validation
+from mo_explorer import ranking, summary, validation
 from mo_explorer.config import Settings, add_settings_arguments
 from mo_explorer.errors import UserError
-from mo_explorer.schema import Direction
+from mo_explorer.schema import MEASURED_LENGTH, MEASURED_LOGPROB, MEASURED_TIME, Direction
 
 log = logging.getLogger("mo_explorer")
 
@@ -53,7 +54,11 @@ def configure_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="Sampling seed: same seed, same candidates.")
     p.add_argument("--direction", default=None,
                    help="Comma-separated weights over the output's objectives, in its order; ranks by it.")
-    p.add_argument("--method", choices=("linear", "tchebycheff"), default="linear", help="Scalarisation.")
+    p.add_argument("--steer", default=None,
+                   help="Write the round along this direction (a steered round): weights as for --direction, "
+                        "in the same order; ranks by it unless --direction is given.")
+    p.add_argument("--method", choices=("linear", "tchebycheff"), default="linear",
+                   help="Scalarisation (of --direction and --steer).")
     p.add_argument("--session", default=None, help="Add the round to this session (default: a new one).")
 
 
@@ -68,12 +73,18 @@ def run_generate(args, settings: Settings) -> int:
         top_p=args.top_p if args.top_p is not None else d.top_p, seed=args.seed)
     params = request.params()
     explorer = _explorer(settings)
-    if args.direction:  # checked before generating, against the objectives the round will have
-        k = len(explorer.reward_model.objectives)
-        n_weights = len(args.direction.split(","))
-        if n_weights not in (k + 2, k + 3):
-            raise UserError(f"--direction has {n_weights} weights; this reward model gives {k} objectives plus "
-                            "the measured ones (length_tokens, gen_seconds[, mean_logprob])")
+    for flag, weights in (("--direction", args.direction), ("--steer", args.steer)):
+        if weights:  # checked before generating, against the objectives the round will have
+            k = len(explorer.reward_model.objectives)
+            n_weights = len(weights.split(","))
+            if n_weights not in (k + 2, k + 3):
+                raise UserError(f"{flag} has {n_weights} weights; this reward model gives {k} objectives plus "
+                                "the measured ones (length_tokens, gen_seconds[, mean_logprob])")
+    if args.steer:
+        names = (*explorer.reward_model.objectives, MEASURED_LENGTH, MEASURED_TIME, MEASURED_LOGPROB)
+        steer = _parse_direction(args.steer, names[:len(args.steer.split(","))])
+        params = dataclasses.replace(params, steer=validation.direction(list(steer.objectives),
+                                                                        list(steer.weights), args.method))
     rnd = explorer.run_round(request.prompt, params, session_id=request.session_id or None)
     ranked = None
     if args.direction:
@@ -81,6 +92,8 @@ def run_generate(args, settings: Settings) -> int:
         direction = validation.direction(list(direction.objectives), list(direction.weights), args.method)
         ranked = explorer.rerank(rnd.round_id, direction, rnd.session_id)
         rnd = explorer.get_round(rnd.round_id, rnd.session_id)
+    elif rnd.params.steer is not None:  # the round was ranked along its steering direction when it ended
+        ranked = ranking.rank(rnd.reward_matrix(), rnd.maximize, rnd.direction, rnd.objectives)
     print(json.dumps(summary.round_summary(rnd, ranked), ensure_ascii=False))
     return 0
 

@@ -21,6 +21,7 @@ import numpy as np
 from mo_explorer import exporting, model_thread, ranking, steering, validation
 from mo_explorer.config import Settings
 from mo_explorer.errors import ModelError, UserError
+from mo_explorer.housekeeping import Housekeeper
 from mo_explorer.schema import (
     MEASURED_LENGTH,
     MEASURED_LOGPROB,
@@ -112,6 +113,7 @@ class Explorer:
         # One generation at a time: two rounds decoding at once on a 2-core CPU would only make both slower. (Every
         # model call also runs on the one model thread; the lock says so where a round's generation is.)
         self._generate_lock = threading.Lock()
+        self.housekeeper = Housekeeper(store, settings.storage)  # idle sessions and the database's ceiling
 
     @classmethod
     def from_settings(cls, settings: Settings, generator: bool = True, reward_model: bool = True) -> Explorer:
@@ -121,7 +123,9 @@ class Explorer:
 
         scorer = registry.load_reward_model(settings) if reward_model else None
         writer = registry.load_generator(settings) if generator else None
-        return cls(settings, writer, scorer, Store(settings.storage.resolved_url()))
+        url, why = settings.storage.location(settings.models.cache_dir)
+        log.info("sessions are stored in %s (%s)", url, why)
+        return cls(settings, writer, scorer, Store(url))
 
     @classmethod
     def storage_only(cls, settings: Settings) -> Explorer:
@@ -529,4 +533,8 @@ class Explorer:
 
         The whole file is checked before one transaction writes it: a refused file leaves nothing behind.
         """
+        limit_mb = self.settings.limits.max_import_mb
+        if len(raw) > limit_mb * 2**20:
+            raise UserError(f"The file is {len(raw) / 2**20:.1f} MB; this app imports session files of at most "
+                            f"{limit_mb:g} MB.")
         return self.store.import_session(validation.session_file(raw))

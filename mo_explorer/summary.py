@@ -21,7 +21,8 @@ def round_summary(rnd: Round, ranked: ranking.Ranking | None = None) -> dict:
     order = ranked if ranked is not None else ranking.rank_values(rnd.scores())
     return {
         "session_id": rnd.session_id, "round_id": rnd.round_id, "status": rnd.status, "error": rnd.error,
-        "prompt": rnd.prompt, "params": rnd.params.to_dict(), "created_at": rnd.created_at,
+        "prompt": rnd.prompt, "params": rnd.params.to_dict(), "mode": rnd.params.mode,
+        "created_at": rnd.created_at,
         "generator": rnd.generator_id, "reward_model": rnd.reward_model_id,
         "objectives": list(rnd.objectives), "maximize": list(rnd.maximize), "measured": list(rnd.measured),
         "gating": [float(g) for g in np.asarray(rnd.gating).ravel()],

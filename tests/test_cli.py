@@ -44,6 +44,19 @@ def test_generate_prints_the_contract(env, capsys):
     assert again["direction"]["weights"] == [0, 0, 0, -1, 0]
 
 
+def test_generate_steer_writes_a_steered_round_ranked_along_it(env, capsys, monkeypatch):
+    monkeypatch.setenv("MO_EXPLORER_STEER_BLOCK", "2")
+    out = run_json(capsys, ["generate", "--prompt", "Say hello", "--n", "4", "--max-new-tokens", "6",
+                            "--steer", "0,1,0,0,0", "--method", "tchebycheff"])
+    steer = {"objectives": ["helpful", "safe", "concise", "length_tokens", "gen_seconds"],
+             "weights": [0, 1, 0, 0, 0], "method": "tchebycheff"}
+    assert out["mode"] == "steered" and out["params"]["steer"] == steer and out["direction"] == steer
+    best = min(out["candidates"], key=lambda c: c["rank"])
+    assert best["rewards"][1] == max(c["rewards"][1] for c in out["candidates"])  # ranked along the steer
+    assert main(["generate", "--prompt", "hi", "--steer", "1,2"]) == 2
+    assert "--steer has 2 weights" in capsys.readouterr().err
+
+
 def test_generate_refuses_bad_input(env, capsys):
     assert main(["generate", "--prompt", "hi", "--n", "40"]) == 2
     assert "n: Input should be less than or equal to 32" in capsys.readouterr().err

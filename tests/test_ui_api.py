@@ -40,6 +40,17 @@ def test_generate_then_rerank(app):
     assert by_angle["direction"]["method"] == "tchebycheff"
 
 
+def test_generate_with_a_steer_field_writes_a_steered_round(app):
+    explorer, client = app
+    steer = {"objectives": ["safe"], "weights": [1.0], "method": "linear"}
+    summary = client.predict(prompt="Name a colour", n=3, temperature=1.0, top_p=1.0, max_new_tokens=4, seed=5,
+                             session_id="", steer=steer, api_name="/generate")
+    assert summary["mode"] == "steered" and summary["params"]["steer"] == steer
+    assert explorer.get_round(summary["round_id"], summary["session_id"]).params.steer.objectives == ("safe",)
+    with pytest.raises(Exception, match="not all zero"):
+        client.predict(prompt="hi", steer={"objectives": ["safe"], "weights": [0.0]}, api_name="/generate")
+
+
 def test_api_errors_are_clear(app):
     explorer, client = app
     with pytest.raises(Exception, match="empty"):

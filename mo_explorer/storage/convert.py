@@ -135,7 +135,10 @@ def direction_from_json(data: Any, what: str = "direction") -> Direction | None:
 
 
 def check_direction_fits(direction: Direction, objectives: Sequence[str], what: str = "direction") -> None:
-    """Refuse a direction naming objectives the round does not have."""
+    """Refuse a direction naming objectives the round does not have, or naming one twice."""
+    twice = sorted({o for o in direction.objectives if direction.objectives.count(o) > 1})
+    if twice:
+        raise UserError(f"{what} names {twice} more than once: one weight per objective")
     unknown = [o for o in direction.objectives if o not in objectives]
     if unknown:
         raise UserError(f"{what} names objectives {unknown} that the round does not have ({list(objectives)})")

@@ -21,6 +21,9 @@ from mo_explorer.storage.tables import CandidateRow, DirectionRow, RoundRow, Ses
 
 EXPORT_FORMAT = "mo-explorer-session"
 EXPORT_VERSION = 1
+# The reward model's own gated score is shown beside the objectives under this name (plotting.SCORE): an objective
+# of that name would be two different things on one axis menu.
+RESERVED_OBJECTIVES = ("score",)
 
 
 def candidate_rows(row: RoundRow, candidates: Sequence[Candidate]) -> list[CandidateRow]:
@@ -180,6 +183,9 @@ def _parse_round(r: Any, what: str) -> ParsedRound:
     if not isinstance(r, dict):
         raise UserError(f"{what} must be an object")
     objectives = tuple(_get(r, "objectives", list, what))
+    reserved = [name for name in objectives if name in RESERVED_OBJECTIVES]
+    if reserved:
+        raise UserError(f"{what}.objectives: {reserved[0]!r} is the reward model's own score, not an objective name")
     measured = tuple(_get(r, "measured", list, what))
     maximize = tuple(_get(r, "maximize", list, what))
     try:

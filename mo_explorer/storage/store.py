@@ -13,14 +13,14 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from mo_explorer.errors import NotFoundError, UserError
 from mo_explorer.schema import Candidate, Direction, GenerationParams, Message, Round, SessionSummary, Vote
 from mo_explorer.storage import convert, exchange
 from mo_explorer.storage.engine import WRITE_OPTION, ensure_schema, is_sqlite_memory, make_engine
-from mo_explorer.storage.tables import DirectionRow, RoundRow, SessionRow, ShareRow, VoteRow
+from mo_explorer.storage.tables import CandidateRow, DirectionRow, RoundRow, SessionRow, ShareRow, VoteRow
 from mo_explorer.validation import ID_RE
 
 logger = logging.getLogger(__name__)
@@ -97,6 +97,37 @@ class Store:
             # whose ON DELETE CASCADE had already removed it (SQLAlchemy then warned of a delete that matched 0 rows)
             s.execute(delete(ShareRow).where(ShareRow.session_pk == row.pk))
             s.delete(row)
+
+    def delete_idle_sessions(self, before: str) -> int:
+        """Delete the sessions with nothing created since `before` (ISO-8601 UTC): no round, direction or vote, and
+        the session itself older; returns how many. Running rounds keep their session."""
+        active = [exists().where(RoundRow.session_pk == SessionRow.pk,
+                                 (RoundRow.created_at >= before) | (RoundRow.status == "running")),
+                  exists().where(VoteRow.session_pk == SessionRow.pk, VoteRow.created_at >= before),
+                  exists().where(DirectionRow.round_pk == RoundRow.pk, RoundRow.session_pk == SessionRow.pk,
+                                 DirectionRow.created_at >= before)]
+        idle = select(SessionRow.pk).where(SessionRow.created_at < before, *[~a for a in active])
+        with self._writing() as s:
+            pks = list(s.scalars(idle))
+            for chunk in range(0, len(pks), 500):  # bounded IN lists; children first, as the ORM cascade would
+                part = pks[chunk:chunk + 500]
+                rounds = select(RoundRow.pk).where(RoundRow.session_pk.in_(part))
+                s.execute(delete(VoteRow).where(VoteRow.session_pk.in_(part)))
+                s.execute(delete(DirectionRow).where(DirectionRow.round_pk.in_(rounds)))
+                s.execute(delete(CandidateRow).where(CandidateRow.round_pk.in_(rounds)))
+                s.execute(delete(RoundRow).where(RoundRow.session_pk.in_(part)))
+                s.execute(delete(ShareRow).where(ShareRow.session_pk.in_(part)))
+                s.execute(delete(SessionRow).where(SessionRow.pk.in_(part)))
+        return len(pks)
+
+    def used_bytes(self) -> int | None:
+        """Bytes the stored data takes (SQLite pages in use, free pages left out); None for other databases."""
+        if self._engine.dialect.name != "sqlite":
+            return None
+        with self._reading() as s:
+            pragma = s.connection().exec_driver_sql
+            used = pragma("PRAGMA page_count").scalar() - pragma("PRAGMA freelist_count").scalar()
+            return int(used * pragma("PRAGMA page_size").scalar())
 
     def share_token(self, session_id: str) -> str:
         """The session's read-only share token (made on first use); it opens copies, never the session."""

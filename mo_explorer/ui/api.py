@@ -14,9 +14,11 @@ class Api:
         self.explorer = explorer
 
     def generate(self, prompt: str, n: int = 4, temperature: float = 0.8, top_p: float = 0.95,
-                 max_new_tokens: int = 128, seed: int = 0, session_id: str = "") -> dict:
-        """Generate, score and store one round; returns its summary (candidates, rewards, gating, Pareto front)."""
-        return _generate(self.explorer, prompt, n, temperature, top_p, max_new_tokens, seed, session_id)
+                 max_new_tokens: int = 128, seed: int = 0, session_id: str = "", steer: dict | None = None) -> dict:
+        """Generate, score and store one round; returns its summary (candidates, rewards, gating, Pareto front).
+
+        steer, {"objectives": [...], "weights": [...], "method": "linear"}: write the round along that direction."""
+        return _generate(self.explorer, prompt, n, temperature, top_p, max_new_tokens, seed, session_id, steer)
 
     def rerank(self, round_id: str, weights: list[float] | None = None, method: str = "linear",
                session_id: str = "", objectives: list[str] | None = None, angle: float | None = None) -> dict:
@@ -26,9 +28,9 @@ class Api:
 
 
 @shown_as_gr_error
-def _generate(explorer, prompt, n, temperature, top_p, max_new_tokens, seed, session_id) -> dict:
+def _generate(explorer, prompt, n, temperature, top_p, max_new_tokens, seed, session_id, steer=None) -> dict:
     request = validation.check(validation.GenerateRequest, prompt=prompt, n=n, temperature=temperature, top_p=top_p,
-                               max_new_tokens=max_new_tokens, seed=seed, session_id=session_id)
+                               max_new_tokens=max_new_tokens, seed=seed, session_id=session_id, steer=steer)
     rnd = explorer.run_round(request.prompt, request.params(), request.session_id or None)
     return summary.round_summary(rnd)
 
