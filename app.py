@@ -16,6 +16,7 @@ from mo_explorer.ui.app import build_demo, serve  # noqa: E402
 settings = Settings.from_env()
 explorer = Explorer.from_settings(settings)
 explorer.recover_interrupted()  # rounds a crashed or restarted Space left "running"
+explorer.housekeeper.start()  # sessions idle for storage.idle_days are removed now, then daily
 demo = build_demo(explorer, settings)
 
 if __name__ == "__main__":

@@ -144,6 +144,7 @@ def run_serve(args, settings: Settings) -> int:
 
     explorer = _explorer(settings)
     explorer.recover_interrupted()
+    explorer.housekeeper.start()  # idle sessions removed now, then daily
     launch(explorer, settings, share=args.share)
     return 0
 

@@ -1,0 +1,188 @@
+"""Who may start what, and how big: per-visitor limits, the bounded queue of rounds, smaller rounds under load.
+
+A public Space is open to everyone at once, and one round keeps both cores busy for seconds. So each visitor (an
+address) may start a few rounds, votes and imports a minute; rounds wait in one queue of bounded length; and while
+rounds queue, a new round is made smaller so that the queue drains within a set time. Every refusal is a
+`LimitError`, a UserError whose message says when to retry. Pure Python: the page and the API share one instance.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from mo_explorer.config import VisitorSettings
+from mo_explorer.errors import UserError
+
+WINDOW_S = 60.0  # the per-minute limits count events in the last minute (a sliding window)
+FLOOR_CANDIDATES = 2  # a round made smaller under load keeps at least 2 candidates (one pair to compare) ...
+FLOOR_TOKENS = 32  # ... of at least 32 tokens each (an answer's first sentence or two)
+TOKEN_STEP = 16  # smaller token counts are whole multiples of this: "4 x 96", not "4 x 91"
+# Seconds per candidate token before any round has been timed: 8 x 128 in about 4 s on the 2-core CPU of README
+# "Speed". Each finished round then corrects it (smaller rounds cost more per token: their fixed part weighs more).
+FIRST_GUESS_S_PER_TOKEN = 0.004
+LEARNING_RATE = 0.3  # weight of the latest round in the running estimate
+
+
+class LimitError(UserError):
+    """A request refused by a limit; `retry_s` says when asking again can succeed (None: not by waiting)."""
+
+    def __init__(self, message: str, kind: str, retry_s: float | None = None):
+        super().__init__(message)
+        self.kind = kind
+        self.retry_s = retry_s
+
+
+@dataclass
+class Ticket:
+    """A round let in: the size it runs at, and what was ahead of it when it came."""
+
+    visitor: str | None
+    n: int
+    max_new_tokens: int
+    asked: tuple[int, int]  # (n, max_new_tokens) the visitor asked for
+    ahead: int  # rounds queued or running when it came
+    wait_s: float  # their estimated remaining time
+    admitted_at: float
+    completed: bool = False
+
+    @property
+    def reduced(self) -> bool:
+        """Whether the round runs smaller than asked."""
+        return (self.n, self.max_new_tokens) != self.asked
+
+    def note(self) -> str:
+        """What the page says before the round starts ('' when nothing is queued and nothing was cut)."""
+        if not self.ahead and not self.reduced:
+            return ""
+        queue = f"{self.ahead} round{'s' if self.ahead != 1 else ''} ahead, about {math.ceil(self.wait_s)} s"
+        if self.reduced:
+            return f"The demo is busy: {self.n} x {self.max_new_tokens} this time ({queue})."
+        return f"Waiting: {queue}."
+
+
+def _seconds(value: float) -> str:
+    return f"{max(1, math.ceil(value))} s"
+
+
+class Admission:
+    """Per-visitor rate limits, the queue cap, the storage check and the size of each round under load."""
+
+    def __init__(self, settings: VisitorSettings, storage_full: Callable[[], str | None] = lambda: None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.settings = settings
+        self._storage_full = storage_full
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._events: dict[tuple[str, str], collections.deque] = {}
+        self._queue: list[Ticket] = []  # rounds let in and not finished, oldest first
+        self._last_done = -math.inf  # when the last round finished: the next one's service started no earlier
+        self.s_per_token = FIRST_GUESS_S_PER_TOKEN
+
+    # ----- per-visitor rates --------------------------------------------------------------------------------
+    def allow(self, visitor: str | None, kind: str) -> None:
+        """Count one `kind` ('vote', 'import' or 'round') for the visitor, or raise LimitError saying when to retry.
+
+        A call with no visitor (the command line, in-process callers) is not counted.
+        """
+        with self._lock:
+            self._count(visitor, kind)
+
+    def _count(self, visitor: str | None, kind: str) -> None:
+        limit = {"round": self.settings.rounds_per_minute, "vote": self.settings.votes_per_minute,
+                 "import": self.settings.imports_per_minute}[kind]
+        if visitor is None or limit <= 0:
+            return
+        now = self._clock()
+        events = self._events.setdefault((visitor, kind), collections.deque())
+        while events and now - events[0] >= WINDOW_S:
+            events.popleft()
+        if len(events) >= limit:
+            retry = WINDOW_S - (now - events[0])
+            raise LimitError(f"Too many {kind}s: this demo allows {limit} a minute for each visitor. "
+                             f"Try again in {_seconds(retry)}.", kind, retry)
+        events.append(now)
+        if len(self._events) > 10_000:  # forget visitors idle for a minute, so the table stays small
+            self._events = {key: q for key, q in self._events.items() if q and now - q[-1] < WINDOW_S}
+
+    # ----- rounds -------------------------------------------------------------------------------------------
+    def estimate(self, n: int, max_new_tokens: int) -> float:
+        """Seconds a round of n x max_new_tokens should take alone, from the rounds timed so far."""
+        return self.s_per_token * n * max_new_tokens
+
+    def _remaining(self, now: float) -> float:
+        """Estimated seconds until every round in the queue is done (the oldest one may be part-way)."""
+        total = sum(self.estimate(t.n, t.max_new_tokens) for t in self._queue)
+        if self._queue:
+            total -= now - max(self._queue[0].admitted_at, self._last_done)
+        return max(0.0, total)
+
+    def _size(self, n: int, tokens: int, wait_s: float) -> tuple[int, int]:
+        """The round's size: as asked when it fits in what is left of drain_seconds, else cut to fit (floored)."""
+        drain = self.settings.drain_seconds
+        if drain <= 0 or not self._queue:
+            return n, tokens
+        budget = drain - wait_s
+        full = self.estimate(n, tokens)
+        if full <= budget:
+            return n, tokens
+        shrink = math.sqrt(max(budget, 0.0) / full)  # candidates and tokens shrink alike
+        small_n = min(n, max(FLOOR_CANDIDATES, round(n * shrink)))
+        small_tokens = min(tokens, max(FLOOR_TOKENS, int(tokens * shrink) // TOKEN_STEP * TOKEN_STEP))
+        return small_n, small_tokens
+
+    def admit(self, visitor: str | None, n: int, max_new_tokens: int) -> Ticket:
+        """Let a round in (queue it), at its size under the current load; LimitError when it may not start."""
+        s = self.settings
+        if s.max_round_tokens > 0 and n * max_new_tokens > s.max_round_tokens:
+            raise LimitError(f"{n} x {max_new_tokens} = {n * max_new_tokens} candidate tokens is more than this "
+                             f"demo's {s.max_round_tokens} per round: ask for fewer candidates or tokens.", "size")
+        full = self._storage_full()
+        if full:
+            raise LimitError(full, "storage")
+        with self._lock:
+            now = self._clock()
+            wait_s = self._remaining(now)
+            ahead = len(self._queue)
+            if ahead >= s.max_waiting_rounds:
+                raise LimitError(f"The demo is busy: {ahead} rounds ahead, about {_seconds(wait_s)}. "
+                                 f"Try again in {_seconds(wait_s)}.", "queue", wait_s)
+            self._count(visitor, "round")
+            small_n, small_tokens = self._size(n, max_new_tokens, wait_s)
+            ticket = Ticket(visitor, small_n, small_tokens, (n, max_new_tokens), ahead, wait_s, now)
+            self._queue.append(ticket)
+        return ticket
+
+    def finish(self, ticket: Ticket) -> None:
+        """A round left the queue; a completed one corrects the estimate of seconds per candidate token."""
+        with self._lock:
+            now = self._clock()
+            running = bool(self._queue) and self._queue[0] is ticket  # rounds run one after another, oldest first
+            if ticket in self._queue:
+                self._queue.remove(ticket)
+            if not running:  # it left while waiting (its visitor went away): nothing was timed
+                return
+            started = max(ticket.admitted_at, self._last_done)
+            self._last_done = now
+            if ticket.completed and now > started:
+                measured = (now - started) / (ticket.n * ticket.max_new_tokens)
+                self.s_per_token += LEARNING_RATE * (measured - self.s_per_token)
+
+    @contextlib.contextmanager
+    def round(self, visitor: str | None, n: int, max_new_tokens: int) -> Iterator[Ticket]:
+        """admit() ... finish(): the body runs the round and sets ticket.completed when it ran to the end."""
+        ticket = self.admit(visitor, n, max_new_tokens)
+        try:
+            yield ticket
+        finally:
+            self.finish(ticket)
+
+    def waiting(self) -> int:
+        """Rounds queued or running now."""
+        with self._lock:
+            return len(self._queue)
