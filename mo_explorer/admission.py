@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import math
 import threading
 import time
@@ -50,6 +51,10 @@ class Ticket:
     wait_s: float  # their estimated remaining time
     admitted_at: float
     completed: bool = False
+
+    def applied(self, params):
+        """The round's GenerationParams at the size it was let in at."""
+        return dataclasses.replace(params, n=self.n, max_new_tokens=self.max_new_tokens)
 
     @property
     def reduced(self) -> bool:
