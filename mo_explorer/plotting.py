@@ -179,14 +179,41 @@ def symbols(n: int, front: set[int]) -> list[str]:
     return ["diamond" if pos in front else "circle-open" for pos in range(n)]
 
 
+def on_scale_of(rnd: Round, other: Round) -> np.ndarray:
+    """Another round's plot columns (m, k + 1) on this round's normalised scale (beyond [0, 1] where it reaches
+    further), so both rounds' points share one plot while this round's values stay what `ranking.rank` sees."""
+    R, maximize = plot_matrix(rnd)
+    Q, _ = plot_matrix(other)
+    R, Q = ranking.orient(R, maximize), ranking.orient(Q, maximize)
+    lo, span = R.min(axis=0), R.max(axis=0) - R.min(axis=0)
+    flat = span <= 0.0
+    out = (Q - lo) / np.where(flat, 1.0, span)
+    out[:, flat] = 0.5 + (Q[:, flat] - lo[flat])  # a column constant in this round: offsets from its one value
+    return out
+
+
+def _with_previous(figure: dict, rnd: Round, previous: Round, ix: int, iy: int) -> list[list[float]]:
+    """Add the previous round's points, faded, to a widget figure; widen its ranges to hold them. Their (x, y)."""
+    P = on_scale_of(rnd, previous)[:, [ix, iy]]
+    figure["data"].insert(0, {
+        "type": "scatter", "x": P[:, 0].tolist(), "y": P[:, 1].tolist(), "mode": "markers",
+        "name": "the round it was written from (faded)", "hoverinfo": "skip",
+        "marker": {"size": 10, "color": "rgba(120,120,120,0.35)", "line": {"width": 1, "color": "rgba(60,60,60,0.4)"}}})
+    for axis, col in (("xaxis", P[:, 0]), ("yaxis", P[:, 1])):
+        lo, hi = figure["layout"][axis]["range"]
+        figure["layout"][axis]["range"] = [min(lo, float(col.min()) - AXIS_PAD), max(hi, float(col.max()) + AXIS_PAD)]
+    return P.tolist()
+
+
 def widget_payload(rnd: Round, direction: Direction | None, x: str, y: str, learned: dict | None = None,
-                   front: dict | None = None) -> dict:
+                   front: dict | None = None, previous: Round | None = None) -> dict:
     """Everything the browser needs to draw, drag and rerank (JSON-able).
 
     `values` (n, k + 1) are the normalised oriented plot columns; the first k are the round's objectives,
     over which `weights` (k,) and the browser's ranking run, with the same formulas as `ranking.scalarise`.
     `learned` (optional: angle, std in degrees over the plotted pair) draws the direction learned from votes;
     `front` (optional: hypervolume, best, rounds from `render.front_summary`) is said above the plot.
+    `previous` (optional: the round a steered round was written from) is drawn faded on this round's scale.
     """
     names = plot_columns(rnd)
     Z = normalised(rnd)
@@ -204,8 +231,11 @@ def widget_payload(rnd: Round, direction: Direction | None, x: str, y: str, lear
     n = len(rnd.candidates)
     everywhere = set(pareto.non_dominated(raw[:, :k], rnd.maximize).tolist()) if n else set()
     ix, iy = names.index(x), names.index(y)
+    faded = _with_previous(figure, rnd, previous, ix, iy) if previous is not None and n and previous.candidates \
+        and plot_columns(previous) == names else None
     return {
         "round_id": rnd.round_id, "session_id": rnd.session_id, "status": rnd.status,
+        "mode": rnd.params.mode, "previous": faded,
         "columns": names, "n_objectives": k, "maximize": list(rnd.maximize) + [True],
         "x": names.index(x), "y": names.index(y),
         "values": Z.tolist(), "raw": raw.tolist(),

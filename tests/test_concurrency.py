@@ -68,13 +68,16 @@ def test_cheap_events_do_not_wait_behind_a_generation(tiny_lm_dir, tiny_classifi
 
 
 @pytest.mark.parametrize("event", ["generate_stream", "generate_on_enter", "generate"])
-def test_model_events_share_one_queue_of_one(tiny_lm_dir, tiny_classifier_dir, tmp_path, event):
+def test_model_events_share_one_group_as_wide_as_the_admission_queue(tiny_lm_dir, tiny_classifier_dir, tmp_path,
+                                                                     event):
     from mo_explorer.ui.app import MODEL_QUEUE, build_demo
 
-    settings = tiny_settings()
+    # Their handlers all start, so each round waits in the Admission queue (which says how many are ahead), and
+    # one more than the cap is let in, to be refused with a message; the model thread still runs one at a time.
+    settings = tiny_settings(MO_EXPLORER_MAX_WAITING_ROUNDS="5")
     explorer = tiny_explorer(tiny_lm_dir, tiny_classifier_dir, tmp_path / "db.sqlite", tmp_path / "cache", settings)
     demo = build_demo(explorer, settings)
     (fn,) = [f for f in demo.fns.values() if f.api_name == event]
-    assert (fn.concurrency_id, fn.concurrency_limit) == (MODEL_QUEUE["concurrency_id"], 1)
+    assert (fn.concurrency_id, fn.concurrency_limit) == (MODEL_QUEUE["concurrency_id"], 6)
     cheap = [f for f in demo.fns.values() if f.api_name in ("rerank", "vote", "export", "select_candidate")]
     assert len(cheap) == 4 and all(f.concurrency_id != "models" for f in cheap)

@@ -6,6 +6,7 @@ import logging
 
 import gradio as gr
 
+from mo_explorer.admission import Admission
 from mo_explorer.config import Settings
 from mo_explorer.ui import assets
 from mo_explorer.ui.api import Api
@@ -14,8 +15,11 @@ from mo_explorer.ui.handlers import Handlers
 from mo_explorer.ui.layout import Components, build_components
 
 log = logging.getLogger(__name__)
-# Every event that calls the models: one at a time, in one queue (the models share the CPU and are not
-# re-entrant; the Explorer's model lock would serialise them anyway, but here they wait without holding a thread).
+# Every event that calls the models shares one concurrency group. Their handlers start at once, up to the cap on
+# waiting rounds (plus one, so the first round too many is refused with a message, not held): each round then
+# waits its turn in the Admission queue, where the page can say how many are ahead, make it smaller under load or
+# refuse it. The models still run one round at a time, on the one model thread. In Gradio's own queue the rounds
+# would wait before any handler ran, out of the page's sight.
 MODEL_QUEUE = {"concurrency_id": "models", "concurrency_limit": 1}
 # A generator on a server (openai:) decodes elsewhere and batches rounds there: several rounds run at once, and
 # only their scoring takes turns on this process's model thread.
@@ -23,9 +27,9 @@ REMOTE_ROUNDS_AT_ONCE = 8
 
 
 def model_queue(explorer) -> dict:
-    """The queue of events that call the models: one at a time, or several with a served generator."""
+    """The concurrency of events that call the models: the admission cap, or REMOTE_ROUNDS_AT_ONCE when served."""
     if getattr(explorer.generator, "runs_locally", True):
-        return MODEL_QUEUE
+        return {**MODEL_QUEUE, "concurrency_limit": explorer.settings.visitors.max_waiting_rounds + 1}
     return {**MODEL_QUEUE, "concurrency_limit": REMOTE_ROUNDS_AT_ONCE}
 CHEAP_EVENTS_AT_ONCE = 8  # reads and small writes; SQLite's WAL lets readers run beside the one writer
 
@@ -79,12 +83,14 @@ def build_demo(explorer, settings: Settings) -> gr.Blocks:
     with gr.Blocks(title="mo-explorer") as demo:
         c = build_components(settings)
         cc = build_compare()  # below the plot and lists
-        handlers = Handlers(explorer, c)
+        # one queue of rounds and one count per visitor for the page and its API
+        admission = Admission(settings.visitors, explorer.housekeeper.storage_full)
+        handlers = Handlers(explorer, c, admission)
         queue = model_queue(explorer)
         wire(c, handlers, queue)
         compare_handlers = CompareHandlers(explorer, c, cc, handlers)
         wire_compare(c, cc, compare_handlers)
-        api = Api(explorer)
+        api = Api(explorer, admission)
         gr.api(api.generate, api_name="generate", **queue)
         gr.api(api.rerank, api_name="rerank")
         demo.load(handlers.load_page, outputs=[c.widget, c.round_id, c.gating, c.parallel, c.x_axis, c.y_axis,
@@ -105,7 +111,7 @@ def launch_options(settings: Settings) -> dict:
 
 def serve(demo: gr.Blocks, settings: Settings, **kwargs) -> gr.Blocks:
     """Queue and launch a built page (blocks until the server stops unless prevent_thread_lock=True)."""
-    # Events that call the models share one queue of one (MODEL_QUEUE); every other event (rerank, select, vote,
+    # Events that call the models share one concurrency group (MODEL_QUEUE); every other event (rerank, select, vote,
     # export, page load: milliseconds of work) runs beside them instead of waiting behind a generation.
     demo.queue(default_concurrency_limit=CHEAP_EVENTS_AT_ONCE)
     log.info("serving on http://%s:%s", settings.server.host, settings.server.port)

@@ -20,6 +20,7 @@ from mo_explorer.schema import Round
 from mo_explorer.ui import compare_view, render
 from mo_explorer.ui.handlers import Handlers, shown_as_gr_error
 from mo_explorer.ui.layout import Components
+from mo_explorer.ui.visitors import visitor_of
 
 log = logging.getLogger(__name__)
 
@@ -200,8 +201,10 @@ class CompareHandlers:
         return f"Vote stored ({n} in this session): {said}."
 
     @shown_as_gr_error
-    def vote(self, session_id: str, round_id: str, a, b, x: str | None, y: str | None, evt: gr.EventData) -> dict:
+    def vote(self, session_id: str, round_id: str, a, b, x: str | None, y: str | None, evt: gr.EventData,
+             client: gr.Request | None = None) -> dict:
         """Store the page's vote and show the next pair in the same reply, so the next click or key lands on it."""
+        self.h.admission.allow(visitor_of(client), "vote")
         clicked = getattr(evt, "target", None)
         outcome = VOTE_BUTTONS.get(getattr(clicked, "elem_id", None), (None, ""))[1]
         said = self._store_vote(session_id, round_id, a, b, outcome)
@@ -209,8 +212,10 @@ class CompareHandlers:
         return self._next(rnd, x, y, said=f"{said} Next: the pair your arrow is least sure about. ")
 
     @shown_as_gr_error
-    def api_vote(self, session_id: str, round_id: str, a_index: int, b_index: int, outcome: str) -> str:
+    def api_vote(self, session_id: str, round_id: str, a_index: int, b_index: int, outcome: str,
+                 client: gr.Request | None = None) -> str:
         """Store a vote ("a", "b", "tie" or "both_bad") on two candidates of a round; says what it stored."""
+        self.h.admission.allow(visitor_of(client), "vote")
         return self._store_vote(session_id, round_id, a_index, b_index, outcome)
 
     @shown_as_gr_error
@@ -269,10 +274,11 @@ class CompareHandlers:
         return str(path), f"Exported the session as {fmt}: {note}."
 
     @shown_as_gr_error
-    def import_session(self, path: str | None) -> dict:
+    def import_session(self, path: str | None, client: gr.Request | None = None) -> dict:
         """Restore a json export as a new session and switch the page to it."""
         if not path or not isinstance(path, str):
             raise UserError("Choose a json export to import.")
+        self.h.admission.allow(visitor_of(client), "import")
         file = Path(path)
         if file.stat().st_size > validation.MAX_IMPORT_BYTES:
             raise UserError(f"That file is over {validation.MAX_IMPORT_BYTES // 2**20} MB; not a session export.")

@@ -18,10 +18,12 @@ from typing import Any
 import gradio as gr
 
 from mo_explorer import objectives, plotting, validation
+from mo_explorer.admission import Admission
 from mo_explorer.errors import ModelError, NotFoundError, UserError
 from mo_explorer.schema import Direction, Round
 from mo_explorer.ui import compare_view, render
 from mo_explorer.ui.layout import CLICK_TO_READ, Components
+from mo_explorer.ui.visitors import visitor_of
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 0.5
@@ -65,9 +67,11 @@ def direction_from_event(data: Any) -> Direction:
 class Handlers:
     """The page's handlers, bound to one Explorer and the page's components."""
 
-    def __init__(self, explorer, components: Components):
+    def __init__(self, explorer, components: Components, admission: Admission | None = None):
         self.explorer = explorer
         self.c = components
+        # One for the whole page (and its API): the queue of rounds and every visitor's counts live here.
+        self.admission = admission or Admission(explorer.settings.visitors, explorer.housekeeper.storage_full)
 
     # ----- checked inputs -------------------------------------------------------------------------------
     def round_of(self, session_id: Any, round_id: Any) -> Round:
@@ -127,8 +131,12 @@ class Handlers:
     # ----- events ---------------------------------------------------------------------------------------
     @shown_as_gr_error
     def generate(self, prompt: str, n: float, temperature: float, top_p: float, max_new_tokens: float,
-                 seed: float | None, session_id: str, x: str | None, y: str | None) -> Iterator[dict]:
-        """Stream one round: progress in the status line, the plot as each chunk of candidates is scored."""
+                 seed: float | None, session_id: str, x: str | None, y: str | None,
+                 client: gr.Request | None = None) -> Iterator[dict]:
+        """Stream one round: progress in the status line, the plot as each chunk of candidates is scored.
+
+        The round waits its turn in the admission queue, smaller than asked while others queue (the page says so).
+        """
         c = self.c
         # The event passes raw payloads (preprocess=False): they are checked here, not by the sliders.
         request = validation.check(validation.GenerateRequest, prompt=prompt, n=n, temperature=temperature,
@@ -140,6 +148,9 @@ class Handlers:
         previous = self.explorer.session_rounds(session_id)
         direction = previous[-1].direction if previous else None  # the user's last direction carries over
         listed, shown_at = False, 0.0
+        ticket = self.admission.admit(visitor_of(client), params.n, params.max_new_tokens)
+        params, busy = ticket.applied(params), ticket.note()
+        cut = f" The demo was busy: {params.n} x {params.max_new_tokens} this time." if ticket.reduced else ""
         # closing(): when the client leaves, Gradio closes this generator, and the round's stream is closed with
         # it at once (not whenever it is garbage collected), so the round is marked cancelled within seconds.
         stream = contextlib.closing(self.explorer.stream_round(request.prompt, params, session_id, direction))
@@ -152,6 +163,7 @@ class Handlers:
                         if time.monotonic() - shown_at >= PROGRESS_EVERY_S:
                             shown_at = time.monotonic()
                             said = f"Generating {params.n} candidates: token {event.step} / {event.total}"
+                            said = busy if busy and event.kind == "started" else said  # still waiting its turn
                             # said on the plot too, where the eye waits for the points
                             yield {c.status: said, c.widget: {"progress": f"{said}…"}}
                         continue
@@ -162,12 +174,15 @@ class Handlers:
                     if not listed or done:
                         update.update(self.rounds_view(session_id, rnd.round_id))
                         listed = True
-                    update[c.status] = (f"Done: {len(rnd.candidates)} candidates scored. {event.note}".rstrip()
+                    update[c.status] = (f"Done: {len(rnd.candidates)} candidates scored.{cut} {event.note}".rstrip()
                                         if done else f"Scored {event.step} / {event.total} candidates…")
                     yield update
+                ticket.completed = True
         except (UserError, ModelError) as exc:
             yield {c.status: f"**Error:** {render.escape_html(str(exc))}", **self.rounds_view(session_id, None)}
             raise
+        finally:
+            self.admission.finish(ticket)
 
     @shown_as_gr_error
     def store_direction(self, evt: gr.EventData, session_id: str) -> dict:

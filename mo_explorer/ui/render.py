@@ -79,7 +79,25 @@ def round_label(rnd: Round, volume: float | None = None) -> str:
     text = text[:48] + ("…" if len(text) > 48 else "")
     status = "" if rnd.status == "complete" else f" [{rnd.status}]"
     hv = f" · front {volume:.3f}" if volume is not None else ""
-    return f"{rnd.created_at[11:19]} · {len(rnd.candidates)} ×{hv} · {text}{status}"
+    steered = f" · ↗ written along {direction_label(rnd.params.steer)}" if rnd.params.steer is not None else ""
+    return f"{rnd.created_at[11:19]} · {len(rnd.candidates)} ×{hv} · {text}{steered}{status}"
+
+
+def written_from(rnd: Round, rounds: list[Round]) -> Round | None:
+    """The round a steered round was written from: the session's round just before it (None for a plain one)."""
+    ids = [r.round_id for r in rounds]
+    if rnd.params.steer is None or rnd.round_id not in ids or ids.index(rnd.round_id) == 0:
+        return None
+    return rounds[ids.index(rnd.round_id) - 1]
+
+
+def steered_summary(rnd: Round, previous: Round | None, volumes: dict[str, float]) -> str:
+    """What a steered round did to the front: its hypervolume against the round it was written from."""
+    before, after = volumes.get(previous.round_id) if previous else None, volumes.get(rnd.round_id)
+    said = f"Written along the arrow ({direction_label(rnd.params.steer)})."
+    if before is None or after is None:
+        return said
+    return f"{said} Front hypervolume {before:.3f} → {after:.3f} (before → after, on the session's scale)."
 
 
 def front_volumes(rounds: list[Round]) -> dict[str, float]:
