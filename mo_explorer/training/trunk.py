@@ -1,0 +1,322 @@
+"""`python -m mo_explorer.training.trunk`: train MiniLM's top layers on pairs, compared with a frozen probe.
+
+Data: a stratified sample of the training pairs (seed 0) plus the pairs derived from ratings (as `train` samples
+them), and the RM-Bench dev sample. MiniLM's states after layer 4 are cached once (models/trunk.py, state_cache.py).
+Both models are asked for quality beyond length: a Bradley-Terry loss with a length term fitted and dropped.
+- trunk: layers 5-6 + mean pooling + a `quality` head, fine-tuned (models/trunk.py);
+- probe: a linear BT head on the frozen layer-6 mean-pooled states of the same tokens (bt_probe.py).
+Pairs are drawn with each source weighing the same and, within each subset, chosen-longer and chosen-shorter pairs
+weighing the same. Leave-one-source-out as `train --validate loso` (validate.fit_without): train without a
+source, score its pairs; then both trained on every source and scored on RM-Bench dev. The table is raw and
+length-balanced accuracy (metrics.length_balanced) side by side. Heavy imports happen inside the functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from mo_explorer import config
+from mo_explorer.training import data as D
+from mo_explorer.training.bt_probe import fit_probe
+from mo_explorer.training.contrastive import rating_pairs
+from mo_explorer.training.feature_cache import text_key
+from mo_explorer.training.metrics import length_balanced, pair_correct
+from mo_explorer.training.sources import HELD_OUT_SOURCES, JUDGED_BY_ALPACAEVAL, longer_wins, source_of, word_lengths
+from mo_explorer.training.state_cache import StateCache
+from mo_explorer.training.train import DEFAULT_PER_OBJECTIVE, length_balance
+
+log = logging.getLogger(__name__)
+
+MODELS = ("probe", "trunk")
+
+
+@dataclass(frozen=True)
+class TrunkRunConfig:
+    """Options of the trunk command, typed once from the parser."""
+
+    pairs: str
+    ratings: str
+    dev: str | None
+    pairs_limit: int
+    rating_pairs: int
+    dev_limit: int
+    seed: int
+    steps: int
+    batch_pairs: int
+    lr: float
+    max_tokens: int
+    prompt_tokens: int
+    folds: tuple[str, ...]
+    features: str | None
+    out: str | None
+    bench: str | None
+    threads: int
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> TrunkRunConfig:
+        """The config of parsed arguments."""
+        values = {f.name: getattr(args, f.name) for f in fields(cls)}
+        return cls(**{**values, "folds": tuple(values["folds"])})
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """Arguments of the trunk command."""
+    p = argparse.ArgumentParser(prog="python -m mo_explorer.training.trunk", description=__doc__.splitlines()[0])
+    p.add_argument("--pairs", required=True, help="Training pairs (train/pairs.jsonl.gz).")
+    p.add_argument("--ratings", required=True, help="Ratings; pairs are derived from them as `train` does.")
+    p.add_argument("--dev", default=None, help="RM-Bench dev pairs, scored by the models trained on every source.")
+    p.add_argument("--pairs-limit", type=int, default=3000, help="Pairs sampled, stratified by subset.")
+    p.add_argument("--rating-pairs", type=int, default=600, help="Pairs derived from the sampled ratings.")
+    p.add_argument("--dev-limit", type=int, default=400, help="Dev pairs sampled, stratified by subset.")
+    p.add_argument("--seed", type=int, default=0, help="Sampling and training seed.")
+    p.add_argument("--steps", type=int, default=400, help="Optimiser steps per trunk fit.")
+    p.add_argument("--batch-pairs", type=int, default=8, help="Pairs per step.")
+    p.add_argument("--lr", type=float, default=5e-5, help="Learning rate of the trunk layers.")
+    p.add_argument("--max-tokens", type=int, default=128, help="Tokens per sequence ([CLS] ... [SEP]).")
+    p.add_argument("--prompt-tokens", type=int, default=64, help="Last tokens of the last user turn kept.")
+    p.add_argument("--folds", nargs="*", default=list(HELD_OUT_SOURCES), help="Sources left out in turn.")
+    p.add_argument("--features", default=None, help="Cache root (default: the models' feature cache dir).")
+    p.add_argument("--out", default=None, help="Directory for the trunk trained on every source.")
+    p.add_argument("--bench", default=None, help="Write the table (markdown) and run facts here.")
+    p.add_argument("--threads", type=int, default=1, help="Torch threads.")
+    return p
+
+
+@dataclass
+class Run:
+    """Everything one comparison needs: pairs, their texts' cached states and frozen features."""
+
+    pairs: list[D.PairRow]
+    dev: list[D.PairRow]
+    states: dict[str, np.ndarray]  # text key -> (T, D) uint16 bf16 bits
+    frozen: dict[str, np.ndarray]  # text key -> (D,) frozen layer-6 mean-pooled state
+    encoder: tuple  # (tokenizer, model)
+
+
+def sample_pairs(cfg: TrunkRunConfig) -> tuple[list[D.PairRow], list[D.PairRow]]:
+    """Training pairs (sampled pairs + rating-derived pairs) and the dev sample."""
+    pairs_all = D.read_pairs(cfg.pairs)
+    pairs = [pairs_all[i] for i in D.stratified_sample([p.subset for p in pairs_all], cfg.pairs_limit, cfg.seed)]
+    ratings_all = D.read_ratings(cfg.ratings)
+    ratings = [ratings_all[i] for i in D.sample_ratings(ratings_all, DEFAULT_PER_OBJECTIVE, cfg.seed)]
+    pairs += rating_pairs(ratings, cfg.rating_pairs, cfg.seed)
+    dev: list[D.PairRow] = []
+    if cfg.dev:
+        dev_all = D.read_pairs(cfg.dev)
+        dev = [dev_all[i] for i in D.stratified_sample([p.subset for p in dev_all], cfg.dev_limit, cfg.seed)]
+    return pairs, dev
+
+
+def keys(pairs: list[D.PairRow]) -> tuple[list[str], list[str]]:
+    """Text keys of the chosen and the rejected sides."""
+    return [text_key(p.prompt, p.chosen) for p in pairs], [text_key(p.prompt, p.rejected) for p in pairs]
+
+
+def prepare(cfg: TrunkRunConfig, settings: config.Settings, timings: dict) -> Run:
+    """Sample pairs, cache their lower-layer states (once), compute the frozen features."""
+    from mo_explorer.models import trunk as T
+    from mo_explorer.models.embedded import MINILM, resolve_model_path
+
+    pairs, dev = sample_pairs(cfg)
+    spec = T.TrunkSpec(max_tokens=cfg.max_tokens, prompt_tokens=cfg.prompt_tokens)
+    tok, model = T.load_encoder(resolve_model_path(MINILM, settings.models.cache_dir), cfg.threads)
+    cache = StateCache(cfg.features or settings.models.features_dir,
+                       {"name": MINILM, "layout": "budgeted", **spec.to_json()})
+    items = {text_key(p.prompt, t): (p.prompt, t) for p in pairs + dev for t in (p.chosen, p.rejected)}
+    lower = T.LowerEncoder(model, spec)
+    start = time.perf_counter()
+    n_new = cache.fill(items, lambda batch: lower.states([T.budgeted_ids(tok, q, r, spec) for q, r in batch]))
+    timings["cache_s"], timings["cache_new"], timings["texts"] = time.perf_counter() - start, n_new, len(items)
+    start = time.perf_counter()
+    names = list(items)
+    pooled, _ = T.score_states(T.Trunk.from_encoder(model, spec), cache.get(names))
+    timings["frozen_features_s"] = time.perf_counter() - start
+    return Run(pairs, dev, {k: cache.states[k] for k in names}, dict(zip(names, pooled)), (tok, model))
+
+
+def pair_weights(pairs: list[D.PairRow]) -> np.ndarray:
+    """(n,) weights: each source weighs the same; within each subset chosen-longer and -shorter pairs too."""
+    w = length_balance(pairs, [p.subset for p in pairs])
+    src = np.array([source_of(p) or p.subset for p in pairs])
+    for s in set(src):
+        w[src == s] /= w[src == s].sum()
+    return w * len(w) / w.sum()
+
+
+def log_len_diff(pairs: list[D.PairRow]) -> np.ndarray:
+    """log(1 + words chosen) - log(1 + words rejected) (n,): the length term's input."""
+    len_c, len_r = word_lengths(pairs)
+    return np.log1p(len_c) - np.log1p(len_r)
+
+
+def fit_and_score(run: Run, cfg: TrunkRunConfig, train: list[D.PairRow], held: list[D.PairRow]) -> dict:
+    """Both models fitted on `train`, scored on `held` -> {model: (score chosen (n,), score rejected (n,))}, report."""
+    from mo_explorer.models import trunk as T
+
+    w, dl = pair_weights(train), log_len_diff(train)
+    kc, kr = keys(train)
+    hc, hr = keys(held)
+    start = time.perf_counter()
+    probe = fit_probe(np.stack([run.frozen[k] for k in kc]), np.stack([run.frozen[k] for k in kr]), dl, w,
+                      [D.prompt_key(p.prompt) for p in train], seed=cfg.seed)
+    probe_s = time.perf_counter() - start
+    out = {"probe": (probe.score(np.stack([run.frozen[k] for k in hc])),
+                     probe.score(np.stack([run.frozen[k] for k in hr])))}
+    trunk = T.Trunk.from_encoder(run.encoder[1], T.TrunkSpec(max_tokens=cfg.max_tokens,
+                                                            prompt_tokens=cfg.prompt_tokens))
+    settings = T.FitSettings(steps=cfg.steps, batch_pairs=cfg.batch_pairs, lr=cfg.lr, seed=cfg.seed)
+    start = time.perf_counter()
+    report = T.fit_pairs(trunk, [run.states[k] for k in kc], [run.states[k] for k in kr], dl, w, settings)
+    report["fit_s"] = time.perf_counter() - start
+    _, qc = T.score_states(trunk, [run.states[k] for k in hc])
+    _, qr = T.score_states(trunk, [run.states[k] for k in hr])
+    out["trunk"] = (qc, qr)
+    return {"scores": out, "trunk": trunk, "report": {**report, "probe_beta": probe.beta, "probe_l2": probe.l2,
+                                                      "probe_fit_s": probe_s}}
+
+
+def summary(pairs: list[D.PairRow], sc: np.ndarray, sr: np.ndarray) -> dict:
+    """Raw accuracy, its length halves and the length-balanced mean of scores on pairs."""
+    correct = pair_correct(sc, sr)
+    lb = length_balanced(correct, *word_lengths(pairs))
+    return {"n": len(pairs), "accuracy": float(correct.mean()), **lb}
+
+
+def split(pairs: list[D.PairRow], source: str) -> tuple[list[D.PairRow], list[D.PairRow]]:
+    """(training pairs, held-out pairs) of a fold, as validate.fit_without splits them."""
+    held = [p for p in pairs if source_of(p) == source]
+    train = [p for p in pairs if source_of(p) != source
+             and not (source == "alpacaeval" and p.subset == JUDGED_BY_ALPACAEVAL)]
+    return train, held
+
+
+def loso(run: Run, cfg: TrunkRunConfig) -> dict:
+    """Each fold's summaries per model, the longer-wins baseline, and the fit reports."""
+    folds = {}
+    for source in cfg.folds:
+        train, held = split(run.pairs, source)
+        if not held:
+            continue
+        log.info("fold %s: %d training pairs, %d held out", source, len(train), len(held))
+        fitted = fit_and_score(run, cfg, train, held)
+        folds[source] = {m: summary(held, *fitted["scores"][m]) for m in MODELS}
+        folds[source]["longer_wins"] = float(longer_wins(held).mean())
+        folds[source]["report"] = fitted["report"]
+        log.info("fold %s: %s", source, json.dumps({m: folds[source][m] for m in MODELS}))
+    return folds
+
+
+def on_dev(run: Run, cfg: TrunkRunConfig) -> dict:
+    """Both models trained on every source, scored on the dev sample, per subset; the trunk itself."""
+    fitted = fit_and_score(run, cfg, run.pairs, run.dev or run.pairs[:1])
+    result: dict = {"report": fitted["report"], "fitted": fitted["trunk"]}
+    if run.dev:
+        names = np.array([p.subset for p in run.dev])
+        for m in MODELS:
+            sc, sr = fitted["scores"][m]
+            result[m] = {"all": summary(run.dev, sc, sr)}
+            for s in sorted(set(names)):
+                sel = np.flatnonzero(names == s)
+                result[m][s] = summary([run.dev[i] for i in sel], sc[sel], sr[sel])
+    return result
+
+
+def time_scoring(run: Run, trunk, cfg: TrunkRunConfig, repeats: int = 5) -> dict:
+    """Seconds to score 8 answers of >= 128 tokens (median of repeats): the trunk alone, and full MiniLM."""
+    from mo_explorer.models import trunk as T
+
+    tok, model = run.encoder
+    spec = T.TrunkSpec(max_tokens=cfg.max_tokens, prompt_tokens=cfg.prompt_tokens)
+    scorer = T.TrunkScorer(trunk, spec, tok, model)
+    words = "the quick brown fox jumps over the lazy dog while the cat sleeps".split()
+    answers = [" ".join(words[(i + j) % len(words)] for j in range(140)) for i in range(8)]
+    prompt = [{"role": "user", "content": "Plan a relaxed weekend in Lisbon for two people."}]
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        scorer.encode(prompt, answers)
+        times.append(time.perf_counter() - start)
+    return {"trunk_8x128_s": float(np.median(times))}
+
+
+def _pct(x: float) -> str:
+    return "" if x != x else f"{100 * x:.1f}"
+
+
+def markdown(folds: dict, dev: dict) -> str:
+    """Side-by-side table: per left-out source and on dev subsets, raw and length-balanced, probe vs trunk."""
+    head = ("| pairs | n | longer wins | probe raw | probe chosen longer / shorter | **probe length-balanced** | "
+            "trunk raw | trunk chosen longer / shorter | **trunk length-balanced** |")
+    lines = [head, "|---|---|---|---|---|---|---|---|---|"]
+
+    def row(name: str, cell: dict, longer: str) -> str:
+        parts = [f"| {name} | {cell['probe']['n']} | {longer}"]
+        for m in MODELS:
+            c = cell[m]
+            parts.append(f"{_pct(c['accuracy'])} | {_pct(c['longer'])} / {_pct(c['shorter'])} | "
+                         f"**{_pct(c['balanced'])}**")
+        return " | ".join(parts) + " |"
+
+    for source, f in folds.items():
+        lines.append(row(f"left out: {source}", f, _pct(f["longer_wins"])))
+    for stat, fn in (("mean", np.mean), ("worst", np.min)):
+        cells = [f"| LOSO {stat} | | "]
+        for m in MODELS:
+            cells.append(f"{_pct(float(fn([f[m]['accuracy'] for f in folds.values()])))} | | "
+                         f"**{_pct(float(fn([f[m]['balanced'] for f in folds.values()])))}**")
+        lines.append(" | ".join(cells) + " |")
+    if "probe" in dev:
+        for s in dev["probe"]:
+            lines.append(row(f"RM-Bench dev: {s}", {m: dev[m][s] for m in MODELS}, ""))
+    return "\n".join(lines)
+
+
+def verdict(folds: dict) -> dict:
+    """Does the trunk beat the probe on the length-balanced LOSO mean and worst?"""
+    out = {}
+    for m in MODELS:
+        values = [f[m]["balanced"] for f in folds.values()]
+        out[m] = {"mean": float(np.mean(values)), "worst": float(np.min(values))}
+    out["trunk_wins"] = bool(out["trunk"]["mean"] > out["probe"]["mean"]
+                             and out["trunk"]["worst"] > out["probe"]["worst"])
+    return out
+
+
+def main(args: argparse.Namespace) -> int:
+    """Cache, LOSO, dev, timing; print the table; write the trunk (--out) and the bench notes (--bench)."""
+    cfg = TrunkRunConfig.from_args(args)
+    settings = config.Settings.from_env()
+    timings: dict = {}
+    start = time.perf_counter()
+    run = prepare(cfg, settings, timings)
+    folds = loso(run, cfg)
+    dev = on_dev(run, cfg)
+    timings.update(time_scoring(run, dev["fitted"], cfg))
+    timings["total_s"] = time.perf_counter() - start
+    timings["from_nothing_s"] = timings["cache_s"] + timings["frozen_features_s"] + dev["report"]["fit_s"]
+    table, won = markdown(folds, dev), verdict(folds)
+    print(table)
+    print(json.dumps({"verdict": won, "timings": timings, "full_fit": dev["report"]}, indent=2))
+    if cfg.out:
+        from mo_explorer.models import trunk as T
+
+        spec = T.TrunkSpec(max_tokens=cfg.max_tokens, prompt_tokens=cfg.prompt_tokens)
+        T.save_trunk(dev["fitted"], spec, cfg.out, {"verdict": won, "fit": dev["report"], "config": vars(args)})
+    if cfg.bench:
+        Path(cfg.bench).write_text(json.dumps({"table": table, "verdict": won, "timings": timings,
+                                               "folds": {s: f["report"] for s, f in folds.items()},
+                                               "full_fit": dev["report"], "config": vars(args)}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    raise SystemExit(main(make_parser().parse_args()))
+

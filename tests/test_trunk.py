@@ -1,0 +1,110 @@
+"""The trained trunk on a tiny BERT: a hidden word decides preference, length is a confounder.
+
+Training pairs: half are decided by the word "good" (in the chosen answer only), with the chosen answer the
+longer one in 80% of them; half have no "good" and the longer answer wins 90% of the time. A score that learned
+length would fail the held-out pairs where the chosen answer (with "good") is always the shorter one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mo_explorer.models import trunk as T
+from mo_explorer.training.ridge import spearman
+
+FILLERS = [f"w{i}" for i in range(30)]
+SPEC = T.TrunkSpec(lower_layers=2, top_layers=2, max_tokens=48, prompt_tokens=4)
+PROMPT = [{"role": "user", "content": "question"}]
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    directory = tmp_path_factory.mktemp("tiny-bert-trunk")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "question", *FILLERS]
+    BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(directory)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=4, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64)
+    BertModel(config).eval().save_pretrained(directory)
+    return T.load_encoder(str(directory), threads=1)  # the real from_pretrained path
+
+
+def answer(rng, n_words: int, good: bool) -> str:
+    words = list(rng.choice(FILLERS, size=n_words))
+    if good:
+        words[rng.integers(n_words)] = "good"
+    return " ".join(words)
+
+
+def pair_lengths(rng, chosen_longer: bool) -> tuple[int, int]:
+    short, long = int(rng.integers(4, 12)), int(rng.integers(20, 36))
+    return (long, short) if chosen_longer else (short, long)
+
+
+def training_pairs(rng, n: int) -> list[tuple[str, str]]:
+    out = []
+    for i in range(n):
+        if i % 2:  # decided by the hidden word; length agrees 80% of the time
+            lc, lr = pair_lengths(rng, rng.random() < 0.8)
+            out.append((answer(rng, lc, True), answer(rng, lr, False)))
+        else:  # no hidden word: the longer answer wins 90% of the time
+            lc, lr = pair_lengths(rng, rng.random() < 0.9)
+            out.append((answer(rng, lc, False), answer(rng, lr, False)))
+    return out
+
+
+def fit(tiny_bert, pairs, length_term: bool) -> T.Trunk:
+    tok, model = tiny_bert
+    lower = T.LowerEncoder(model, SPEC)
+    chosen = lower.states([T.budgeted_ids(tok, PROMPT, c, SPEC) for c, _ in pairs])
+    rejected = lower.states([T.budgeted_ids(tok, PROMPT, r, SPEC) for _, r in pairs])
+    assert chosen[0].dtype == np.uint16  # bfloat16 bits, as the cache stores them
+    dlen = np.array([np.log1p(len(c.split())) - np.log1p(len(r.split())) for c, r in pairs])
+    trunk = T.Trunk.from_encoder(model, SPEC)
+    settings = T.FitSettings(steps=300, batch_pairs=16, lr=3e-3, head_lr=1e-2, length_term=length_term)
+    T.fit_pairs(trunk, chosen, rejected, dlen, np.ones(len(pairs)), settings)
+    return trunk
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_bert):
+    pairs = training_pairs(np.random.default_rng(0), 600)
+    return {term: fit(tiny_bert, pairs, term) for term in (True, False)}
+
+
+def held_out(rng, n: int = 100) -> list[tuple[str, str]]:
+    """Pairs decided by the hidden word where the chosen answer is always the shorter one."""
+    return [(answer(rng, lc, True), answer(rng, lr, False)) for lc, lr in
+            (pair_lengths(rng, False) for _ in range(n))]
+
+
+def test_the_score_recovers_the_hidden_word_and_beta_absorbs_length(tiny_bert, tmp_path, trained):
+    trunk = trained[True]
+    assert float(trunk.beta) > 0.5  # the length preference of the training pairs went into beta
+    T.save_trunk(trunk, SPEC, tmp_path)
+    scorer = T.TrunkScorer.load(tmp_path, *tiny_bert)  # the shipped path: safetensors + the loaded encoder
+    pairs = held_out(np.random.default_rng(1))
+    _, qc = scorer.encode(PROMPT, [c for c, _ in pairs])
+    _, qr = scorer.encode(PROMPT, [r for _, r in pairs])
+    assert np.mean(qc > qr) >= 0.9
+    # Among answers without the word, the score barely follows length: beta took it.
+    rng = np.random.default_rng(2)
+    plain = [answer(rng, int(n), False) for n in rng.integers(4, 36, size=80)]
+    _, q = scorer.encode(PROMPT, plain)
+    assert abs(spearman(q, np.array([len(a.split()) for a in plain]))) < 0.5
+
+
+def test_without_the_length_term_the_score_learns_length(tiny_bert, trained):
+    trunk = trained[False]
+    assert float(trunk.beta) == 0.0
+    scorer = T.TrunkScorer(trunk, SPEC, *tiny_bert)
+    rng = np.random.default_rng(2)
+    plain = [answer(rng, int(n), False) for n in rng.integers(4, 36, size=80)]
+    _, q = scorer.encode(PROMPT, plain)
+    with_term = T.TrunkScorer(trained[True], SPEC, *tiny_bert).encode(PROMPT, plain)[1]
+    lengths = np.array([len(a.split()) for a in plain])
+    assert spearman(q, lengths) > abs(spearman(with_term, lengths)) + 0.2
