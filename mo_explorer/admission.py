@@ -24,9 +24,13 @@ WINDOW_S = 60.0  # the per-minute limits count events in the last minute (a slid
 FLOOR_CANDIDATES = 2  # a round made smaller under load keeps at least 2 candidates (one pair to compare) ...
 FLOOR_TOKENS = 32  # ... of at least 32 tokens each (an answer's first sentence or two)
 TOKEN_STEP = 16  # smaller token counts are whole multiples of this: "4 x 96", not "4 x 91"
-# Seconds per candidate token before any round has been timed: 8 x 128 in about 4 s on the 2-core CPU of README
-# "Speed". Each finished round then corrects it (smaller rounds cost more per token: their fixed part weighs more).
-FIRST_GUESS_S_PER_TOKEN = 0.004
+# What a round costs, as README "Speed" measured it on a 2-core CPU: a fixed part (prefill, scoring, storing, drawing
+# the plot), then one decoding step per token, all rows at once. A step's cost grows slowly with its rows (the int4
+# matmuls: 2.0 ms for 1 row, 6.4 ms for 8, beside attention and the LM head), so fewer tokens save far more than
+# fewer candidates: a step of n rows is taken to cost (n + ROW_OFFSET) / (8 + ROW_OFFSET) of a step of 8.
+FIXED_S = 0.4  # 1 x 16 took 0.59 s of which 16 steps ~0.15 s (2026-12-05, bench/load.py's prompt, a busy machine)
+ROW_OFFSET = 6
+FIRST_GUESS_S_PER_STEP = 0.03  # a step of 8 rows (8 x 128 in about 4 s); each finished round corrects it
 LEARNING_RATE = 0.3  # weight of the latest round in the running estimate
 
 
@@ -71,6 +75,11 @@ class Ticket:
         return f"Waiting: {queue}."
 
 
+def _rows(n: int) -> float:
+    """A decoding step of n rows as a share of a step of 8 (see ROW_OFFSET)."""
+    return (n + ROW_OFFSET) / (8 + ROW_OFFSET)
+
+
 def _seconds(value: float) -> str:
     return f"{max(1, math.ceil(value))} s"
 
@@ -87,7 +96,7 @@ class Admission:
         self._events: dict[tuple[str, str], collections.deque] = {}
         self._queue: list[Ticket] = []  # rounds let in and not finished, oldest first
         self._last_done = -math.inf  # when the last round finished: the next one's service started no earlier
-        self.s_per_token = FIRST_GUESS_S_PER_TOKEN
+        self.s_per_step = FIRST_GUESS_S_PER_STEP
 
     # ----- per-visitor rates --------------------------------------------------------------------------------
     def allow(self, visitor: str | None, kind: str) -> None:
@@ -118,7 +127,7 @@ class Admission:
     # ----- rounds -------------------------------------------------------------------------------------------
     def estimate(self, n: int, max_new_tokens: int) -> float:
         """Seconds a round of n x max_new_tokens should take alone, from the rounds timed so far."""
-        return self.s_per_token * n * max_new_tokens
+        return FIXED_S + self.s_per_step * max_new_tokens * _rows(n)
 
     def _remaining(self, now: float) -> float:
         """Estimated seconds until every round in the queue is done (the oldest one may be part-way)."""
@@ -128,18 +137,17 @@ class Admission:
         return max(0.0, total)
 
     def _size(self, n: int, tokens: int, wait_s: float) -> tuple[int, int]:
-        """The round's size: as asked when it fits in what is left of drain_seconds, else cut to fit (floored)."""
+        """The round's size: as asked when it fits in what is left of drain_seconds, else the biggest smaller one
+        (most candidate tokens, then most tokens each) that fits, never under FLOOR_CANDIDATES x FLOOR_TOKENS."""
         drain = self.settings.drain_seconds
-        if drain <= 0 or not self._queue:
-            return n, tokens
         budget = drain - wait_s
-        full = self.estimate(n, tokens)
-        if full <= budget:
+        if drain <= 0 or not self._queue or self.estimate(n, tokens) <= budget:
             return n, tokens
-        shrink = math.sqrt(max(budget, 0.0) / full)  # candidates and tokens shrink alike
-        small_n = min(n, max(FLOOR_CANDIDATES, round(n * shrink)))
-        small_tokens = min(tokens, max(FLOOR_TOKENS, int(tokens * shrink) // TOKEN_STEP * TOKEN_STEP))
-        return small_n, small_tokens
+        floor_n, floor_tokens = min(n, FLOOR_CANDIDATES), min(tokens, FLOOR_TOKENS)
+        sizes = [(c, t) for c in range(floor_n, n + 1)
+                 for t in sorted({floor_tokens, *range(TOKEN_STEP, tokens + 1, TOKEN_STEP)})
+                 if t >= floor_tokens and self.estimate(c, t) <= budget]
+        return max(sizes, key=lambda s: (s[0] * s[1], s[1]), default=(floor_n, floor_tokens))
 
     def admit(self, visitor: str | None, n: int, max_new_tokens: int) -> Ticket:
         """Let a round in (queue it), at its size under the current load; LimitError when it may not start."""
@@ -164,7 +172,7 @@ class Admission:
         return ticket
 
     def finish(self, ticket: Ticket) -> None:
-        """A round left the queue; a completed one corrects the estimate of seconds per candidate token."""
+        """A round left the queue; a completed one corrects the estimate of seconds per decoding step."""
         with self._lock:
             now = self._clock()
             running = bool(self._queue) and self._queue[0] is ticket  # rounds run one after another, oldest first
@@ -175,8 +183,8 @@ class Admission:
             started = max(ticket.admitted_at, self._last_done)
             self._last_done = now
             if ticket.completed and now > started:
-                measured = (now - started) / (ticket.n * ticket.max_new_tokens)
-                self.s_per_token += LEARNING_RATE * (measured - self.s_per_token)
+                measured = max(0.0, now - started - FIXED_S) / (ticket.max_new_tokens * _rows(ticket.n))
+                self.s_per_step += LEARNING_RATE * (measured - self.s_per_step)
 
     @contextlib.contextmanager
     def round(self, visitor: str | None, n: int, max_new_tokens: int) -> Iterator[Ticket]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from mo_explorer.admission import FLOOR_CANDIDATES, FLOOR_TOKENS, Admission, LimitError
+from mo_explorer.admission import FIXED_S, FLOOR_CANDIDATES, FLOOR_TOKENS, LEARNING_RATE, Admission, LimitError
 from mo_explorer.config import VisitorSettings
 from mo_explorer.schema import GenerationParams
 
@@ -78,10 +80,16 @@ def test_rounds_get_smaller_while_others_queue_so_the_queue_drains_in_time():
     first, second, third = (gate.admit(f"v{i}", 8, 128) for i in range(3))
     assert (first.n, first.max_new_tokens, first.note()) == (8, 128, "")
     assert (second.n, second.max_new_tokens) == (8, 128) and second.note().startswith("Waiting: 1 round ahead")
-    assert (third.n, third.max_new_tokens) == (5, 80) and third.reduced
-    assert third.note() == "The demo is busy: 5 x 80 this time (2 rounds ahead, about 9 s)."
+    # what is left of the 10 s: the most candidate tokens that fit (more tokens beat more rows at equal work)
+    left = 10 - third.wait_s
+    assert third.reduced and 0 < left < gate.estimate(8, 128)
+    assert gate.estimate(third.n, third.max_new_tokens) <= left
+    assert not any(gate.estimate(n, t) <= left and n * t > third.n * third.max_new_tokens
+                   for n in range(2, 9) for t in range(16, 129, 16))
+    assert third.note() == (f"The demo is busy: {third.n} x {third.max_new_tokens} this time (2 rounds ahead, "
+                            f"about {math.ceil(third.wait_s)} s).")
     assert third.applied(GenerationParams(n=8, max_new_tokens=128, seed=4)) == GenerationParams(
-        n=5, max_new_tokens=80, seed=4)
+        n=third.n, max_new_tokens=third.max_new_tokens, seed=4)
     late = [gate.admit(f"w{i}", 8, 128) for i in range(5)]
     assert all((t.n, t.max_new_tokens) == (FLOOR_CANDIDATES, FLOOR_TOKENS) for t in late)
     small = gate.admit("x", 1, 8)  # never bigger than asked
@@ -90,13 +98,13 @@ def test_rounds_get_smaller_while_others_queue_so_the_queue_drains_in_time():
 
 def test_the_estimate_follows_the_rounds_timed():
     gate, clock = admission()
-    before = gate.s_per_token
+    before = gate.s_per_step
     ticket = gate.admit("a", 8, 128)
     clock.now += 8.0  # twice the first guess
     ticket.completed = True
     gate.finish(ticket)
-    assert gate.s_per_token > before
+    assert gate.s_per_step > before
     unfinished = gate.admit("a", 8, 128)
     clock.now += 100.0
     gate.finish(unfinished)  # cancelled or failed: not timed
-    assert gate.s_per_token == pytest.approx(before + 0.3 * (8.0 / 1024 - before))
+    assert gate.s_per_step == pytest.approx(before + LEARNING_RATE * ((8.0 - FIXED_S) / 128 - before))
