@@ -132,6 +132,12 @@ class Explorer:
         """The configured database without models: sessions, exports, imports and sharing."""
         return cls.from_settings(settings, generator=False, reward_model=False)
 
+    @property
+    def trust(self) -> dict:
+        """The reward model's held-out, length-balanced accuracy (of its score and of each objective), as its
+        head directory reports it; {} when the model reports none."""
+        return getattr(self.reward_model, "trust", None) or {}
+
     def score(self, prompt: Prompt, responses: list[str]) -> RewardOutput:
         """The reward model's output for responses to a prompt, stored nowhere (text the app did not write)."""
         if self.reward_model is None:

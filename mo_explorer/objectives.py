@@ -53,3 +53,48 @@ def meaning(name: str) -> str:
 def label(name: str, score_column: str = "score") -> str:
     """How a plot column is named on the page (the reward model's own score gets words, not a field name)."""
     return SCORE_LABEL if name == score_column else name
+
+
+WEAK_BELOW = 0.55  # length-balanced held-out accuracy under which an objective is called a weak signal
+MEASURED = ("verbosity", "length_tokens", "gen_seconds", "mean_logprob")  # measured, not judged: no accuracy
+
+
+def trust_note(name: str, trust: dict | None) -> str:
+    """How far an objective is to be trusted, in a few words, from the reward model's held-out table (trust:
+    {"objectives": {name: length-balanced accuracy}}); "" when the model reports nothing for it."""
+    if name in MEASURED:
+        return "measured, not judged"
+    acc = ((trust or {}).get("objectives") or {}).get(name)
+    if acc is None or acc != acc:
+        return ""
+    words = f"{100 * acc:.0f}% right on held-out pairs, length-balanced"
+    return f"weak signal: {words}" if acc < WEAK_BELOW else words
+
+
+def menu_label(name: str, score_column: str = "score", trust: dict | None = None) -> str:
+    """An axis menu entry: the objective's label, with its held-out accuracy (or "weak signal") beside it."""
+    base = label(name, score_column)
+    if name == score_column:
+        acc = ((trust or {}).get("score") or {}).get("balanced_mean")
+        return base if acc is None else f"{base} ({100 * acc:.0f}% held-out)"
+    if name in MEASURED:
+        return base
+    acc = ((trust or {}).get("objectives") or {}).get(name)
+    if acc is None or acc != acc:
+        return base
+    return f"{base} ({'weak, ' if acc < WEAK_BELOW else ''}{100 * acc:.0f}% held-out)"
+
+
+def trust_line(trust: dict | None) -> str:
+    """One line for the page: how far the reward model's score is to be trusted ("" when it reports nothing)."""
+    score = (trust or {}).get("score") or {}
+    if "balanced_mean" not in score:
+        return ""
+    weak = [n for n, a in ((trust or {}).get("objectives") or {}).items()
+            if n not in MEASURED and a == a and a < WEAK_BELOW]
+    line = (f"**How far to trust the score:** on preference pairs from sources it never trained on, it picks the "
+            f"preferred answer {100 * score['balanced_mean']:.0f}% of the time once answer length is balanced out "
+            f"(chance is 50%; worst source {100 * score['balanced_worst']:.0f}%). A helper for exploring, not a judge.")
+    if weak:
+        line += f" Weak signals: {', '.join(weak)}."
+    return line

@@ -253,12 +253,15 @@ def widget_payload(rnd: Round, direction: Direction | None, x: str, y: str, lear
     }
 
 
-def gating_figure(rnd: Round) -> go.Figure:
-    """Bar chart of the gate's weights (k_model,) for this round's prompt."""
+def gating_figure(rnd: Round, trust: dict | None = None) -> go.Figure:
+    """Bar chart of the gate's weights (k_model,) for this round's prompt; each bar's tooltip says how far that
+    objective is to be trusted (trust: the reward model's held-out table, objectives.trust_note)."""
     k = len(rnd.gating)
     names = list(rnd.objectives[:k])
+    notes = [objectives.trust_note(name, trust) for name in names]
     fig = go.Figure(go.Bar(x=names, y=np.asarray(rnd.gating, dtype=np.float64), marker_color="#4c78a8",
-                           hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
+                           customdata=[[n] for n in notes],
+                           hovertemplate="%{x}: weight %{y:.3f}<br>%{customdata[0]}<extra></extra>"))
     fig.update_layout(title={"text": "What the reward model weighs for this prompt (gate)", "font": {"size": 13}},
                       yaxis={"title": {"text": "gating weight"}, "rangemode": "tozero"},
                       margin={"l": 50, "r": 10, "t": 40, "b": 80}, height=300, template="plotly_white")

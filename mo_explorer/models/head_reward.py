@@ -65,6 +65,9 @@ class HeadRewardModel:
         extra = config.extra or {}
         self.offset = np.asarray(extra.get("reward_offset", [0.0] * len(self.objectives)), np.float32)
         self.measured: dict[str, dict] = extra.get("measured", {})
+        # Held-out, length-balanced accuracy of the score and of each objective (train --validate loso): the page
+        # shows it beside each objective's name.
+        self.trust: dict = extra.get("trust", {})
         # A spec may capture several layers (one pass shared with the likelihood); the head reads `head_layer`.
         layer = extra.get("head_layer", self.spec.layers[-1])
         if layer not in self.spec.layers:

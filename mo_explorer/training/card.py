@@ -12,7 +12,8 @@ MEANINGS = {
     "harmlessness": "Refuses clearly unsafe requests (XSTest v2 unsafe prompts: 1 = full refusal).",
     "compliance": "Answers safe requests instead of over-refusing (XSTest v2 safe prompts: 1 = full compliance).",
     "verbosity": "Measured length: log(1 + words) of the response. Shown, not rewarded (its column of the "
-                 "transform is zero), and every other objective is debiased against it.",
+                 "transform is zero and the gate gives it no weight), and every other objective is debiased "
+                 "against it.",
     "verbosity-in-score": "Measured length: log(1 + words) of the response. Every other objective is debiased "
                           "against it, and the gate gives it the weight the training pairs support for the prompt "
                           "at hand (`--verbosity-in-score`).",
@@ -36,22 +37,26 @@ Because of the AlpacaEval part, **this head is for non-commercial use**. The bac
 
 
 def pct(x: float) -> str:
-    """A proportion as a percentage with one decimal."""
-    return f"{100 * x:.1f}"
+    """A proportion as a percentage with one decimal ("n/a" for NaN: a length half with no pairs)."""
+    return "n/a" if x != x else f"{100 * x:.1f}"
 
 
 def results_table(res: dict) -> str:
     """Per-subset, overall and easy/normal/hard accuracy with 95% intervals (from RESULTS.json)."""
-    lines = ["| subset | n | accuracy | 95% interval | longer wins |", "|---|---|---|---|---|"]
+    lines = ["| subset | n | accuracy | 95% interval | length-balanced | longer wins |", "|---|---|---|---|---|---|"]
     longer = res.get("longer_wins", {})
+    balanced = res.get("length_balanced", {}).get("subsets", {})
     for name, s in res["subsets"].items():
         lines.append(f"| {name} | {s['n']} | {pct(s['accuracy'])} | {pct(s['ci95'][0])}-{pct(s['ci95'][1])} | "
+                     f"{pct(balanced[name]['balanced']) if name in balanced else ''} | "
                      f"{pct(longer[name]) if name in longer else ''} |")
+    lb = res.get("length_balanced", {})
     lines.append(f"| **overall** | {res['n']} | **{pct(res['accuracy'])}** | {pct(res['ci95'][0])}-"
-                 f"{pct(res['ci95'][1])} | {pct(longer['overall']) if 'overall' in longer else ''} |")
+                 f"{pct(res['ci95'][1])} | {pct(lb['balanced']) if 'balanced' in lb else ''} | "
+                 f"{pct(longer['overall']) if 'overall' in longer else ''} |")
     for name, s in res.get("difficulty", {}).items():
         lines.append(f"| RM-Bench {name} | {s['n']} | {pct(s['accuracy'])} | {pct(s['ci95'][0])}-"
-                     f"{pct(s['ci95'][1])} | |")
+                     f"{pct(s['ci95'][1])} | | |")
     return "\n".join(lines)
 
 
@@ -92,22 +97,7 @@ def write_card(head_dir: str | Path, dev: dict | None = None, ablation: str | No
     head_dir = Path(head_dir)
     cfg = json.loads((head_dir / "config.json").read_text())
     report = cfg.get("extra", {}).get("training", {})
-    measured = cfg.get("extra", {}).get("measured", {})
-    b = cfg["backbone"]
-    if b["pooling"] == "mean" and b.get("layout") == "budgeted":
-        feature_line = (f"- Backbone: `{b['name']}`, mean pooling over at most 256 tokens: the last "
-                        f"{b['max_prompt_tokens']} tokens of the last user turn, then the response (so the response "
-                        "is always read); the prompt feature reads every user turn, keeping the last 254 tokens.")
-    elif b["pooling"] == "mean":
-        feature_line = (f"- Backbone: `{b['name']}`, mean pooling over at most 256 tokens of the last user turn "
-                        "followed by the response (the prompt feature: the last user turn alone).")
-    else:
-        layer = cfg.get("extra", {}).get("head_layer", b["layers"][-1])
-        feature_line = (f"- Backbone: `{b['name']}`, hidden state after layer {layer} (of {len(b['layers'])} captured "
-                        f"in the same pass: {b['layers']}) at the last token of "
-                        f"the chat-templated prompt + response; prompt truncated to its last {b['max_prompt_tokens']} "
-                        f"tokens, response to its first {b['max_response_tokens']} tokens (closing tokens kept).")
-    parts = [f"# mo-explorer embedded reward head ({b['name']})", "",
+    parts = [f"# mo-explorer embedded reward head ({cfg['backbone']['name']})", "",
              "An ArmoRM-style multi-objective reward model trained on a CPU: a frozen backbone, one linear head per "
              "objective (ridge), ArmoRM's verbosity debiasing as a transform matrix, and a gating network on the "
              "prompt trained with the Bradley-Terry loss. "
@@ -116,49 +106,10 @@ def write_card(head_dir: str | Path, dev: dict | None = None, ablation: str | No
     notes = head_dir / NOTES_FILE
     if notes.is_file():
         parts += ["## Shipped configuration", "", notes.read_text().strip(), ""]
-    parts += ["## Backbone and features", "",
-             feature_line,
-             "- Gate input: the prompt's own feature (it never sees the response).",
-             ]
-    if "likelihood" in measured:
-        m = measured["likelihood"]["model"]
-        parts.append(f"- Likelihood: `{m['name']}` run to full depth in fp32, mean log-prob over the first "
-                     f"{m['max_response_tokens']} response tokens (prompt <= {m['max_prompt_tokens']} tokens).")
-    parts += ["", "## Objectives", "", "| objective | meaning | stage-1 rows | validation Spearman |",
-              "|---|---|---|---|"]
-    for name in cfg["objectives"]:
-        s1 = report.get("stage1", {}).get(name)
-        rows, rho = (s1["rows"], f"{s1['val_spearman']:.3f}") if s1 else ("measured", "")
-        key = "verbosity-in-score" if name == "verbosity" and report.get("verbosity_in_score") else name
-        parts.append(f"| {name} | {MEANINGS.get(key, '')} | {rows} | {rho} |")
-    debias = report.get("debias", {})
-    if debias:
-        parts += ["", "Verbosity debiasing (Spearman with verbosity on the training responses):", "",
-                  "| objective | before | after | lambda |", "|---|---|---|---|"]
-        parts += [f"| {k}{' (within pairs)' if v.get('on') else ''} | {v['before']:+.3f} | {v['after']:+.3f} | "
-                  f"{v['lambda']:.3f} |" for k, v in debias.items()]
-    gate = report.get("gate", {})
-    if gate:
-        parts += ["", f"Gate: trained on {sum(gate.get('pairs', {}).values())} pairs "
-                      f"({', '.join(f'{k} {v}' for k, v in sorted(gate.get('pairs', {}).items()))}), each subset "
-                      f"weighted equally; train accuracy {pct(gate['train_accuracy'])}, "
-                      + (f"held-out pairs (those of 10% of the prompts, which chose each gate's step: "
-                         f"{', '.join(map(str, gate['best_steps']))} of {gate['history'][-1]['step']}) "
-                         if gate.get("best_steps") else "held-out 10% ")
-                      + f"{pct(gate['val_accuracy'])}."]
-        if "concentration" in gate:
-            parts += ["", "Gate concentration (mean of the largest gate weight, per training subset; 1/k = "
-                          "uniform, 1 = collapsed):", "", "| subset | mean max weight | top objective |",
-                      "|---|---|---|"]
-            parts += [f"| {k} | {v['mean_max']:.2f} | {v['top']} |" for k, v in gate["concentration"].items()]
+    parts += feature_section(cfg) + objectives_section(cfg, report) + gate_section(report.get("gate", {}))
     parts += ["", "## Data and licences", "", LICENCES]
     if dev:
-        parts += ["", "## Results on dev (RM-Bench, stratified sample)", "",
-                  f"`{eval_command}`" if eval_command else "", "", results_table(dev), "",
-                  f"Expected calibration error of the Bradley-Terry probability: {dev['ece']:.3f}. "
-                  f"Spearman correlation of the score with response length (words) over all scored responses: "
-                  f"{dev.get('length_spearman', float('nan')):+.3f}.", "",
-                  "Each objective alone (how often it prefers the chosen response):", "", agreement_table(dev)]
+        parts += dev_section(dev, eval_command)
     if (head_dir / LOSO_FILE).is_file():
         parts += ["", "## Leave-one-source-out validation", "", (head_dir / LOSO_FILE).read_text().strip()]
     if ablation is None and (head_dir / ABLATION_FILE).is_file():
@@ -175,3 +126,83 @@ def write_card(head_dir: str | Path, dev: dict | None = None, ablation: str | No
     path = head_dir / "MODEL_CARD.md"
     path.write_text("\n".join(parts) + "\n")
     return path
+
+
+def feature_section(cfg: dict) -> list[str]:
+    """The card's "Backbone and features" lines, from a head's config.json."""
+    b = cfg["backbone"]
+    if b["pooling"] == "mean" and b.get("layout") == "budgeted":
+        line = (f"- Backbone: `{b['name']}`, mean pooling over at most 256 tokens: the last "
+                f"{b['max_prompt_tokens']} tokens of the last user turn, then the response (so the response "
+                "is always read); the prompt feature reads every user turn, keeping the last 254 tokens.")
+    elif b["pooling"] == "mean":
+        line = (f"- Backbone: `{b['name']}`, mean pooling over at most 256 tokens of the last user turn "
+                "followed by the response (the prompt feature: the last user turn alone).")
+    else:
+        layer = cfg.get("extra", {}).get("head_layer", b["layers"][-1])
+        line = (f"- Backbone: `{b['name']}`, hidden state after layer {layer} (of {len(b['layers'])} captured "
+                f"in the same pass: {b['layers']}) at the last token of the chat-templated prompt + response; "
+                f"prompt truncated to its last {b['max_prompt_tokens']} tokens, response to its first "
+                f"{b['max_response_tokens']} tokens (closing tokens kept).")
+    parts = ["## Backbone and features", "", line,
+             "- Gate input: the prompt's own feature (it never sees the response)."]
+    measured = cfg.get("extra", {}).get("measured", {})
+    if "likelihood" in measured:
+        m = measured["likelihood"]["model"]
+        parts.append(f"- Likelihood: `{m['name']}` run to full depth in fp32, mean log-prob over the first "
+                     f"{m['max_response_tokens']} response tokens (prompt <= {m['max_prompt_tokens']} tokens).")
+    return parts
+
+
+def objectives_section(cfg: dict, report: dict) -> list[str]:
+    """The objectives table (meaning, stage-1 rows and Spearman, held-out length-balanced accuracy) and the
+    verbosity debiasing table."""
+    trust = cfg.get("extra", {}).get("trust", {}).get("objectives", {})
+    parts = ["", "## Objectives", "",
+             "| objective | meaning | stage-1 rows | validation Spearman | left-out sources, length-balanced |",
+             "|---|---|---|---|---|"]
+    for name in cfg["objectives"]:
+        s1 = report.get("stage1", {}).get(name)
+        rows, rho = (s1["rows"], f"{s1['val_spearman']:.3f}") if s1 else ("measured", "")
+        key = "verbosity-in-score" if name == "verbosity" and report.get("verbosity_in_score") else name
+        held = f"{pct(trust[name])}" if trust.get(name) is not None else ""
+        parts.append(f"| {name} | {MEANINGS.get(key, '')} | {rows} | {rho} | {held} |")
+    debias = report.get("debias", {})
+    if debias:
+        parts += ["", "Verbosity debiasing (Spearman with verbosity on the training responses):", "",
+                  "| objective | before | after | lambda |", "|---|---|---|---|"]
+        parts += [f"| {k}{' (within pairs)' if v.get('on') else ''} | {v['before']:+.3f} | {v['after']:+.3f} | "
+                  f"{v['lambda']:.3f} |" for k, v in debias.items()]
+    return parts
+
+
+def gate_section(gate: dict) -> list[str]:
+    """What the gate trained on, where it stopped, and how concentrated its weights are per training subset."""
+    if not gate:
+        return []
+    parts = ["", f"Gate: trained on {sum(gate.get('pairs', {}).values())} pairs "
+                 f"({', '.join(f'{k} {v}' for k, v in sorted(gate.get('pairs', {}).items()))}), each subset "
+                 f"weighted equally; train accuracy {pct(gate['train_accuracy'])}, "
+                 + (f"held-out pairs (those of 10% of the prompts, which chose each gate's step: "
+                    f"{', '.join(map(str, gate['best_steps']))} of {gate['history'][-1]['step']}) "
+                    if gate.get("best_steps") else "held-out 10% ")
+                 + f"{pct(gate['val_accuracy'])}."]
+    if "concentration" in gate:
+        parts += ["", "Gate concentration (mean of the largest gate weight, per training subset; 1/k = "
+                      "uniform, 1 = collapsed):", "", "| subset | mean max weight | top objective |", "|---|---|---|"]
+        parts += [f"| {k} | {v['mean_max']:.2f} | {v['top']} |" for k, v in gate["concentration"].items()]
+    return parts
+
+
+def dev_section(dev: dict, eval_command: str) -> list[str]:
+    """RM-Bench dev results: per subset raw and length-balanced, calibration, length correlation, objectives."""
+    lb = dev.get("length_balanced", {})
+    return ["", "## Results on dev (RM-Bench, stratified sample)", "",
+            f"`{eval_command}`" if eval_command else "", "", results_table(dev), "",
+            f"Length-balanced (the mean of the accuracy where the chosen answer is the longer, "
+            f"{pct(lb.get('longer', float('nan')))}, and where it is the shorter, "
+            f"{pct(lb.get('shorter', float('nan')))}): **{pct(lb.get('balanced', float('nan')))}**.", "",
+            f"Expected calibration error of the Bradley-Terry probability: {dev['ece']:.3f}. "
+            f"Spearman correlation of the score with response length (words) over all scored responses: "
+            f"{dev.get('length_spearman', float('nan')):+.3f}.", "",
+            "Each objective alone (how often it prefers the chosen response):", "", agreement_table(dev)]

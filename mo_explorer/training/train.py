@@ -137,6 +137,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preference-l2", type=float, default=0.0,
                         help="Also learn a 'preference' objective: a Bradley-Terry linear head on the training "
                              "pairs' feature differences, with this L2 penalty on standardised features (0: none).")
+    configure_gate(parser)
+    parser.add_argument("--dev", default=None, help="Optional pairs file evaluated after training (model card).")
+    parser.add_argument("--dev-limit", type=int, default=400, help="Stratified dev sample size.")
+    parser.add_argument("--features", default=None,
+                        help="Feature cache directory (default <cache-dir>/features); resumable.")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of every sample and of the gate.")
+    parser.add_argument("--validate", choices=("none", "loso"), default="none",
+                        help="loso: also fit the recipe once per training source left out, score that source's "
+                             "pairs, and print the table (written to <out>/loso.md); choose recipes by its mean "
+                             "and worst column, not by the dev set alone.")
+    parser.add_argument("--rows-cached-by", default=None,
+                        help="Keep only the sampled rows whose features this backbone already has in the cache "
+                             "(no extraction for it): compares backbones on identical rows, or trains on a "
+                             "partial extraction.")
+
+
+def configure_gate(parser: argparse.ArgumentParser) -> None:
+    """Arguments of the gate's training (stage 2)."""
     parser.add_argument("--gate-steps", type=int, default=600, help="Gate optimisation steps.")
     parser.add_argument("--gate-layers", type=int, default=2, choices=range(0, 4), metavar="{0,1,2,3}",
                         help="Hidden layers of the gate (256 units each; 0: a linear map from the prompt state to "
@@ -163,19 +181,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gate-shrink", type=float, default=0.0,
                         help="Weight of the penalty KL(gate(prompt) || mean gate over the batch): the gate keeps "
                              "one population weighting and departs from it only where the pairs pay for it.")
-    parser.add_argument("--dev", default=None, help="Optional pairs file evaluated after training (model card).")
-    parser.add_argument("--dev-limit", type=int, default=400, help="Stratified dev sample size.")
-    parser.add_argument("--features", default=None,
-                        help="Feature cache directory (default <cache-dir>/features); resumable.")
-    parser.add_argument("--seed", type=int, default=0, help="Seed of every sample and of the gate.")
-    parser.add_argument("--validate", choices=("none", "loso"), default="none",
-                        help="loso: also fit the recipe once per training source left out, score that source's "
-                             "pairs, and print the table (written to <out>/loso.md); choose recipes by its mean "
-                             "and worst column, not by the dev set alone.")
-    parser.add_argument("--rows-cached-by", default=None,
-                        help="Keep only the sampled rows whose features this backbone already has in the cache "
-                             "(no extraction for it): compares backbones on identical rows, or trains on a "
-                             "partial extraction.")
 
 
 @dataclass
@@ -418,6 +423,14 @@ def save_head(out: str | Path, params: recipe.HeadParams, gate, spec: dict, repo
     head.save(out)
 
 
+def record_trust(out: str | Path, trust: dict) -> None:
+    """Add the held-out table's summary to the head's config.json (`extra.trust`): what the page shows."""
+    path = Path(out) / "config.json"
+    data = json.loads(path.read_text())
+    data.setdefault("extra", {})["trust"] = trust
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
 def command_line(cfg: TrainConfig, skip: tuple[str, ...] = ()) -> str:
     """The `python -m mo_explorer train ...` command that reproduces this run (defaults included), without the
     options named in `skip` (argparse dests)."""
@@ -482,6 +495,7 @@ def main(args: argparse.Namespace, settings: config.Settings) -> int:
                  + "\n\nEach objective alone on each left-out source, length-balanced (raw):\n\n"
                  + validate.objective_markdown(loso))
         (Path(cfg.out) / LOSO_FILE).write_text(table + "\n")
+        record_trust(cfg.out, validate.trust_summary(loso, results))
         (Path(cfg.out) / "loso.json").write_text(json.dumps(loso, indent=2) + "\n")
         print(table)
     from mo_explorer.training.card import write_card

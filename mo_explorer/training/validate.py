@@ -134,3 +134,22 @@ def objective_markdown(result: dict) -> str:
             "" if c is None else f"{_pct(c['balanced'])} ({_pct(c['accuracy'])})" for c in cells)
             + f" | {_pct(float(np.mean(bal))) if bal else ''} |")
     return "\n".join(lines)
+
+
+def trust_summary(result: dict, dev: dict | None = None) -> dict:
+    """What the page shows of this table: each objective's length-balanced accuracy alone (mean over the left-out
+    sources), and the score's length-balanced mean and worst (with RM-Bench dev's when given)."""
+    folds = [f for f in result["folds"].values() if f["n"]]
+    names = list(dict.fromkeys(n for f in folds for n in f["objective_accuracy"]))
+    objectives = {}
+    for name in names:
+        cells = [f["objective_accuracy"][name]["balanced"] for f in folds if name in f["objective_accuracy"]]
+        cells = [c for c in cells if c == c]
+        objectives[name] = float(np.mean(cells)) if cells else float("nan")
+    score = {"balanced_mean": result["balanced_mean"], "balanced_worst": result["balanced_worst"],
+             "raw_mean": result["mean"]}
+    if dev is not None and "length_balanced" in dev:
+        score["rmbench_balanced"] = dev["length_balanced"]["balanced"]
+        score["rmbench_raw"] = dev["accuracy"]
+    return {"objectives": objectives, "score": score,
+            "measured_by": "train --validate loso (leave-one-source-out), length-balanced"}

@@ -6,6 +6,7 @@ import logging
 
 import gradio as gr
 
+from mo_explorer import objectives
 from mo_explorer.admission import Admission
 from mo_explorer.config import Settings
 from mo_explorer.ui import assets
@@ -63,6 +64,12 @@ def wire(c: Components, h: Handlers, queue: dict = MODEL_QUEUE) -> None:
                preprocess=False, **queue)
     c.share.click(h.share, inputs=[c.session], outputs=[c.share_link], api_visibility="private")
     c.generate.click(**gen)
+    # Write along the arrow: a steered round for the shown round's prompt, streamed onto the plot as Generate's is.
+    c.steer.click(**{**gen, "fn": h.write_along, "api_name": "write_along",
+                     "inputs": [c.round_id, c.session, c.n, c.temperature, c.top_p, c.max_new_tokens, c.seed,
+                                c.x_axis, c.y_axis]})
+    c.round_id.change(lambda shown: gr.Button(interactive=bool(shown)), inputs=[c.round_id], outputs=[c.steer],
+                      api_visibility="private", show_progress="hidden")
     c.prompt.submit(**{**gen, "api_name": "generate_on_enter", "api_visibility": "private"})
     c.widget.direction(h.store_direction, inputs=[c.session], outputs=[c.parallel, c.direction_status],
                        api_visibility="undocumented", api_name="store_direction", show_progress="hidden")
@@ -81,7 +88,7 @@ def build_demo(explorer, settings: Settings) -> gr.Blocks:
     """The whole page for one Explorer, with the API endpoints `generate`, `rerank`, `vote` and `export`."""
     assets.register_static_files()
     with gr.Blocks(title="mo-explorer") as demo:
-        c = build_components(settings)
+        c = build_components(settings, objectives.trust_line(explorer.trust))
         cc = build_compare()  # below the plot and lists
         # one queue of rounds and one count per visitor for the page and its API
         admission = Admission(settings.visitors, explorer.housekeeper.storage_full)

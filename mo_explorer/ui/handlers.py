@@ -8,6 +8,7 @@ round that fails first shows the message in the status line, and whatever was st
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import inspect
 import logging
@@ -49,11 +50,12 @@ def shown_as_gr_error(fn: Callable) -> Callable:
     return wrapper
 
 
-def _meaning(name: str) -> str:
-    """The one line under an axis menu saying what the chosen objective means."""
+def _meaning(name: str, trust: dict | None = None) -> str:
+    """The line under an axis menu: what the chosen objective means, and how far it is to be trusted."""
     if name == plotting.SCORE:
         return "The reward model's own overall score for the answer."
-    return objectives.meaning(name) or " "
+    note = objectives.trust_note(name, trust)
+    return " ".join(filter(None, [objectives.meaning(name), f"({note})" if note else ""])) or " "
 
 
 def direction_from_event(data: Any) -> Direction:
@@ -100,19 +102,26 @@ class Handlers:
         c = self.c
         x, y = render.default_axes(rnd, x, y)
         direction = self.direction_of(rnd, x, y)
-        choices = [(objectives.label(name, plotting.SCORE), name) for name in plotting.plot_columns(rnd)]
-        front = render.front_summary(rnd, render.front_volumes(self.explorer.session_rounds(rnd.session_id)))
+        trust = self.explorer.trust
+        choices = [(objectives.menu_label(name, plotting.SCORE, trust), name) for name in plotting.plot_columns(rnd)]
+        rounds = self.explorer.session_rounds(rnd.session_id)
+        front = render.front_summary(rnd, render.front_volumes(rounds))
         view = {
             c.widget: plotting.widget_payload(rnd, direction, x, y, compare_view.overlay_for(self.explorer, rnd, x, y),
-                                              front=front),
+                                              front=front, previous=render.written_from(rnd, rounds)),
             c.round_id: rnd.round_id,
-            c.x_axis: gr.Dropdown(choices=choices, value=x, info=_meaning(x)),
-            c.y_axis: gr.Dropdown(choices=choices, value=y, info=_meaning(y)),
+            c.x_axis: gr.Dropdown(choices=choices, value=x, info=_meaning(x, trust)),
+            c.y_axis: gr.Dropdown(choices=choices, value=y, info=_meaning(y, trust)),
         }
         if figures:
-            view[c.gating] = plotting.gating_figure(rnd)
+            view[c.gating] = plotting.gating_figure(rnd, trust)
             view[c.parallel] = plotting.parallel_figure(rnd, direction) if rnd.candidates else None
         return view
+
+    def steered_line(self, rnd: Round) -> str:
+        """What a steered round did to the front (hypervolume before and after), for the status line."""
+        rounds = self.explorer.session_rounds(rnd.session_id)
+        return render.steered_summary(rnd, render.written_from(rnd, rounds), render.front_volumes(rounds))
 
     def rounds_view(self, session_id: str, current: str | None) -> dict:
         """The session's rounds as dropdown choices, newest last."""
@@ -133,27 +142,47 @@ class Handlers:
     def generate(self, prompt: str, n: float, temperature: float, top_p: float, max_new_tokens: float,
                  seed: float | None, session_id: str, x: str | None, y: str | None,
                  client: gr.Request | None = None) -> Iterator[dict]:
-        """Stream one round: progress in the status line, the plot as each chunk of candidates is scored.
-
-        The round waits its turn in the admission queue, smaller than asked while others queue (the page says so).
-        """
-        c = self.c
+        """Generate a round for the typed prompt (streamed: see _stream), ranked by the last direction."""
         # The event passes raw payloads (preprocess=False): they are checked here, not by the sliders.
         request = validation.check(validation.GenerateRequest, prompt=prompt, n=n, temperature=temperature,
                                    top_p=top_p, max_new_tokens=max_new_tokens, seed=0 if seed is None else seed,
                                    session_id=session_id)
         x, y = self._axes(x, y)
-        params = request.params()
         session_id = self.explorer.ensure_session(request.session_id or None)
         previous = self.explorer.session_rounds(session_id)
         direction = previous[-1].direction if previous else None  # the user's last direction carries over
+        yield from self._stream(request.prompt, request.params(), session_id, direction, x, y, client)
+
+    @shown_as_gr_error
+    def write_along(self, round_id: str | None, session_id: str, n: float, temperature: float, top_p: float,
+                    max_new_tokens: float, seed: float | None, x: str | None, y: str | None,
+                    client: gr.Request | None = None) -> Iterator[dict]:
+        """Write a new round for the shown round's prompt along the arrow as it stands (a steered round)."""
+        rnd = self.round_of(session_id, round_id)
+        x, y = self._axes(x, y)
+        direction = self.direction_of(rnd, x, y)
+        if direction is None:
+            raise UserError("Generate a round first: the arrow points among its answers.")
+        params = validation.check(validation.Params, n=n, temperature=temperature, top_p=top_p,
+                                  max_new_tokens=max_new_tokens, seed=0 if seed is None else seed).params()
+        params = dataclasses.replace(params, steer=direction)
+        yield from self._stream(rnd.prompt, params, rnd.session_id, direction, x, y, client)
+
+    def _stream(self, prompt, params, session_id: str, direction: Direction | None, x: str | None, y: str | None,
+                client: gr.Request | None) -> Iterator[dict]:
+        """Stream one round: progress in the status line, the plot as each chunk of candidates is scored.
+
+        The round waits its turn in the admission queue, smaller than asked while others queue (the page says so).
+        """
+        c = self.c
         listed, shown_at = False, 0.0
         ticket = self.admission.admit(visitor_of(client), params.n, params.max_new_tokens)
         params, busy = ticket.applied(params), ticket.note()
         cut = f" The demo was busy: {params.n} x {params.max_new_tokens} this time." if ticket.reduced else ""
+        writing = "Writing along the arrow" if params.steer is not None else "Generating"
         # closing(): when the client leaves, Gradio closes this generator, and the round's stream is closed with
         # it at once (not whenever it is garbage collected), so the round is marked cancelled within seconds.
-        stream = contextlib.closing(self.explorer.stream_round(request.prompt, params, session_id, direction))
+        stream = contextlib.closing(self.explorer.stream_round(prompt, params, session_id, direction))
         try:
             with stream as events:
                 for event in events:
@@ -162,7 +191,7 @@ class Handlers:
                         # time that the generator, on the same cores, would otherwise use.
                         if time.monotonic() - shown_at >= PROGRESS_EVERY_S:
                             shown_at = time.monotonic()
-                            said = f"Generating {params.n} candidates: token {event.step} / {event.total}"
+                            said = f"{writing} {params.n} candidates: token {event.step} / {event.total}"
                             said = busy if busy and event.kind == "started" else said  # still waiting its turn
                             # said on the plot too, where the eye waits for the points
                             yield {c.status: said, c.widget: {"progress": f"{said}…"}}
@@ -176,6 +205,8 @@ class Handlers:
                         listed = True
                     update[c.status] = (f"Done: {len(rnd.candidates)} candidates scored.{cut} {event.note}".rstrip()
                                         if done else f"Scored {event.step} / {event.total} candidates…")
+                    if done and rnd.params.steer is not None:
+                        update[c.status] += " " + self.steered_line(rnd)
                     yield update
                 ticket.completed = True
         except (UserError, ModelError) as exc:

@@ -13,7 +13,7 @@ from mo_explorer.ui.widget import pareto_widget
 INTRO = """# mo-explorer
 Type a prompt and **Generate**: answers land on the plot as they are scored. **Drag the red arrow's head**: the
 answer farthest along it ranks first, and the ring shows which answer wins at each angle. Click a point or a card
-to read it."""
+to read it. **Write along the arrow** writes new answers steered where the arrow points."""
 
 
 CLICK_TO_READ = ""  # the widget's status line already says "click a point or a card to read it"
@@ -32,6 +32,7 @@ class Components:
     generate: gr.Button
     status: gr.Markdown
     direction_status: gr.Markdown  # beside the plot: what happened to the dragged arrow
+    steer: gr.Button  # "Write along the arrow": a steered round for the shown round's prompt
     session: gr.Textbox
     rounds: gr.Dropdown
     new_session: gr.Button
@@ -65,8 +66,9 @@ def _prompt_panel(settings: Settings) -> dict:
             "max_new_tokens": max_new_tokens, "seed": seed, "generate": generate, "status": status}
 
 
-def build_components(settings: Settings) -> Components:
-    """Create and place every component; call inside `with gr.Blocks():`."""
+def build_components(settings: Settings, trust_line: str = "") -> Components:
+    """Create and place every component; call inside `with gr.Blocks():`. `trust_line`: one line under the gate
+    chart saying how far the reward model's score is to be trusted (objectives.trust_line)."""
     gr.Markdown(INTRO)
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=320):
@@ -85,14 +87,16 @@ def build_components(settings: Settings) -> Components:
                 y_axis = gr.Dropdown(label="y axis", choices=[], interactive=True, elem_id="y-axis")
             direction_status = gr.Markdown("", elem_id="direction-status")
             widget = pareto_widget()
+            steer = gr.Button("Write along the arrow", variant="secondary", interactive=False, elem_id="steer")
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
             parallel = gr.Plot(label="All objectives (normalised, up is better; thick line: first by your arrow)",
                                elem_id="parallel")
         with gr.Column(scale=1):
             gating = gr.Plot(label="Gate: what the reward model weighs for this prompt", elem_id="gating")
+            gr.Markdown(trust_line, elem_id="trust")
     # The side-by-side comparison and votes go below this row (ui/compare.py).
-    return Components(**panel, direction_status=direction_status, session=session, rounds=rounds,
+    return Components(**panel, direction_status=direction_status, steer=steer, session=session, rounds=rounds,
                       new_session=new_session, share=share, share_link=share_link, x_axis=x_axis, y_axis=y_axis,
                       widget=widget, gating=gating,
                       parallel=parallel, response=response,
