@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from mo_explorer import config, objectives, plotting
 from tests.ui_support import synthetic_round
@@ -37,9 +38,6 @@ def test_each_gate_bar_says_how_far_its_objective_is_to_be_trusted():
     notes = dict(zip(bar.x, (row[0] for row in bar.customdata)))
     assert notes["helpful"].startswith("63% right") and notes["safe"].startswith("weak signal")
     assert "customdata" in bar.hovertemplate
-
-
-import pytest  # noqa: E402
 
 
 @pytest.mark.xfail(strict=True, reason="the head shipped until 2026-12-05 predates the trust entry")
