@@ -160,3 +160,34 @@ def test_a_share_link_opens_a_copy_and_never_the_shared_session(page):
     page.explorer.store.delete_session(mine)  # withdrawn with the session
     gone = page.h.load_page(SimpleNamespace(query_params={"share": token}))
     assert "unknown" in gone[c.status]
+
+
+def test_writing_along_the_arrow_steers_a_round_drawn_over_the_faded_previous_one(page):
+    """I generate, drag the arrow, press Write along the arrow: a steered round of the same prompt, on one scale
+    with the faded round it came from, its hypervolume against that round's said, and the list marks it."""
+    c = page.c
+    first = generate(page, prompt="Name a fruit", n=4)[-1]
+    rnd_id, session_id = first[c.round_id], first[c.widget]["session_id"]
+    page.h.store_direction(event(round_id=rnd_id, objectives=["helpful", "safe"], weights=[0.0, 1.0]), session_id)
+    updates = list(page.h.write_along(rnd_id, session_id, 4, 1.0, 1.0, 4, 7, None, None))
+    assert any("Writing along the arrow" in u.get(c.status, "") for u in updates)
+    final = updates[-1]
+    steered = page.explorer.get_round(final[c.round_id], session_id)
+    before = page.explorer.get_round(rnd_id, session_id)
+    assert steered.round_id != rnd_id and steered.prompt == before.prompt
+    assert steered.params.steer.objectives == ("safe",)  # the arrow as released (a zero weight is left out)
+    assert "Front hypervolume" in final[c.status] and "→" in final[c.status]
+    payload = final[c.widget]
+    assert payload["mode"] == "steered" and len(payload["previous"]) == 4  # the old round's points, faded
+    faded = payload["figure"]["data"][0]
+    assert faded["name"].startswith("the round it was written from") and len(faded["x"]) == 4
+    # one scale: the old points sit where the new round's normalisation puts them (beyond [0, 1] if further)
+    safe = [c_.rewards[1] for c_ in steered.candidates]
+    lo, hi = min(safe), max(safe)
+    if hi > lo:
+        expected = [(c_.rewards[1] - lo) / (hi - lo) for c_ in before.candidates]
+        assert [p[1] for p in payload["previous"]] == pytest.approx(expected)
+    label = [label for label, value in final[c.rounds].choices if value == steered.round_id][0]
+    assert "written along" in label
+    plain_label = [label for label, value in final[c.rounds].choices if value == rnd_id][0]
+    assert "written along" not in plain_label
