@@ -61,12 +61,16 @@ def summarise(pairs, sc, sr, rc=None, rr=None, objectives=()) -> dict:
 
 
 def markdown(rows: dict[str, dict]) -> str:
-    """A Markdown table: one row per variant, overall and per-subset accuracy with 95% intervals."""
+    """A Markdown table: one row per variant, overall (raw and length-balanced) and per-subset accuracy with 95%
+    intervals."""
     subsets = sorted({s for r in rows.values() for s in r["subsets"]})
-    head = "| variant | overall | " + " | ".join(s.replace("rmbench-", "") for s in subsets) + " | hard | rho(len) |"
-    lines = [head, "|" + "---|" * (len(subsets) + 4)]
+    head = ("| variant | overall | length-balanced | " + " | ".join(s.replace("rmbench-", "") for s in subsets)
+            + " | hard | rho(len) |")
+    lines = [head, "|" + "---|" * (len(subsets) + 5)]
     for name, r in rows.items():
-        cell = [f"{100 * r['accuracy']:.1f} [{100 * r['ci95'][0]:.0f}, {100 * r['ci95'][1]:.0f}]"]
+        lb = r.get("length_balanced", {}).get("balanced", float("nan"))
+        cell = [f"{100 * r['accuracy']:.1f} [{100 * r['ci95'][0]:.0f}, {100 * r['ci95'][1]:.0f}]",
+                "" if lb != lb else f"{100 * lb:.1f}"]
         cell += [f"{100 * r['subsets'][s]['accuracy']:.1f} [{100 * r['subsets'][s]['ci95'][0]:.0f}, "
                  f"{100 * r['subsets'][s]['ci95'][1]:.0f}]" if s in r["subsets"] else "" for s in subsets]
         hard = r.get("difficulty", {}).get("hard")

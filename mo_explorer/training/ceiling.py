@@ -35,8 +35,9 @@ from mo_explorer import config
 from mo_explorer.training import data as D
 from mo_explorer.training import recipe, stage2, train, validate
 from mo_explorer.training.ablate import probe_accuracy
-from mo_explorer.training.metrics import grouped_folds, pair_correct
+from mo_explorer.training.metrics import grouped_folds, length_balanced, pair_correct
 from mo_explorer.training.scoring import score_variant
+from mo_explorer.training.sources import word_lengths
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,9 @@ def source_ceiling(prep: train.Prepared, cfg: train.TrainConfig, source: str, fi
     states = chosen.prompt_states
     alone = single_objectives(diff, params.objectives)
     best = max(alone, key=alone.get)
+    len_c, len_r = word_lengths([prep.pairs[i] for i in held])
     row = {"n": len(held), "loso": float(pair_correct(sc, sr).mean()),
+           "loso_balanced": length_balanced(pair_correct(sc, sr), len_c, len_r)["balanced"],
            "in_source_gate": gate_cv_accuracy(states, diff, mask, groups, gate_cfg, seed=cfg.seed,
                                               early_stop=cfg.gate_early_stop),
            "fixed_nonnegative": gate_cv_accuracy(np.zeros((len(held), 1)), diff, mask, groups, gate_cfg,
@@ -122,13 +125,15 @@ def run(args: argparse.Namespace, settings: config.Settings) -> dict:
 
 def markdown(rows: dict[str, dict]) -> str:
     """One row per source: pairs, the LOSO cell, the three ceilings, the best objective alone, longer wins."""
-    lines = ["| source | pairs | LOSO (gate from the other sources) | in-source gate | fixed weights >= 0 | "
-             "fixed weights, any sign | best objective alone | longer wins |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| source | pairs | LOSO (gate from the other sources) | LOSO length-balanced | in-source gate | "
+             "fixed weights >= 0 | fixed weights, any sign | best objective alone | longer wins |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, r in rows.items():
         if not r["n"]:
-            lines.append(f"| {name} | 0 | | | | | | |")
+            lines.append(f"| {name} | 0 | | | | | | | |")
             continue
-        lines.append(f"| {name} | {r['n']} | {100 * r['loso']:.1f} | {100 * r['in_source_gate']:.1f} | "
+        lines.append(f"| {name} | {r['n']} | {100 * r['loso']:.1f} | {100 * r['loso_balanced']:.1f} | "
+                     f"{100 * r['in_source_gate']:.1f} | "
                      f"{100 * r['fixed_nonnegative']:.1f} | {100 * r['fixed_any_sign']:.1f} | "
                      f"{r['best_alone']} {100 * r['alone'][r['best_alone']]:.1f} | {100 * r['longer_wins']:.1f} |")
     return "\n".join(lines)
