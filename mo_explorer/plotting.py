@@ -195,7 +195,7 @@ def on_scale_of(rnd: Round, other: Round) -> np.ndarray:
 def _with_previous(figure: dict, rnd: Round, previous: Round, ix: int, iy: int) -> list[list[float]]:
     """Add the previous round's points, faded, to a widget figure; widen its ranges to hold them. Their (x, y)."""
     P = on_scale_of(rnd, previous)[:, [ix, iy]]
-    figure["data"].insert(0, {
+    figure["data"].append({  # last, so the candidates keep their trace (and their clicks: this one skips hover)
         "type": "scatter", "x": P[:, 0].tolist(), "y": P[:, 1].tolist(), "mode": "markers",
         "name": "the round it was written from (faded)", "hoverinfo": "skip",
         "marker": {"size": 10, "color": "rgba(120,120,120,0.35)", "line": {"width": 1, "color": "rgba(60,60,60,0.4)"}}})

@@ -179,7 +179,7 @@ def test_writing_along_the_arrow_steers_a_round_drawn_over_the_faded_previous_on
     assert "Front hypervolume" in final[c.status] and "→" in final[c.status]
     payload = final[c.widget]
     assert payload["mode"] == "steered" and len(payload["previous"]) == 4  # the old round's points, faded
-    faded = payload["figure"]["data"][0]
+    faded = payload["figure"]["data"][-1]
     assert faded["name"].startswith("the round it was written from") and len(faded["x"]) == 4
     # one scale: the old points sit where the new round's normalisation puts them (beyond [0, 1] if further)
     safe = [c_.rewards[1] for c_ in steered.candidates]

@@ -86,8 +86,8 @@ def build_components(settings: Settings, trust_line: str = "") -> Components:
                 x_axis = gr.Dropdown(label="x axis", choices=[], interactive=True, elem_id="x-axis")
                 y_axis = gr.Dropdown(label="y axis", choices=[], interactive=True, elem_id="y-axis")
             direction_status = gr.Markdown("", elem_id="direction-status")
-            widget = pareto_widget()
             steer = gr.Button("Write along the arrow", variant="secondary", interactive=False, elem_id="steer")
+            widget = pareto_widget()
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
             parallel = gr.Plot(label="All objectives (normalised, up is better; thick line: first by your arrow)",
