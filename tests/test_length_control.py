@@ -83,3 +83,21 @@ def test_shrinking_keeps_the_gate_near_one_weighting_unless_the_prompt_pays_for_
 
     free, shrunk = spread(0.0), spread(2.0)
     assert shrunk < 0.3 * free, (free, shrunk)
+
+
+def test_debiasing_within_pairs_leaves_no_length_in_a_pair_difference():
+    from mo_explorer.training import recipe
+    from mo_explorer.training.ridge import spearman
+
+    rng = np.random.default_rng(4)
+    m = 800
+    v_c, v_r = rng.normal(size=m), rng.normal(size=m)
+    quality = rng.normal(size=(m, 2))  # the part of the reward that is not length
+    # The head's reward leaks length inside a pair (0.8 per unit of verbosity) but is uncorrelated across rows.
+    r_c, r_r = quality[:, 0] + 0.8 * v_c, quality[:, 1] + 0.8 * v_r
+    chosen, rejected = np.stack([r_c, v_c], 1), np.stack([r_r, v_r], 1)
+    params = recipe.HeadParams(("helpfulness", "verbosity"), np.zeros((2, 1)), np.zeros(2), {}, np.eye(2))
+    report = recipe.set_transform(params, rng.normal(size=(m, 2)), False, (chosen, rejected), within_pairs=True)
+    d = (chosen - rejected) @ params.transform
+    assert abs(spearman(d[:, 0], v_c - v_r)) < 0.05 < report["helpfulness"]["within_pairs"]["before"]
+    assert params.transform[1, 0] < -0.5  # about -0.8: the leak, removed

@@ -169,10 +169,14 @@ def objectives_section(cfg: dict, report: dict) -> list[str]:
         parts.append(f"| {name} | {MEANINGS.get(key, '')} | {rows} | {rho} | {held} |")
     debias = report.get("debias", {})
     if debias:
-        parts += ["", "Verbosity debiasing (Spearman with verbosity on the training responses):", "",
-                  "| objective | before | after | lambda |", "|---|---|---|---|"]
-        parts += [f"| {k}{' (within pairs)' if v.get('on') else ''} | {v['before']:+.3f} | {v['after']:+.3f} | "
-                  f"{v['lambda']:.3f} |" for k, v in debias.items()]
+        parts += ["", "Verbosity debiasing (Spearman with verbosity on the training responses; within pairs: of the "
+                      "difference between two answers to one prompt with their difference in verbosity):", "",
+                  "| objective | before | after | within pairs, before | within pairs, after | lambda |",
+                  "|---|---|---|---|---|---|"]
+        for k, v in debias.items():
+            wp = v.get("within_pairs") or ({"before": v["before"], "after": v["after"]} if v.get("on") else None)
+            row = (f"{wp['before']:+.3f} | {wp['after']:+.3f}" if wp else " | ")
+            parts.append(f"| {k} | {v['before']:+.3f} | {v['after']:+.3f} | {row} | {v['lambda']:.3f} |")
     return parts
 
 

@@ -147,12 +147,14 @@ def rewards(params: HeadParams, table: FeatureTable) -> np.ndarray:
 
 
 def set_transform(params: HeadParams, reference: np.ndarray, verbosity_in_score: bool,
-                  pair_rewards: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+                  pair_rewards: tuple[np.ndarray, np.ndarray] | None = None, within_pairs: bool = False) -> dict:
     """Debias every objective against verbosity on reference rewards (n, k); returns Spearman before/after.
 
     With pair_rewards (chosen (m, k), rejected (m, k)), the likelihood is debiased on within-pair differences
     instead: across prompts, longer answers have a lower mean log-prob (the kind of prompt sets both), so
     row-level debiasing added about 0.13 verbosity to the likelihood, a length preference inside every pair.
+    With `within_pairs`, every objective is: a pairwise judgement compares two answers to one prompt, so what must
+    not follow length is the difference between them (ArmoRM's decorrelation, taken on pair differences).
     """
     ok = np.all(np.isfinite(reference), axis=1)
     if ok.sum() < 20:  # the likelihood is measured on few rows: debias the others on the full set
@@ -171,6 +173,13 @@ def set_transform(params: HeadParams, reference: np.ndarray, verbosity_in_score:
             transform[v, j] = -debias_lambda(pair_diff[:, j], pair_diff[:, v])
         elif lik_ok.sum() >= 20:
             transform[v, j] = -debias_lambda(reference[lik_ok, j], reference[lik_ok, v])
+    if within_pairs and pair_rewards is not None and VERBOSITY in params.objectives:
+        v = params.objectives.index(VERBOSITY)
+        d = pair_rewards[0] - pair_rewards[1]
+        for i, name in enumerate(params.objectives):
+            ok = np.isfinite(d[:, i])
+            if i != v and name != LIKELIHOOD and ok.sum() >= 20:  # the likelihood is handled above
+                transform[v, i] = -debias_lambda(d[ok, i], d[ok, v])
     if VERBOSITY in params.objectives and not verbosity_in_score:
         # Verbosity stays visible as an objective but cannot buy score: its column of T is zero.
         transform[:, params.objectives.index(VERBOSITY)] = 0.0
@@ -185,6 +194,12 @@ def set_transform(params: HeadParams, reference: np.ndarray, verbosity_in_score:
                 report[name] = {"before": spearman(reference[rows, i], reference[rows, v]),
                                 "after": spearman(after[rows, i], reference[rows, v]),
                                 "lambda": float(-transform[v, i])}
+                if within_pairs and pair_rewards is not None and name != LIKELIHOOD:
+                    d = pair_rewards[0] - pair_rewards[1]
+                    ok = np.isfinite(d[:, i])
+                    report[name]["within_pairs"] = {"before": spearman(d[ok, i], d[ok, v]),
+                                                    "after": spearman((np.nan_to_num(d) @ transform)[ok, i],
+                                                                      d[ok, v])}
         if pair_diff is not None:
             j = params.objectives.index(LIKELIHOOD)
             after_pairs = np.nan_to_num(pair_diff) @ transform

@@ -69,6 +69,7 @@ class TrainConfig:
     gate_early_stop: bool  # keep each gate's state with the lowest loss on pairs of held-out prompts
     gate_length_balance: bool  # within each weight group, chosen-longer and chosen-shorter pairs weigh the same
     gate_shrink: float  # weight of the penalty on the gate's departure from the population weighting (KL)
+    debias_within_pairs: bool  # debias every objective against verbosity on the pairs' differences
     dev: str | None
     dev_limit: int
     features: str | None
@@ -134,6 +135,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="Let the gate weight verbosity in the score, as far as the training pairs prefer longer "
                              "answers (--no-verbosity-in-score: verbosity is shown, not rewarded; chosen by the "
                              "leave-one-source-out table in the model card).")
+    parser.add_argument("--debias-within-pairs", action=argparse.BooleanOptionalAction, default=True,
+                        help="Debias every objective against verbosity on the training pairs' differences (what a "
+                             "pairwise judgement compares), not across all training responses: each objective then "
+                             "ranks two answers to one prompt without following their length.")
     parser.add_argument("--preference-l2", type=float, default=0.0,
                         help="Also learn a 'preference' objective: a Bradley-Terry linear head on the training "
                              "pairs' feature differences, with this L2 penalty on standardised features (0: none).")
@@ -342,8 +347,10 @@ def fit(prep: Prepared, cfg: TrainConfig, use_contrastive: bool = True, use_like
     params.weight = np.vstack([params.weight, np.zeros((k - len(learned), params.weight.shape[1]))])
     params.offset = np.concatenate([params.offset, np.zeros(k - len(learned))])
     params.measured = stats
+    # Only the pairs this fit trains on: a left-out source's pairs must not set the debiasing either.
     debias = recipe.set_transform(params, recipe.rewards(params, union), cfg.verbosity_in_score,
-                                  (recipe.rewards(params, prep.chosen), recipe.rewards(params, prep.rejected)))
+                                  (recipe.rewards(params, prep.chosen.take(keep)),
+                                   recipe.rewards(params, prep.rejected.take(keep))), cfg.debias_within_pairs)
     diff = recipe.pair_reward_diff(params, prep.chosen.take(keep), prep.rejected.take(keep), held_margin)
     mask = stage2.measured_mask(params.objectives, prep.chosen.take(keep), prep.rejected.take(keep),
                                 params.transform)
