@@ -9,16 +9,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import queue
 import threading
-import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
 
-from mo_explorer import exporting, model_thread, ranking, steering, validation
+from mo_explorer import exporting, model_thread, ranking, round_run, steering, validation
 from mo_explorer.config import Settings
 from mo_explorer.errors import ModelError, UserError
 from mo_explorer.housekeeping import Housekeeper
@@ -42,40 +39,6 @@ log = logging.getLogger(__name__)
 
 LIKELIHOOD = "likelihood"  # a reward model objective that already is the generator's (standardised) log-prob
 HEARTBEAT_S = 10.0  # how often a running round is stamped alive (a stale stamp marks its process gone)
-
-
-class RoundCancelled(Exception):
-    """Raised inside generation to stop it when the stream that asked for it was closed."""
-
-
-class _ScoringFailed(Exception):
-    """Carries the reward model's error out of the generation it interrupted."""
-
-
-def _merge(scored: list[tuple[list[Generation], RewardOutput]]) -> tuple[list[Generation], RewardOutput]:
-    """Groups of candidates scored apart as one group: their rows stacked under the first output's gating."""
-    generations = [g for group, _ in scored for g in group]
-    first = scored[0][1]
-    if len(scored) == 1:
-        return generations, first
-    outs = [out for _, out in scored]
-    extras = {key: np.concatenate([out.extras[key] for out in outs]) for key in first.extras}
-    return generations, RewardOutput(first.objectives, np.concatenate([out.rewards for out in outs]), first.gating,
-                                     first.transform, np.concatenate([out.score for out in outs]), extras)
-
-
-def _on_own_thread(fn: Callable[[], None]) -> Future:
-    """Run fn on a new daemon thread; its future holds the error, as model_thread.submit's does."""
-    future: Future = Future()
-
-    def run() -> None:
-        try:
-            future.set_result(fn())
-        except BaseException as exc:  # read by the caller from the future
-            future.set_exception(exc)
-
-    threading.Thread(target=run, name="remote-round", daemon=True).start()
-    return future
 
 
 @dataclass(frozen=True)
@@ -273,90 +236,21 @@ class Explorer:
         return final
 
     def _generate_and_score(self, messages, params):
-        """Generate and score on the model thread, yielding ("progress", (step, total)) and
+        """Generate and score (round_run.RoundRun), yielding ("progress", (step, total)) and
         ("scored", ([Generation, ...], RewardOutput)) as candidates end (those scored since the last look, together).
-
-        Candidates are scored as they end, those of one decoding step together, before the next step on the same
-        thread: scoring on another thread would give torch a second OpenMP team and slow every decoding step (see
-        model_thread). Scoring 8 answers together took 0.17 s, one by one 0.30 s.
         """
-        events: queue.Queue = queue.Queue()
-        closed = threading.Event()
+        # A steered round ranks its partial answers at every block (on the model thread, inside the generation).
+        steer = {} if params.steer is None else {"guide": self._guide(messages, params)}
 
-        def put(kind: str, payload) -> None:
-            if closed.is_set():  # nobody is listening any more: stop at this token instead of finishing
-                raise RoundCancelled("the stream was closed while generating")
-            events.put((kind, payload))
-
-        pending: list[Generation] = []  # candidates that ended in this decoding step, scored together after it
-
-        def score_pending() -> None:
-            if not pending:
-                return
-            try:
-                out = self._score(messages, pending)
-            except Exception as exc:  # carried past the generator, which would report it as its own failure
-                raise _ScoringFailed(exc) from exc
-            put("scored", (list(pending), out))
-            pending.clear()
-
-        def step(i: int, total: int) -> None:
-            score_pending()
-            put("progress", (i, total))
+        def generate(progress, on_finish) -> None:
+            self.generator.generate(messages, params, progress=progress, on_finish=on_finish, **steer)
 
         # A generator on a server (runs_locally False) decodes there, batching rounds of several users: its rounds
         # run on their own threads, at once, and only their scoring queues for the model thread.
         local = getattr(self.generator, "runs_locally", True)
-
-        # A steered round ranks its partial answers at every block (on the model thread, inside the generation).
-        steer = {} if params.steer is None else {"guide": self._guide(messages, params)}
-
-        def work() -> None:
-            try:
-                with self._generate_lock if local else contextlib.nullcontext():
-                    try:
-                        self.generator.generate(messages, params, progress=step, on_finish=pending.append, **steer)
-                    except _ScoringFailed:
-                        raise
-                    except Exception:  # the generator failed: keep what ended before, if it scores
-                        with contextlib.suppress(Exception):
-                            score_pending()
-                        raise
-                    score_pending()  # those cut by max_new_tokens end after the last step
-            finally:
-                events.put(None)
-
-        job = model_thread.submit(work) if local else _on_own_thread(work)
-        last, ended = 0.0, False
-        try:
-            while not ended:
-                item = events.get()
-                batch: list[tuple[list[Generation], RewardOutput]] = []
-                progress = None
-                while True:  # take everything queued: candidates that ended together are stored together
-                    if item is None:
-                        ended = True
-                    elif item[0] == "scored":
-                        batch.append(item[1])
-                    else:
-                        progress = item[1]
-                    if ended or events.empty():
-                        break
-                    item = events.get()
-                if batch:
-                    yield "scored", _merge(batch)
-                if progress is not None and (time.perf_counter() - last > 0.1 or progress[0] == progress[1]):
-                    last = time.perf_counter()  # throttle UI updates to ~10/s
-                    yield "progress", progress
-        finally:
-            closed.set()  # a stream closed here (GeneratorExit) frees the models at the next token
-        exc = job.exception()  # the job has ended: it put None last
-        if isinstance(exc, _ScoringFailed):
-            raise ModelError(f"The reward model failed while scoring: {exc.__cause__}") from exc.__cause__
-        if isinstance(exc, UserError):
-            raise exc
-        if exc is not None:
-            raise ModelError(f"The generator failed: {exc}") from exc
+        run = round_run.RoundRun(generate, lambda generations: self._score(messages, generations),
+                                 self._generate_lock if local else contextlib.nullcontext())
+        yield from run.stream(model_thread.submit if local else round_run.on_own_thread)
 
     def _steerable(self, params: GenerationParams) -> tuple[GenerationParams, str]:
         """Params to run and what the user should know: a generator that cannot branch writes a plain round."""
@@ -379,7 +273,7 @@ class Explorer:
             try:
                 out = self._score(messages, partial)
             except Exception as exc:  # carried past the generator, as a finished candidate's scoring failure is
-                raise _ScoringFailed(exc) from exc
+                raise round_run.ScoringFailed(exc) from exc
             names, _, maximize = self._objectives(out)
             return np.stack([c.rewards for c in self._candidates(0, partial, out)]), names, maximize
 

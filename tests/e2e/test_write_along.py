@@ -12,6 +12,7 @@ from tests.e2e.conftest import SCREENSHOTS, TIMEOUT
 from tests.e2e.steering_support import arrow, turn_arrow_to
 
 pytestmark = pytest.mark.e2e
+README_PICTURE = SCREENSHOTS.parent / "assets" / "write_along.png"
 
 PARAMS = GenerationParams(n=4, max_new_tokens=12, temperature=1.0, top_p=1.0, seed=0)
 # rankings every 2 tokens, one survivor: on the tiny models a 12-token round is steered five times
@@ -80,6 +81,8 @@ def test_i_point_the_arrow_where_no_answer_is_press_write_along_the_arrow_and_th
         SCREENSHOTS.mkdir(exist_ok=True)
         page.locator(".moex-plotwrap").scroll_into_view_if_needed()
         page.screenshot(path=str(SCREENSHOTS / "write_along_the_arrow.png"))
+        # the README's picture of a steered round over the faded one, written anew by every run
+        page.locator(".moex-plotwrap").screenshot(path=str(README_PICTURE))
     assert page.js_errors == []
 
 
