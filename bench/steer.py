@@ -5,16 +5,16 @@ A guides, head B only judges); without them it guides with the shipped head and 
 threads, load), then one JSON line, also appended to bench/steer_runs.jsonl. A script, not a test.
 
 For each of 8 prompts x 8 directions (evenly spaced angles over the guiding head's first two objectives, the plot's
-default axes), one plain round and one steered round with the same seed, interleaved. Each round's top answer is the
-one the direction ranks first (ranking.rank, as the page does). Its value along the direction is v . z, with z the
-answer's rewards on the direction's objectives in standardised units (divided by each objective's standard deviation
-over every plain candidate of the run, per head). Reported:
+default axes, or over --plane), one plain round and one steered round with the same seed, interleaved. Each round's
+top answer is the one the direction ranks first (ranking.rank, as the page does). Its value along the direction is
+v . z, with z the answer's rewards on the direction's objectives in standardised units (divided by each objective's
+standard deviation over every plain candidate of the run, per head). Reported:
 - gain_guiding: mean (steered top - plain top) along the direction, judged by the guiding head; its SE over the 64
   pairs, and a more conservative SE over the 8 per-prompt means (directions of one prompt are not independent);
 - gain_eval_head: the same top answers judged by head B, never used for guidance;
 - time_ratio: total steered round time / total plain round time;
-- length_drift_words and likelihood_drift (the top answers' mean log-prob under the generator, when the guiding
-  head carries it), steered minus plain;
+- length_drift_words and likelihood_drift (the top answers' mean log-prob under the generator: the guiding head's
+  likelihood objective, else the round's mean_logprob column), steered minus plain;
 - degenerate_plain / degenerate_steered: share of top answers that are empty, cut off by max_new_tokens, or loop.
 """
 
@@ -57,9 +57,9 @@ def degenerate(text: str, n_tokens: int, max_new_tokens: int) -> str | None:
     return None
 
 
-def directions(objectives: tuple[str, ...], count: int) -> list[Direction]:
-    """count directions evenly spaced on the circle of the first two objectives."""
-    pair = objectives[:2]
+def directions(objectives: tuple[str, ...], count: int, plane: str = "") -> list[Direction]:
+    """count directions evenly spaced on the circle of a pair of objectives (default: the first two)."""
+    pair = tuple(plane.split(",")) if plane else objectives[:2]
     return [Direction(pair, tuple(float(w) for w in ranking.angle_to_weights(360.0 * i / count)))
             for i in range(count)]
 
@@ -98,7 +98,7 @@ def run(args) -> dict:
                         Store(f"sqlite:///{db}"))
     judge = registry.load_reward_model(dataclasses.replace(settings, models=dataclasses.replace(
         settings.models, reward_model=str(eval_dir)))) if (eval_dir / "config.json").exists() else None
-    dirs = directions(tuple(explorer.reward_model.objectives), args.directions)
+    dirs = directions(tuple(explorer.reward_model.objectives), args.directions, args.plane)
     explorer.run_round("Warm up.", GenerationParams(n=2, max_new_tokens=8))  # first-call costs out of the timing
 
     pairs, seconds = [], {"plain": 0.0, "steered": 0.0}
@@ -136,7 +136,9 @@ def summarise(args, explorer, judge, pairs, seconds, guide_dir) -> dict:
         gains.append(values["steered"] - values["plain"])
         by_prompt.setdefault(p, []).append(gains[-1])
         lengths.append(len(tops["steered"].text.split()) - len(tops["plain"].text.split()))
-        lik = [rewards_by_name(pair[m], tops[m]).get("likelihood") for m in ("steered", "plain")]
+        # the head's likelihood objective, else the generator's own mean log-prob column
+        lik = [next((r[k] for k in ("likelihood", "mean_logprob") if k in r), None)
+               for r in (rewards_by_name(pair[m], tops[m]) for m in ("steered", "plain"))]
         if None not in lik:
             likelihood.append(lik[0] - lik[1])
         for mode, c in tops.items():
@@ -182,6 +184,8 @@ def main() -> int:
     parser.add_argument("--survivors", type=int, default=Settings().steering.survivors)
     parser.add_argument("--steer-temperature", type=float, default=Settings().steering.temperature)
     parser.add_argument("--shipped", action="store_true", help="Guide with the shipped head, not head A.")
+    parser.add_argument("--plane", default="", help="Two objectives 'a,b' the directions turn in (default: the "
+                                                    "guiding head's first two, the plot's default axes).")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     logging.getLogger("mo_explorer").setLevel(logging.WARNING)
