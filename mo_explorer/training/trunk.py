@@ -197,6 +197,18 @@ def split(pairs: list[D.PairRow], source: str) -> tuple[list[D.PairRow], list[D.
     return train, held
 
 
+def by_subset(pairs: list[D.PairRow], scores: dict) -> dict:
+    """{subset: {model: summary, "longer_wins": share}} of scored pairs, where they span several subsets."""
+    names = np.array([p.subset for p in pairs])
+    out = {}
+    for s in sorted(set(names)) if len(set(names)) > 1 else []:
+        sel = np.flatnonzero(names == s)
+        sub = [pairs[i] for i in sel]
+        out[s] = {m: summary(sub, scores[m][0][sel], scores[m][1][sel]) for m in MODELS}
+        out[s]["longer_wins"] = float(longer_wins(sub).mean())
+    return out
+
+
 def loso(run: Run, cfg: TrunkRunConfig) -> dict:
     """Each fold's summaries per model, the longer-wins baseline, and the fit reports."""
     folds = {}
@@ -208,7 +220,10 @@ def loso(run: Run, cfg: TrunkRunConfig) -> dict:
         fitted = fit_and_score(run, cfg, train, held)
         folds[source] = {m: summary(held, *fitted["scores"][m]) for m in MODELS}
         folds[source]["longer_wins"] = float(longer_wins(held).mean())
+        folds[source]["subsets"] = by_subset(held, fitted["scores"])
         folds[source]["report"] = fitted["report"]
+        hc, hr = keys(held)  # out-of-fold quality: what a gate trained on these pairs may read
+        folds[source]["held_quality"] = dict(zip(hc + hr, np.concatenate(fitted["scores"]["trunk"]).tolist()))
         log.info("fold %s: %s", source, json.dumps({m: folds[source][m] for m in MODELS}))
     return folds
 
@@ -266,6 +281,8 @@ def markdown(folds: dict, dev: dict) -> str:
 
     for source, f in folds.items():
         lines.append(row(f"left out: {source}", f, _pct(f["longer_wins"])))
+        for subset, cell in f.get("subsets", {}).items():
+            lines.append(row(f"&nbsp;&nbsp;of which {subset}", cell, _pct(cell["longer_wins"])))
     for stat, fn in (("mean", np.mean), ("worst", np.min)):
         cells = [f"| LOSO {stat} | | "]
         for m in MODELS:
@@ -309,9 +326,12 @@ def main(args: argparse.Namespace) -> int:
 
         spec = T.TrunkSpec(max_tokens=cfg.max_tokens, prompt_tokens=cfg.prompt_tokens)
         T.save_trunk(dev["fitted"], spec, cfg.out, {"verdict": won, "fit": dev["report"], "config": vars(args)})
+        held = {k: v for f in folds.values() for k, v in f["held_quality"].items()}
+        np.savez(Path(cfg.out) / "out_of_fold.npz", keys=np.array(list(held)), quality=np.array(list(held.values())))
     if cfg.bench:
         Path(cfg.bench).write_text(json.dumps({"table": table, "verdict": won, "timings": timings,
-                                               "folds": {s: f["report"] for s, f in folds.items()},
+                                               "folds": {s: {k: v for k, v in f.items() if k != "held_quality"}
+                                                         for s, f in folds.items()},
                                                "full_fit": dev["report"], "config": vars(args)}, indent=2))
     return 0
 
