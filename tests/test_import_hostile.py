@@ -108,7 +108,7 @@ def test_hostile_file_refused_whole(explorer, change, message):
      "not a session export"),
     ("{not json", "not a JSON session export"),
     ("[1, 2]", "not a mo-explorer session export"),
-    (b" " * (50 * 2**20 + 1), "over 50 MB"),
+    (b" " * (5 * 2**20 + 1), "at most 5 MB"),  # limits.max_import_mb, before anything is parsed
 ])
 def test_unreadable_files_refused(explorer, raw, message):
     with pytest.raises(UserError, match=message):
