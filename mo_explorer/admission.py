@@ -24,14 +24,15 @@ WINDOW_S = 60.0  # the per-minute limits count events in the last minute (a slid
 FLOOR_CANDIDATES = 2  # a round made smaller under load keeps at least 2 candidates (one pair to compare) ...
 FLOOR_TOKENS = 32  # ... of at least 32 tokens each (an answer's first sentence or two)
 TOKEN_STEP = 16  # smaller token counts are whole multiples of this: "4 x 96", not "4 x 91"
-# What a round costs, as README "Speed" measured it on a 2-core CPU: a fixed part (prefill, scoring, storing, drawing
-# the plot), then one decoding step per token, all rows at once. A step's cost grows slowly with its rows (the int4
+# What a round costs on an idle 2-core CPU (README "Speed"): a fixed part (prefill, scoring, storing, drawing the
+# plot), then one decoding step per token, all rows at once. A step's cost grows slowly with its rows (the int4
 # matmuls: 2.0 ms for 1 row, 6.4 ms for 8, beside attention and the LM head), so fewer tokens save far more than
-# fewer candidates: a step of n rows is taken to cost (n + ROW_OFFSET) / (8 + ROW_OFFSET) of a step of 8.
-FIXED_S = 0.4  # 1 x 16 took 0.59 s of which 16 steps ~0.15 s (2026-12-05, bench/load.py's prompt, a busy machine)
+# fewer candidates: a step of n rows is taken to cost (n + ROW_OFFSET) / (8 + ROW_OFFSET) of a step of 8. How much
+# slower the machine is now (other processes, a smaller CPU) is learned from the rounds timed: `slowdown`.
+FIXED_S = 0.4  # 1 x 16 took 0.59 s of which 16 steps ~0.15 s (2026-12-05, bench/load.py's prompt)
 ROW_OFFSET = 6
-FIRST_GUESS_S_PER_STEP = 0.03  # a step of 8 rows (8 x 128 in about 4 s); each finished round corrects it
-LEARNING_RATE = 0.3  # weight of the latest round in the running estimate
+S_PER_STEP = 0.03  # a step of 8 rows: 8 x 128 in about 4 s
+LEARNING_RATE = 0.3  # weight of the latest round in the running slowdown
 
 
 class LimitError(UserError):
@@ -75,9 +76,9 @@ class Ticket:
         return f"Waiting: {queue}."
 
 
-def _rows(n: int) -> float:
-    """A decoding step of n rows as a share of a step of 8 (see ROW_OFFSET)."""
-    return (n + ROW_OFFSET) / (8 + ROW_OFFSET)
+def _nominal(n: int, max_new_tokens: int) -> float:
+    """Seconds a round of n x max_new_tokens takes on an idle machine (see FIXED_S, S_PER_STEP, ROW_OFFSET)."""
+    return FIXED_S + S_PER_STEP * max_new_tokens * (n + ROW_OFFSET) / (8 + ROW_OFFSET)
 
 
 def _seconds(value: float) -> str:
@@ -96,7 +97,7 @@ class Admission:
         self._events: dict[tuple[str, str], collections.deque] = {}
         self._queue: list[Ticket] = []  # rounds let in and not finished, oldest first
         self._last_done = -math.inf  # when the last round finished: the next one's service started no earlier
-        self.s_per_step = FIRST_GUESS_S_PER_STEP
+        self.slowdown = 1.0  # measured / nominal seconds of the rounds timed so far (a running average)
 
     # ----- per-visitor rates --------------------------------------------------------------------------------
     def allow(self, visitor: str | None, kind: str) -> None:
@@ -127,7 +128,7 @@ class Admission:
     # ----- rounds -------------------------------------------------------------------------------------------
     def estimate(self, n: int, max_new_tokens: int) -> float:
         """Seconds a round of n x max_new_tokens should take alone, from the rounds timed so far."""
-        return FIXED_S + self.s_per_step * max_new_tokens * _rows(n)
+        return self.slowdown * _nominal(n, max_new_tokens)
 
     def _remaining(self, now: float) -> float:
         """Estimated seconds until every round in the queue is done (the oldest one may be part-way)."""
@@ -172,7 +173,7 @@ class Admission:
         return ticket
 
     def finish(self, ticket: Ticket) -> None:
-        """A round left the queue; a completed one corrects the estimate of seconds per decoding step."""
+        """A round left the queue; a completed one corrects the machine's slowdown."""
         with self._lock:
             now = self._clock()
             running = bool(self._queue) and self._queue[0] is ticket  # rounds run one after another, oldest first
@@ -183,8 +184,8 @@ class Admission:
             started = max(ticket.admitted_at, self._last_done)
             self._last_done = now
             if ticket.completed and now > started:
-                measured = max(0.0, now - started - FIXED_S) / (ticket.max_new_tokens * _rows(ticket.n))
-                self.s_per_step += LEARNING_RATE * (measured - self.s_per_step)
+                ratio = (now - started) / _nominal(ticket.n, ticket.max_new_tokens)
+                self.slowdown += LEARNING_RATE * (ratio - self.slowdown)
 
     @contextlib.contextmanager
     def round(self, visitor: str | None, n: int, max_new_tokens: int) -> Iterator[Ticket]:

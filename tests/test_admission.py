@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from mo_explorer.admission import FIXED_S, FLOOR_CANDIDATES, FLOOR_TOKENS, LEARNING_RATE, Admission, LimitError
+from mo_explorer.admission import FLOOR_CANDIDATES, FLOOR_TOKENS, LEARNING_RATE, Admission, LimitError
 from mo_explorer.config import VisitorSettings
 from mo_explorer.schema import GenerationParams
 
@@ -98,13 +98,13 @@ def test_rounds_get_smaller_while_others_queue_so_the_queue_drains_in_time():
 
 def test_the_estimate_follows_the_rounds_timed():
     gate, clock = admission()
-    before = gate.s_per_step
+    nominal = gate.estimate(8, 128)  # before any round: slowdown 1
     ticket = gate.admit("a", 8, 128)
     clock.now += 8.0  # twice the first guess
     ticket.completed = True
     gate.finish(ticket)
-    assert gate.s_per_step > before
+    assert gate.estimate(8, 128) > nominal  # the machine is slower than the first guess: every size takes longer
     unfinished = gate.admit("a", 8, 128)
     clock.now += 100.0
     gate.finish(unfinished)  # cancelled or failed: not timed
-    assert gate.s_per_step == pytest.approx(before + LEARNING_RATE * ((8.0 - FIXED_S) / 128 - before))
+    assert gate.slowdown == pytest.approx(1 + LEARNING_RATE * (8.0 / nominal - 1))
