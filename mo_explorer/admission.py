@@ -44,7 +44,7 @@ class LimitError(UserError):
         self.retry_s = retry_s
 
 
-@dataclass
+@dataclass(eq=False)  # each ticket is its own round: the queue finds it by identity, never by equal fields
 class Ticket:
     """A round let in: the size it runs at, and what was ahead of it when it came."""
 
