@@ -43,13 +43,15 @@ def text_cell(value: str) -> str:
 
 
 def to_csv(rounds: list[Round]) -> str:
-    """One row per candidate: round, prompt, text, gated score and every objective's value."""
+    """One row per candidate: round, prompt, text, gated score, every objective's value, and how the round was
+    written (mode 'plain' or 'steered', and the steering direction as JSON)."""
     names: list[str] = []
     for rnd in rounds:
         names += [n for n in rnd.objectives if n not in names]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["round_id", "created_at", "prompt", "candidate", "text", "score", *map(text_cell, names)])
+    writer.writerow(["round_id", "created_at", "prompt", "candidate", "text", "score", *map(text_cell, names),
+                     "mode", "steer"])
     for rnd in rounds:
         prompt = rnd.prompt[-1]["content"] if rnd.prompt else ""
         for c in rnd.candidates:
@@ -57,5 +59,6 @@ def to_csv(rounds: list[Round]) -> str:
             # Only text is escaped: the numbers are written by this function and a "-" there is a minus sign.
             writer.writerow([text_cell(rnd.round_id), rnd.created_at, text_cell(prompt), c.index, text_cell(c.text),
                              f"{c.score:.6g}",
-                             *[f"{values[n]:.6g}" if n in values else "" for n in names]])
+                             *[f"{values[n]:.6g}" if n in values else "" for n in names], rnd.params.mode,
+                             text_cell(json.dumps(rnd.params.steer.to_dict())) if rnd.params.steer else ""])
     return buffer.getvalue()

@@ -94,6 +94,11 @@ def test_a_steered_round_records_its_mode_and_direction_and_exports_carry_them(m
     assert rnd.direction == HELPFUL  # ranked along the direction it was written by
     exported = json.loads(explorer.export_session(rnd.session_id, "json"))
     assert exported["rounds"][0]["params"]["steer"] == HELPFUL.to_dict()
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(explorer.export_session(rnd.session_id, "csv"))))
+    assert {r["mode"] for r in rows} == {"steered"} and json.loads(rows[0]["steer"]) == HELPFUL.to_dict()
     copy = explorer.import_session(explorer.export_session(rnd.session_id, "json"))
     assert explorer.session_rounds(copy)[0].params.steer == HELPFUL
     plain = explorer.run_round("Write a poem about the sea", dataclasses.replace(PARAMS, steer=None))
