@@ -8,7 +8,10 @@ Both models are asked for quality beyond length: a Bradley-Terry loss with a len
 Pairs are drawn with each source weighing the same and, within each subset, chosen-longer and chosen-shorter pairs
 weighing the same. Leave-one-source-out as `train --validate loso` (validate.fit_without): train without a
 source, score its pairs; then both trained on every source and scored on RM-Bench dev. The table is raw and
-length-balanced accuracy (metrics.length_balanced) side by side. Heavy imports happen inside the functions.
+length-balanced accuracy (metrics.length_balanced) side by side. `--out` writes the trunk trained on every source
+(models/trunk.py: trunk.safetensors, trunk.json with the verdict) and out_of_fold.npz (each pair's quality from the
+fold that left it out: what a gate may be trained on). Heavy imports happen inside the functions.
+Measured numbers: bench/trunk.md.
 """
 
 from __future__ import annotations
