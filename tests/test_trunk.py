@@ -84,7 +84,7 @@ def held_out(rng, n: int = 100) -> list[tuple[str, str]]:
 
 def test_the_score_recovers_the_hidden_word_and_beta_absorbs_length(tiny_bert, tmp_path, trained):
     trunk = trained[True]
-    assert float(trunk.beta) > 0.5  # the length preference of the training pairs went into beta
+    assert trunk.beta.item() > 0.5  # the length preference of the training pairs went into beta
     T.save_trunk(trunk, SPEC, tmp_path)
     scorer = T.TrunkScorer.load(tmp_path, *tiny_bert)  # the shipped path: safetensors + the loaded encoder
     pairs = held_out(np.random.default_rng(1))
@@ -100,7 +100,7 @@ def test_the_score_recovers_the_hidden_word_and_beta_absorbs_length(tiny_bert, t
 
 def test_without_the_length_term_the_score_learns_length(tiny_bert, trained):
     trunk = trained[False]
-    assert float(trunk.beta) == 0.0
+    assert trunk.beta.item() == 0.0
     scorer = T.TrunkScorer(trunk, SPEC, *tiny_bert)
     rng = np.random.default_rng(2)
     plain = [answer(rng, int(n), False) for n in rng.integers(4, 36, size=80)]
