@@ -133,7 +133,7 @@ class SteerSettings:
     """How a steered round (generation guided along a direction) branches; see README, Writing along the arrow."""
 
     block_tokens: int = _setting(
-        32, "MO_EXPLORER_STEER_BLOCK", "Tokens decoded between two rankings of the partial answers in a steered "
+        16, "MO_EXPLORER_STEER_BLOCK", "Tokens decoded between two rankings of the partial answers in a steered "
         "round (fewer: more rankings, each one a reward-model call).", "--steer-block")
     survivors: int = _setting(
         2, "MO_EXPLORER_STEER_SURVIVORS", "Partial answers kept at each ranking of a steered round; the other rows "
