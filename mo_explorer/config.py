@@ -136,7 +136,7 @@ class SteerSettings:
         16, "MO_EXPLORER_STEER_BLOCK", "Tokens decoded between two rankings of the partial answers in a steered "
         "round (fewer: more rankings, each one a reward-model call).", "--steer-block")
     survivors: int = _setting(
-        2, "MO_EXPLORER_STEER_SURVIVORS", "Partial answers kept at each ranking of a steered round; the other rows "
+        3, "MO_EXPLORER_STEER_SURVIVORS", "Partial answers kept at each ranking of a steered round; the other rows "
         "continue copies of them (every row still writes its tokens: the budget equals a plain round's).",
         "--steer-survivors")
     temperature: float = _setting(
