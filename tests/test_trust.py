@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
 from mo_explorer import config, objectives, plotting
 from tests.ui_support import synthetic_round
@@ -40,7 +39,6 @@ def test_each_gate_bar_says_how_far_its_objective_is_to_be_trusted():
     assert "customdata" in bar.hovertemplate
 
 
-@pytest.mark.xfail(strict=True, reason="the head shipped until 2026-12-05 predates the trust entry")
 def test_the_shipped_head_reports_a_trust_entry_for_every_objective_it_judges():
     extra = json.loads((config.EMBEDDED_HEAD_DIR / "config.json").read_text())["extra"]
     trust = extra["trust"]

@@ -120,11 +120,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="Causal LM whose mean token log-prob is the likelihood objective (the generator).")
     parser.add_argument("--likelihood-tokens", type=int, default=LIKELIHOOD_TOKENS,
                         help="Response tokens the likelihood model reads (the rest is cut: cost grows with it).")
-    parser.add_argument("--verbosity-in-score", action=argparse.BooleanOptionalAction, default=True,
+    parser.add_argument("--verbosity-in-score", action=argparse.BooleanOptionalAction, default=False,
                         help="Let the gate weight verbosity in the score, as far as the training pairs prefer longer "
-                             "answers (--no-verbosity-in-score: verbosity is shown, not rewarded; chosen by the "
+                             "answers. Off by default since 2026-12-05: verbosity is shown, not rewarded, and the gate "
+                             "gives it no weight (with it on, the score was mostly length: length-balanced "
                              "leave-one-source-out table in the model card).")
-    parser.add_argument("--debias-within-pairs", action=argparse.BooleanOptionalAction, default=True,
+    parser.add_argument("--debias-within-pairs", action=argparse.BooleanOptionalAction, default=False,
                         help="Debias every objective against verbosity on the training pairs' differences (what a "
                              "pairwise judgement compares), not across all training responses: each objective then "
                              "ranks two answers to one prompt without following their length.")
@@ -156,7 +157,7 @@ def configure_gate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gate-seeds", type=int, default=5,
                         help="Gates trained with seeds seed, seed + 1, ... and averaged (1: a single gate): one "
                              "gate's accuracy moves with its seed (figures in the model card).")
-    parser.add_argument("--gate-entropy", type=float, default=0.05,
+    parser.add_argument("--gate-entropy", type=float, default=0.2,
                         help="Weight of the gate's entropy bonus (guards against collapse onto one objective).")
     parser.add_argument("--gate-weighting", choices=("subset", "source"), default="subset",
                         help="What weighs the same in the gate's loss: each pair subset (13 in the shipped recipe, "
@@ -168,7 +169,7 @@ def configure_gate(parser: argparse.ArgumentParser) -> None:
                              "source alone scores below a fixed weighting on held-out prompts (the ceiling table "
                              "in the model card), so it memorises prompts. --no-gate-early-stop: every step, the "
                              "recipe shipped until 2026-11-29.")
-    parser.add_argument("--gate-length-balance", action=argparse.BooleanOptionalAction, default=True,
+    parser.add_argument("--gate-length-balance", action=argparse.BooleanOptionalAction, default=False,
                         help="Within each weight group, the pairs whose chosen answer is the longer and those whose "
                              "chosen answer is the shorter weigh the same in the gate's loss: the gate is trained on "
                              "the length-balanced accuracy it is judged by, and cannot win by following length.")
