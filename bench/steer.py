@@ -105,7 +105,7 @@ def run(args) -> dict:
     for p, prompt in enumerate(QUALITY_PROMPTS[:args.prompts]):
         for d, direction in enumerate(dirs):
             params = GenerationParams(n=args.n, max_new_tokens=args.max_new_tokens, temperature=0.8, top_p=0.95,
-                                      seed=100 * p + d)
+                                      seed=args.seed_base + 100 * p + d)
             pair = {}
             for mode in (("plain", "steered") if (p + d) % 2 == 0 else ("steered", "plain")):  # interleaved
                 start = time.perf_counter()
@@ -150,7 +150,7 @@ def summarise(args, explorer, judge, pairs, seconds, guide_dir) -> dict:
               "eval_head": str(HEADS / "head_b") if judge is not None else None,
               "prompts": args.prompts, "directions": args.directions, "n": args.n,
               "max_new_tokens": args.max_new_tokens, "block": args.block, "survivors": args.survivors,
-              "steer_temperature": args.steer_temperature, "plane": list(names)}
+              "steer_temperature": args.steer_temperature, "plane": list(names), "seed_base": args.seed_base}
     result["gain_guiding"], result["gain_guiding_se"] = mean_se(gains)
     result["gain_guiding_se_by_prompt"] = mean_se([float(np.mean(v)) for v in by_prompt.values()])[1]
     if judge is not None:
@@ -184,6 +184,7 @@ def main() -> int:
     parser.add_argument("--survivors", type=int, default=Settings().steering.survivors)
     parser.add_argument("--steer-temperature", type=float, default=Settings().steering.temperature)
     parser.add_argument("--shipped", action="store_true", help="Guide with the shipped head, not head A.")
+    parser.add_argument("--seed-base", type=int, default=0, help="Added to every round's seed (a replication).")
     parser.add_argument("--plane", default="", help="Two objectives 'a,b' the directions turn in (default: the "
                                                     "guiding head's first two, the plot's default axes).")
     args = parser.parse_args()
