@@ -67,14 +67,43 @@ def test_empty_model_list_asks_for_the_setting(openai_server):
         OpenAIGenerator.load(f"openai:{url}", "", "unused", 60)
 
 
+def head_with_likelihood(directory):
+    """The shipped head with a `likelihood` objective added (measured, no gate weight): a head trained with
+    `--likelihood-pairs`, as far as loading and scoring go (the shipped head since 2026-12-05 has none)."""
+    import torch
+
+    from mo_explorer.models.armo import ArmoHead, HeadConfig
+    from mo_explorer.training.options import likelihood_spec
+
+    shipped = ArmoHead.load(config.EMBEDDED_HEAD_DIR)
+    cfg = shipped.config
+    extra = {**cfg.extra, "measured": {**cfg.extra["measured"], "likelihood": {
+        "source": "mean_logprob", "mean": -2.0, "std": 0.6, "model": likelihood_spec()}},
+        "reward_offset": list(cfg.extra["reward_offset"]) + [0.0]}
+    head = ArmoHead(HeadConfig(**{**cfg.__dict__, "objectives": list(cfg.objectives) + ["likelihood"],
+                                  "extra": extra}))
+    state = shipped.state_dict()
+    with torch.no_grad():
+        for name, tensor in head.state_dict().items():
+            old = state[name]
+            tensor.zero_()
+            tensor[tuple(slice(0, n) for n in old.shape)] = old
+            if name.endswith("bias") and tensor.shape[0] == len(head.config.objectives):  # a gate's last layer
+                tensor[-1] = -1e4 * head.config.temperature
+        head.reward_transform_matrix[-1, -1] = 1.0
+    head.save(directory)
+    return directory
+
+
 def test_round_through_explorer_with_local_likelihood(openai_server, tmp_path):
-    """A whole round: served generator, the app's shipped reward head (its likelihood read by the local model)."""
+    """A whole round: served generator, a reward head with a likelihood objective (read by the local model)."""
     from mo_explorer.models import registry
     from mo_explorer.storage.store import Store
 
     url, model = openai_server
     settings = config.Settings.from_env({"MO_EXPLORER_GENERATOR": f"openai:{url}", "MO_EXPLORER_OPENAI_MODEL": model,
-                                         "MO_EXPLORER_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"})
+                                         "MO_EXPLORER_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
+                                         "MO_EXPLORER_REWARD_MODEL": str(head_with_likelihood(tmp_path / "head"))})
     generator = registry.load_generator(settings)
     reward = registry.load_reward_model(settings)
     explorer = Explorer(settings, generator, reward, Store(settings.storage.resolved_url()))
