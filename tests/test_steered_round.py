@@ -47,9 +47,19 @@ def test_survivors_keep_their_rows_and_the_dropped_copy_the_best_in_turn():
     assert drawn[1] == 1 and drawn[2] == 2 and set(drawn) <= {1, 2}  # drawn among the survivors only
 
 
-def test_the_best_partial_answer_of_each_block_is_what_every_row_goes_on_from(models):
+def rows_run_to_the_end(generator, monkeypatch) -> None:
+    """End a turn only on a token the tiny random model hardly writes: with its own EOS (which it favours in some
+    test orders) every row could end before the first block, and nothing would be steered."""
+    import torch
+
+    rare = generator.tokenizer("zqxj", add_special_tokens=False)["input_ids"][-1]
+    monkeypatch.setattr(generator, "eos_ids", torch.tensor([rare], dtype=torch.long))
+
+
+def test_the_best_partial_answer_of_each_block_is_what_every_row_goes_on_from(models, monkeypatch):
     """Survivors 1: after each ranking, every unfinished row continues the one the direction ranks first."""
     generator = models[0]
+    rows_run_to_the_end(generator, monkeypatch)
     seen: list[list[Generation]] = []
     picked: list[tuple[int, ...]] = []
 
@@ -107,7 +117,8 @@ def test_a_steered_round_records_its_mode_and_direction_and_exports_carry_them(m
     assert plain.params.mode == "plain" and "steer" not in plain.params.to_dict()
 
 
-def test_steering_changes_what_is_written_and_spends_the_same_token_budget(models, tmp_path):
+def test_steering_changes_what_is_written_and_spends_the_same_token_budget(models, tmp_path, monkeypatch):
+    rows_run_to_the_end(models[0], monkeypatch)
     explorer = explorer_on(models, tmp_path)
     steered = explorer.run_round("Hello", PARAMS)
     plain = explorer.run_round("Hello", dataclasses.replace(PARAMS, steer=None))
