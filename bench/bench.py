@@ -78,12 +78,17 @@ def stream_timed(explorer, prompt: str, params: GenerationParams) -> tuple[float
 
 def quality(explorer, judge, params: GenerationParams, prompts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Head score and float32 mean log-prob (scoring pass) of every candidate the explorer writes for prompts."""
+    from mo_explorer.models.features import FeatureSpec, load_extractor
+    from mo_explorer.training.options import likelihood_spec
+
+    # The float32 likelihood model read directly: the shipped head (since 2026-12-05) has no likelihood objective.
+    reader = load_extractor(FeatureSpec.from_json(likelihood_spec()), explorer.settings.models.cache_dir, "cpu")
     scores, logprobs = [], []
     for i, prompt in enumerate(prompts):
         rnd = explorer.run_round(prompt, GenerationParams(**{**params.to_dict(), "seed": i}))
-        out = judge.score(rnd.prompt, [c.text for c in rnd.candidates])
-        scores.extend(out.score.tolist())
-        logprobs.extend(out.extras["mean_logprob"].tolist())
+        texts = [c.text for c in rnd.candidates]
+        scores.extend(judge.score(rnd.prompt, texts).score.tolist())
+        logprobs.extend(reader.encode(rnd.prompt, texts).mean_logprob.tolist())
     return np.asarray(scores), np.asarray(logprobs)
 
 
