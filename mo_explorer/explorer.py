@@ -43,7 +43,8 @@ HEARTBEAT_S = 10.0  # how often a running round is stamped alive (a stale stamp 
 
 @dataclass(frozen=True)
 class RoundEvent:
-    """One step of a streamed round: 'started', 'progress' (tokens), 'scored' (a chunk stored), 'done'."""
+    """One step of a streamed round: 'started', 'progress' (tokens), 'scored' (a chunk stored), 'done', and the
+    live view, stored nowhere: 'writing' (the unfinished rows' text so far) and 'ranked' (a steered round's block)."""
 
     kind: str
     round: Round | None = None
@@ -51,6 +52,8 @@ class RoundEvent:
     total: int = 0
     message: str = ""
     note: str = ""  # on 'done': what the user should know about the scores (e.g. ratings a judge left unread)
+    writing: tuple[Generation, ...] = ()  # on 'writing': the rows still being written (finished False, row set)
+    ranked: steering.Ranked | None = None  # on 'ranked': the partial answers as scored at a block, who goes on
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,10 @@ class Explorer:
                         yield RoundEvent("progress", step=payload[0], total=payload[1],
                                          message=f"generating ({stored} of {params.n} scored)")
                         continue
+                    if kind in ("writing", "ranked"):
+                        yield RoundEvent(kind, step=stored, total=params.n, message="generating",
+                                         **({"writing": tuple(payload)} if kind == "writing" else {"ranked": payload}))
+                        continue
                     generations, out = payload
                     unrated += int(np.sum(out.extras.get(UNRATED, 0)))
                     if round_id is None:
@@ -239,11 +246,14 @@ class Explorer:
         """Generate and score (round_run.RoundRun), yielding ("progress", (step, total)) and
         ("scored", ([Generation, ...], RewardOutput)) as candidates end (those scored since the last look, together).
         """
-        # A steered round ranks its partial answers at every block (on the model thread, inside the generation).
-        steer = {} if params.steer is None else {"guide": self._guide(messages, params)}
 
-        def generate(progress, on_finish) -> None:
-            self.generator.generate(messages, params, progress=progress, on_finish=on_finish, **steer)
+        def generate(progress, on_finish, report) -> None:
+            live = {}  # what the page shows while the round is written, from generators that can say it
+            if getattr(self.generator, "streams_text", False):
+                live["on_partial"] = lambda rows: report("writing", rows)
+            if params.steer is not None:  # it ranks its partial answers at every block, inside the generation
+                live["guide"] = self._guide(messages, params, lambda ranked: report("ranked", ranked))
+            self.generator.generate(messages, params, progress=progress, on_finish=on_finish, **live)
 
         # A generator on a server (runs_locally False) decodes there, batching rounds of several users: its rounds
         # run on their own threads, at once, and only their scoring queues for the model thread.
@@ -266,8 +276,11 @@ class Explorer:
                 f"The generator {self.generator.model_id} cannot branch its rows, so this is a plain round: it was "
                 "not written along the arrow.")
 
-    def _guide(self, messages, params: GenerationParams) -> steering.Guide:
-        """The steered round's guide: partial answers scored and ranked along params.steer at every block."""
+    def _guide(self, messages, params: GenerationParams,
+               on_ranked: Callable[[steering.Ranked], None]) -> steering.Guide:
+        """The steered round's guide: partial answers scored and ranked along params.steer at every block, each
+        block's scores and survivors handed to on_ranked (the page moves the points with them)."""
+        scored: list[Candidate] = []  # the block's partial answers as scored, until the guide has ranked them
 
         def rewards(partial: list[Generation]):
             try:
@@ -275,10 +288,15 @@ class Explorer:
             except Exception as exc:  # carried past the generator, as a finished candidate's scoring failure is
                 raise round_run.ScoringFailed(exc) from exc
             names, _, maximize = self._objectives(out)
-            return np.stack([c.rewards for c in self._candidates(0, partial, out)]), names, maximize
+            scored[:] = self._candidates(0, partial, out)
+            return np.stack([c.rewards for c in scored]), names, maximize
+
+        def ranked(partial: list[Generation], parents: list[int]) -> None:
+            on_ranked(steering.Ranked(tuple(g.row for g in partial), tuple(scored), tuple(parents)))
 
         s = self.settings.steering
-        return steering.Guide(rewards, params.steer, s.block_tokens, s.survivors, s.temperature, params.seed)
+        return steering.Guide(rewards, params.steer, s.block_tokens, s.survivors, s.temperature, params.seed,
+                              on_ranked=ranked)
 
     @contextlib.contextmanager
     def _heartbeat(self) -> Iterator[None]:

@@ -3,7 +3,9 @@
 The generation runs as one job (on the model thread, or on its own thread for a served generator); candidates are
 scored as they end, those of one decoding step together, before the next step on the same thread: scoring on
 another thread would give torch a second OpenMP team and slow every decoding step (see model_thread). Scoring 8
-answers together took 0.17 s, one by one 0.30 s. The job reports through a queue that `stream` drains.
+answers together took 0.17 s, one by one 0.30 s. The job reports through a queue that `stream` drains: besides
+progress and scored candidates, the live view of the round (the rows' text as it is written, and a steered round's
+rankings at each block), which is stored nowhere.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from mo_explorer.errors import ModelError, UserError
 from mo_explorer.schema import Generation, RewardOutput
 
 Scored = tuple[list[Generation], RewardOutput]
-Generate = Callable[[Callable[[int, int], None], Callable[[Generation], None]], object]  # (progress, on_finish)
+# generate(progress, on_finish, report): report(kind, payload) hands up the live view ("writing", "ranked")
+Generate = Callable[[Callable[[int, int], None], Callable[[Generation], None], Callable[[str, object], None]], object]
 PROGRESS_EVERY_S = 0.1  # progress events are throttled to ~10/s (the last step always goes through)
 
 
@@ -64,7 +67,7 @@ class RoundRun:
 
     def __init__(self, generate: Generate, score: Callable[[list[Generation]], RewardOutput],
                  lock: contextlib.AbstractContextManager):
-        self.generate = generate  # generate(progress, on_finish): the generator's call, guide included
+        self.generate = generate  # generate(progress, on_finish, report): the generator's call, guide included
         self.score = score
         self.lock = lock  # held while generating (one local generation at a time)
         self.events: queue.Queue = queue.Queue()
@@ -98,7 +101,7 @@ class RoundRun:
         try:
             with self.lock:
                 try:
-                    self.generate(self.step, self.pending.append)
+                    self.generate(self.step, self.pending.append, self.put)
                 except ScoringFailed:
                     raise
                 except Exception:  # the generator failed: keep what ended before, if it scores
@@ -109,29 +112,37 @@ class RoundRun:
         finally:
             self.events.put(None)
 
-    def _take(self) -> tuple[list[Scored], tuple[int, int] | None, bool]:
-        """Everything queued now (waiting for one item): candidates that ended together are stored together."""
-        batch, progress, item = [], None, self.events.get()
-        while True:
-            if item is None:
-                return batch, progress, True
-            if item[0] == "scored":
-                batch.append(item[1])
+    def _take(self) -> tuple[dict, bool]:
+        """Everything queued now (waiting for one item): candidates that ended together are stored together,
+        every block's ranking is kept, and of the progress and the rows' text only the latest."""
+        taken: dict = {"scored": [], "ranked": []}
+        item = self.events.get()
+        while item is not None:
+            kind, payload = item
+            if kind in ("scored", "ranked"):
+                taken[kind].append(payload)
             else:
-                progress = item[1]
+                taken[kind] = payload
             if self.events.empty():
-                return batch, progress, False
+                return taken, False
             item = self.events.get()
+        return taken, True
 
     def stream(self, submit: Callable[[Callable[[], None]], Future]) -> Iterator[tuple[str, object]]:
-        """Start the job with submit; yield ("progress", (step, total)) and ("scored", ([Generation], out))."""
+        """Start the job with submit; yield ("progress", (step, total)), ("scored", ([Generation], out)) and the
+        live view: ("writing", [Generation] of the unfinished rows) and ("ranked", steering.Ranked), in that order."""
         job = submit(self.work)
         last, ended = 0.0, False
         try:
             while not ended:
-                batch, progress, ended = self._take()
-                if batch:
-                    yield "scored", merge(batch)
+                taken, ended = self._take()
+                if "writing" in taken:
+                    yield "writing", taken["writing"]
+                for ranked in taken["ranked"]:
+                    yield "ranked", ranked
+                if taken["scored"]:
+                    yield "scored", merge(taken["scored"])
+                progress = taken.get("progress")
                 if progress is not None and (time.perf_counter() - last > PROGRESS_EVERY_S
                                              or progress[0] == progress[1]):
                     last = time.perf_counter()

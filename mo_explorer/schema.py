@@ -80,6 +80,7 @@ class Generation:
     token_ids: tuple[int, ...] = ()
     token_logprobs: tuple[float, ...] = ()  # log p(token_t | prompt, tokens < t), one per generated token
     end_logprobs: tuple[float, ...] = ()  # log p(end of turn) at each position 0..n_tokens (where it ended last)
+    row: int = -1  # which of the round's n sampled rows wrote it (-1 when the generator does not say)
 
     def mean_logprob(self, max_tokens: int, closing: int) -> float | None:
         """The generator's mean log-prob of this response as the likelihood objective reads a response.

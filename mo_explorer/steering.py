@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mo_explorer import ranking
-from mo_explorer.schema import Direction, Generation
+from mo_explorer.schema import Candidate, Direction, Generation
 
 # (partial answers) -> (rewards (m, k), objective names (k,), maximize (k,)) in the round's column layout
 Rewards = Callable[[list[Generation]], tuple[np.ndarray, Sequence[str], Sequence[bool]]]
@@ -47,6 +47,20 @@ def parents(values: np.ndarray, survivors: int, temperature: float, rng: np.rand
     return result
 
 
+@dataclass(frozen=True)
+class Ranked:
+    """One block of a steered round as the page shows it: the unfinished rows' partial answers as scored, and the
+    row each goes on from (a row that goes on from another was dropped: it continues a copy of that one)."""
+
+    rows: tuple[int, ...]  # (m,) which of the round's rows, in the block's order
+    candidates: tuple[Candidate, ...]  # (m,) the partial answers scored, rewards in the round's column layout
+    parents: tuple[int, ...]  # (m,) the position in rows each continues from (its own when it survived)
+
+    def dropped(self) -> list[tuple[int, int]]:
+        """(row dropped, row it now continues), for every row that did not survive this block."""
+        return [(row, self.rows[p]) for i, (row, p) in enumerate(zip(self.rows, self.parents)) if p != i]
+
+
 @dataclass
 class Guide:
     """What a steered round's generator calls at every block boundary: partial answers -> their parents."""
@@ -58,6 +72,7 @@ class Guide:
     temperature: float = 0.0
     seed: int = 0
     rankings: int = 0  # how many times it ranked (rewards called), for the round's log and the bench
+    on_ranked: Callable[[list[Generation], list[int]], None] | None = None  # (partial answers, parents): the page
 
     def __post_init__(self) -> None:
         self._rng = np.random.default_rng(self.seed)
@@ -69,4 +84,7 @@ class Guide:
         R, names, maximize = self.rewards(partial)
         values = ranking.rank(R, maximize, self.direction, names).values
         self.rankings += 1
-        return parents(values, self.survivors, self.temperature, self._rng)
+        chosen = parents(values, self.survivors, self.temperature, self._rng)
+        if self.on_ranked is not None:
+            self.on_ranked(partial, chosen)
+        return chosen

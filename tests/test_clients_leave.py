@@ -43,12 +43,12 @@ def test_stream_closed_while_generating_stores_nothing_and_frees_the_models(page
     generate = page.explorer.generator.generate
     steps = []
 
-    def slow(messages, params, progress=None, on_finish=None):
+    def slow(messages, params, progress=None, on_finish=None, **live):
         def slowly(step, total):
             time.sleep(0.2)
             steps.append(step)
             progress(step, total)
-        return generate(messages, params, progress=slowly, on_finish=on_finish)
+        return generate(messages, params, progress=slowly, on_finish=on_finish, **live)
 
     monkeypatch.setattr(page.explorer.generator, "generate", slow)
     sid = page.explorer.new_session()
@@ -65,12 +65,12 @@ def test_stream_closed_while_generating_stores_nothing_and_frees_the_models(page
 def test_client_cancelling_over_http_leaves_no_running_round(page, monkeypatch):
     generate = page.explorer.generator.generate
 
-    def one_by_one(messages, params, progress=None, on_finish=None):
+    def one_by_one(messages, params, progress=None, on_finish=None, **live):
         def finished(generation):
             on_finish(generation)
             progress(params.max_new_tokens, params.max_new_tokens)  # a decoding step passes before the next ends
             time.sleep(1.0)  # candidates arrive a second apart: time for the client to leave in between
-        return generate(messages, params, progress=progress, on_finish=finished)
+        return generate(messages, params, progress=progress, on_finish=finished, **live)
 
     monkeypatch.setattr(page.explorer.generator, "generate", one_by_one)
     sid = page.explorer.new_session()

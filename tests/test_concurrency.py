@@ -24,7 +24,7 @@ def test_cheap_events_do_not_wait_behind_a_generation(tiny_lm_dir, tiny_classifi
     generate = explorer.generator.generate
     generating, at_once, most = threading.Event(), [0], [0]
 
-    def slow(messages, params, progress=None, on_finish=None):
+    def slow(messages, params, progress=None, on_finish=None, **live):
         at_once[0] += 1
         most[0] = max(most[0], at_once[0])
         generating.set()
@@ -33,7 +33,7 @@ def test_cheap_events_do_not_wait_behind_a_generation(tiny_lm_dir, tiny_classifi
                 time.sleep(SLOW_STEP_S)
                 if progress is not None:
                     progress(step, total)
-            return generate(messages, params, progress=slowly, on_finish=on_finish)
+            return generate(messages, params, progress=slowly, on_finish=on_finish, **live)
         finally:
             at_once[0] -= 1
 

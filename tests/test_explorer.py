@@ -84,7 +84,7 @@ def test_candidates_are_scored_while_others_are_still_written(explorer, staggere
     session = explorer.new_session()
     stored_while_writing = []
 
-    def watching(messages, params, progress=None, on_finish=None):
+    def watching(messages, params, progress=None, on_finish=None, **live):
         seen = []
 
         def finished(generation):
@@ -97,7 +97,7 @@ def test_candidates_are_scored_while_others_are_still_written(explorer, staggere
                         stored_while_writing.append(len(rounds[0].candidates))
                     time.sleep(0.01)
             on_finish(generation)
-        return real(messages, params, progress=progress, on_finish=finished)
+        return real(messages, params, progress=progress, on_finish=finished, **live)
 
     monkeypatch.setattr(explorer.generator, "generate", watching)
     final = explorer.run_round("Hello there", staggered, session_id=session)
@@ -178,7 +178,7 @@ def test_generator_failing_mid_round_keeps_the_finished_candidates(explorer, sta
     """The generator crashes after two candidates ended: those two are stored, the round says why it failed."""
     real = explorer.generator.generate
 
-    def crash_after_two(messages, params, progress=None, on_finish=None):
+    def crash_after_two(messages, params, progress=None, on_finish=None, **live):
         seen = []
 
         def finished(generation):
@@ -186,7 +186,7 @@ def test_generator_failing_mid_round_keeps_the_finished_candidates(explorer, sta
             seen.append(generation)
             if len(seen) == 2:
                 raise RuntimeError("CUDA error: device lost")
-        return real(messages, params, progress=progress, on_finish=finished)
+        return real(messages, params, progress=progress, on_finish=finished, **live)
 
     monkeypatch.setattr(explorer.generator, "generate", crash_after_two)
     session = explorer.new_session()

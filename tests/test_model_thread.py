@@ -47,13 +47,13 @@ def test_a_round_generates_and_scores_on_the_model_thread_scoring_each_candidate
         order.append("score")
         return score(*args, **kwargs)
 
-    def recording_generate(messages, params, progress=None, on_finish=None):
+    def recording_generate(messages, params, progress=None, on_finish=None, **live):
         where.add(threading.get_ident())
 
         def step(i, total):
             order.append("step")
             progress(i, total)
-        return generate(messages, params, progress=step, on_finish=on_finish)
+        return generate(messages, params, progress=step, on_finish=on_finish, **live)
 
     monkeypatch.setattr(explorer.reward_model, "score", recording_score)
     monkeypatch.setattr(explorer.generator, "generate", recording_generate)

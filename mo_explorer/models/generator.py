@@ -25,9 +25,13 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 Finished = Callable[[schema.Generation], None]  # called once per candidate, in the order they finish
+Writing = Callable[[list[schema.Generation]], None]  # the unfinished rows as they read now (finished=False, row set)
 # A steered round's guide (mo_explorer.steering.Guide): partial answers -> the row each continues; has block_tokens
 Guide = Callable[[list[schema.Generation]], list[int]]
 SAMPLERS = ("auto", "fast", "transformers")
+# How often the rows being written are decoded and handed up: about 4 times a second is what a reader follows,
+# and each hand-up costs the tokenizer, the page and the browser time on the cores the decoding runs on.
+PARTIAL_EVERY_S = 0.25
 
 
 def validate_params(params: schema.GenerationParams) -> None:
@@ -132,6 +136,11 @@ class Generator:
         return encoded["input_ids"]
 
     @property
+    def streams_text(self) -> bool:
+        """Whether generate hands up the rows' text while they are written (on_partial): the fast sampler does."""
+        return self.sampler == "fast"
+
+    @property
     def can_steer(self) -> bool:
         """Whether a round can be guided along a direction: the fast sampler branches rows, generate() cannot."""
         return self.sampler == "fast"
@@ -143,11 +152,13 @@ class Generator:
     @model_thread.runs_on_model_thread
     def generate(self, messages: schema.Prompt, params: schema.GenerationParams,
                  progress: Progress | None = None, on_finish: Finished | None = None,
-                 guide: Guide | None = None) -> list[schema.Generation]:
+                 guide: Guide | None = None, on_partial: Writing | None = None) -> list[schema.Generation]:
         """Sample params.n candidates in one batched call; same seed, same candidates.
 
         Returns them in the order they finished (ties in row order); on_finish sees each one as it ends. With a
         guide (a steered round; needs can_steer), every guide.block_tokens tokens it ranks the unfinished rows.
+        on_partial (needs streams_text) sees the unfinished rows' text at most every PARTIAL_EVERY_S seconds, from
+        the first step at which one of them reads as more than blanks.
         """
         if guide is not None and not self.can_steer:
             raise errors.UserError(f"the {self.sampler!r} sampler cannot steer a round; use the 'fast' sampler")
@@ -159,7 +170,7 @@ class Generator:
                      f"set to {self.threads}" if self.threads else "the cores other processes leave idle")
         try:
             if self.sampler == "fast":
-                generations = self._generate_fast(prompt_ids, params, progress, on_finish, guide)
+                generations = self._generate_fast(prompt_ids, params, progress, on_finish, guide, on_partial)
             else:
                 generations = self._generate_transformers(prompt_ids, params, progress)
                 for g in generations if on_finish is not None else ():
@@ -170,20 +181,20 @@ class Generator:
 
     def _generate_fast(self, prompt_ids: torch.Tensor, params: schema.GenerationParams,
                        progress: Progress | None, on_finish: Finished | None,
-                       guide: Guide | None = None) -> list[schema.Generation]:
+                       guide: Guide | None = None, on_partial: Writing | None = None) -> list[schema.Generation]:
         start = time.perf_counter()
         done: list[schema.Generation] = []
 
-        def finished(_row: int, row: sampling.RowResult) -> None:
-            done.append(self._row_generation(row, time.perf_counter() - start))
+        def finished(index: int, row: sampling.RowResult) -> None:
+            done.append(self._row_generation(row, time.perf_counter() - start, index))
             if on_finish is not None:
                 on_finish(done[-1])
 
-        def branch(rows: list[sampling.RowResult], end_logprobs: list[float]) -> list[int]:
+        def branch(indices: list[int], rows: list[sampling.RowResult], end_logprobs: list[float]) -> list[int]:
             # Partial answers as the guide reads them: what each row wrote so far, closed by its log p(end) now.
             now = time.perf_counter() - start
             partial = [self._row_generation(sampling.RowResult(r.ids, r.logprobs, [*r.end_logprobs, end], None),
-                                            now) for r, end in zip(rows, end_logprobs)]
+                                            now, index) for index, r, end in zip(indices, rows, end_logprobs)]
             return guide(partial)
 
         greedy = params.temperature == 0
@@ -193,7 +204,8 @@ class Generator:
         sampling.decode(
             self._step, prompt_ids, params.n, params.max_new_tokens, float(params.temperature), float(params.top_p),
             self.eos_ids.tolist(), params.seed, on_step=progress, on_finish=finished,
-            block=guide.block_tokens if guide is not None else 0, on_block=branch if guide is not None else None)
+            block=guide.block_tokens if guide is not None else 0, on_block=branch if guide is not None else None,
+            on_rows=self._writer(on_partial, start) if on_partial is not None else None)
         if greedy and params.n > 1:  # greedy decoding gives n identical rows: one was decoded
             for _ in range(params.n - 1):
                 done.append(done[0])
@@ -203,12 +215,32 @@ class Generator:
                  params.max_new_tokens, time.perf_counter() - start, self.dtype)
         return done
 
-    def _row_generation(self, row: sampling.RowResult, total: float) -> schema.Generation:
+    def _row_generation(self, row: sampling.RowResult, total: float, index: int = -1) -> schema.Generation:
         text = self.tokenizer.decode(row.ids, skip_special_tokens=True)
         return schema.Generation(text=text, n_tokens=len(row.ids), seconds=row.finished_at or total,
                                  finished=row.finished_at is not None, token_ids=tuple(row.ids),
                                  token_logprobs=tuple(row.logprobs),
-                                 end_logprobs=tuple(row.end_logprobs))
+                                 end_logprobs=tuple(row.end_logprobs), row=index)
+
+    def _writer(self, on_partial: Writing, start: float) -> sampling.Rows:
+        """The sampler's per-step hook: decode the unfinished rows and hand them up, throttled."""
+        due = 0.0  # the first hand-up goes as soon as there are words: the page shows them within a second
+
+        def rows(active: list[int], results: list[sampling.RowResult]) -> None:
+            nonlocal due
+            now = time.perf_counter()
+            if now < due or not active:
+                return
+            # A byte-level token may stop inside a character: its half shows as U+FFFD until the next token.
+            texts = [self.tokenizer.decode(results[i].ids, skip_special_tokens=True).rstrip("\ufffd")
+                     for i in active]
+            if not any(t.strip() for t in texts):
+                return
+            due = now + PARTIAL_EVERY_S
+            on_partial([schema.Generation(text=t, n_tokens=len(results[i].ids), seconds=now - start, finished=False,
+                                          row=i) for i, t in zip(active, texts)])
+
+        return rows
 
     def _generate_transformers(self, prompt_ids: torch.Tensor, params: schema.GenerationParams,
                                progress: Progress | None) -> list[schema.Generation]:

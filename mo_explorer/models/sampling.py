@@ -63,8 +63,11 @@ class RowResult:
 
 Step = Callable[[int, int], None]  # (tokens so far, max tokens)
 Finish = Callable[[int, RowResult], None]  # (row, its result) as soon as a row ends
-# At a block boundary: (the unfinished rows' results, log p(end of turn) now for each) -> the batch row each continues
-Block = Callable[[list[RowResult], list[float]], list[int]]
+# At a block boundary: (the unfinished rows' original indices, their results, log p(end of turn) now for each) ->
+# the batch row each continues
+Block = Callable[[list[int], list[RowResult], list[float]], list[int]]
+# After every step: (the original index of each unfinished row, every row's result so far), to show them being written
+Rows = Callable[[list[int], list[RowResult]], None]
 
 
 def _branch(forward, results: list[RowResult], active: list[int], sources: list[int], logits: torch.Tensor,
@@ -86,12 +89,13 @@ def _branch(forward, results: list[RowResult], active: list[int], sources: list[
 @torch.inference_mode()
 def decode(forward, prompt_ids: torch.Tensor, n: int, max_new_tokens: int, temperature: float, top_p: float,
            eos_ids: list[int], seed: int, on_step: Step | None = None, on_finish: Finish | None = None,
-           block: int = 0, on_block: Block | None = None) -> list[RowResult]:
+           block: int = 0, on_block: Block | None = None, on_rows: Rows | None = None) -> list[RowResult]:
     """Sample n continuations of prompt_ids (1, T); temperature 0 decodes one greedy row.
 
     forward: a models.llama_step stepper over the model. The prompt is run once and its KV cache repeated for the n
     rows; rows that emit an EOS token leave the batch. With on_block, every `block` tokens the unfinished rows are
     handed to it and each continues the row it names (a steered round: models.generator, mo_explorer.steering).
+    on_rows sees the unfinished rows after every step (it must be cheap: it runs on the decoding thread).
     """
     start = time.perf_counter()
     greedy = temperature == 0
@@ -122,6 +126,8 @@ def decode(forward, prompt_ids: torch.Tensor, n: int, max_new_tokens: int, tempe
                 keep.append(b)
         if on_step is not None:
             on_step(step + 1, max_new_tokens)
+        if on_rows is not None:
+            on_rows([active[b] for b in keep], results)
         if len(keep) < len(active):
             index = torch.tensor(keep, dtype=torch.long, device=token.device)
             active = [active[b] for b in keep]
@@ -132,7 +138,8 @@ def decode(forward, prompt_ids: torch.Tensor, n: int, max_new_tokens: int, tempe
         logits = forward(token).float()
         if on_block is not None and block > 0 and (step + 1) % block == 0 and step + 1 < max_new_tokens:
             end = torch.logsumexp(torch.log_softmax(logits, dim=-1)[:, eos], dim=-1).tolist()
-            logits = _branch(forward, results, active, on_block([results[r] for r in active], end), logits)
+            sources = on_block(list(active), [results[r] for r in active], end)
+            logits = _branch(forward, results, active, sources, logits)
         if step + 1 == max_new_tokens:
             # Rows cut here still get the log-prob of ending the turn after their last token: the likelihood
             # objective closes every response with the end-of-turn token, as a scoring pass would.

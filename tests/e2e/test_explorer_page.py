@@ -116,13 +116,13 @@ def test_while_my_round_is_written_the_page_animates_nothing(app, page, monkeypa
     explorer, url = app
     generate, held, release = explorer.generator.generate, threading.Event(), threading.Event()
 
-    def generate_held(messages, params, progress=None, on_finish=None):
+    def generate_held(messages, params, progress=None, on_finish=None, **live):
         def step(i, total):
             progress(i, total)
             if i == 1:
                 held.set()
                 release.wait(TIMEOUT / 1000)
-        return generate(messages, params, progress=step, on_finish=on_finish)
+        return generate(messages, params, progress=step, on_finish=on_finish, **live)
 
     monkeypatch.setattr(explorer.generator, "generate", generate_held)
     page.goto(url)
