@@ -182,9 +182,13 @@ def symbols(n: int, front: set[int]) -> list[str]:
 def on_scale_of(rnd: Round, other: Round) -> np.ndarray:
     """Another round's plot columns (m, k + 1) on this round's normalised scale (beyond [0, 1] where it reaches
     further), so both rounds' points share one plot while this round's values stay what `ranking.rank` sees."""
+    return scaled_onto(rnd, plot_matrix(other)[0])
+
+
+def scaled_onto(rnd: Round, Q: np.ndarray) -> np.ndarray:
+    """Raw plot columns Q (m, k + 1) of other answers (rewards, then score) on this round's normalised scale."""
     R, maximize = plot_matrix(rnd)
-    Q, _ = plot_matrix(other)
-    R, Q = ranking.orient(R, maximize), ranking.orient(Q, maximize)
+    R, Q = ranking.orient(R, maximize), ranking.orient(np.asarray(Q, np.float64), maximize)
     lo, span = R.min(axis=0), R.max(axis=0) - R.min(axis=0)
     flat = span <= 0.0
     out = (Q - lo) / np.where(flat, 1.0, span)

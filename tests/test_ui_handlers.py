@@ -33,8 +33,8 @@ def test_generate_streams_progress_then_candidates(page):
     updates = generate(page, session_id=session_id)
     assert any("Generating" in u.get(c.status, "") for u in updates)
     # while generating, the plot itself says how far it got
-    assert any("token" in (u.get(c.widget) or {}).get("progress", "") for u in updates)
-    payloads = [u[c.widget] for u in updates if c.widget in u and "progress" not in u[c.widget]]
+    assert any("token" in (u.get(c.widget) or {}).get("live", {}).get("message", "") for u in updates)
+    payloads = [u[c.widget] for u in updates if c.widget in u and "columns" in u[c.widget]]
     sizes = [len(p["values"]) for p in payloads]
     assert sizes == sorted(sizes) and sizes[-1] == 5  # candidates appear as they are scored, none lost
     final = updates[-1]

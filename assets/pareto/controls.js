@@ -1,4 +1,4 @@
-/* mo-explorer widget, part 5 of 7: controls. The status line, the angle slider (the arrow for keyboards),
+/* mo-explorer widget, part 6 of 8: controls. The status line, the angle slider (the arrow for keyboards),
  * the scalarisation, the pinned off-plot weights and which front the markers show. Each control calls
  * on.change(kind) after updating `state`; the widget then refreshes and commits. */
 (function (M) {

@@ -1,11 +1,11 @@
-/* mo-explorer widget, part 6 of 7: drag. Pointer events (mouse, pen and touch alike) on the arrow's handle;
- * the angle follows the pointer every animation frame and is committed on release. Linear: the angle of
+/* mo-explorer widget, part 7 of 8: drag. Pointer events (mouse, pen and touch alike) on the arrow's handle;
+ * the angle follows the pointer, drawn in the widget's one redraw per animation frame, and is committed on release. Linear: the angle of
  * the pointer seen from the centre. Tchebycheff: the ray from the reference corner through the pointer. */
 (function (M) {
   "use strict";
 
   function attach(overlay, handle, widget) {
-    let dragging = false, frame = 0, pending = null;
+    let dragging = false, pending = null;
 
     function thetaAt(ev) {
       const ax = widget.axes();
@@ -22,12 +22,7 @@
       const deg = thetaAt(ev);
       if (deg === null) return;
       pending = deg;
-      if (!frame) {
-        frame = requestAnimationFrame(() => {
-          frame = 0;
-          widget.setTheta(pending);
-        });
-      }
+      widget.aim(deg);
     }
 
     handle.addEventListener("pointerdown", (ev) => {
@@ -49,8 +44,6 @@
       widget.state.dragging = false;
       widget.root.classList.remove("moex-dragging");
       if (overlay.hasPointerCapture(ev.pointerId)) overlay.releasePointerCapture(ev.pointerId);
-      cancelAnimationFrame(frame);
-      frame = 0;
       const deg = ev.type === "pointercancel" ? pending : thetaAt(ev);
       if (deg !== null && deg !== undefined) widget.setTheta(deg);
       widget.commit("arrow");

@@ -1,4 +1,4 @@
-/* mo-explorer widget, part 2 of 7: geometry. Pixels <-> normalised data coordinates (from Plotly's own axes),
+/* mo-explorer widget, part 2 of 8: geometry. Pixels <-> normalised data coordinates (from Plotly's own axes),
  * ring arcs, where the arrow sits for each scalarisation, and where pinned weights move each point. */
 (function (M) {
   "use strict";

@@ -1,4 +1,4 @@
-/* mo-explorer widget, part 4 of 7: lists. The two ranked lists of cards (by the arrow, by the reward model's
+/* mo-explorer widget, part 4 of 8: lists. The two ranked lists of cards (by the arrow, by the reward model's
  * score). Model output is untrusted: it only ever reaches the DOM through textContent. */
 (function (M) {
   "use strict";

@@ -1,4 +1,4 @@
-/* mo-explorer widget, part 3 of 7: overlay. The SVG drawn over the Plotly figure: the ring of winning sectors,
+/* mo-explorer widget, part 3 of 8: overlay. The SVG drawn over the Plotly figure: the ring of winning sectors,
  * the arrow and its handle, pinned weights next to it, where pins move the points, the iso-score line through
  * the winner, and the direction learned from votes. Redrawn whole on every refresh (a few dozen nodes). */
 (function (M) {

@@ -1,4 +1,4 @@
-/* mo-explorer widget, part 1 of 7: ranking. The same formulas as mo_explorer/ranking.py (scalarise,
+/* mo-explorer widget, part 1 of 8: ranking. The same formulas as mo_explorer/ranking.py (scalarise,
  * rank_values, turned, plane_weights, winning_sectors), parity-tested in tests/e2e/test_ranking_js.py. */
 (function (M) {
   "use strict";

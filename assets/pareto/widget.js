@@ -1,5 +1,7 @@
-/* mo-explorer widget, part 7 of 7: the widget. MoExplorer.mount(element, props, watch, emit) builds the parts
- * (controls, plot + overlay, lists, drag) around one state and one refresh().
+/* mo-explorer widget, part 8 of 8: the widget. MoExplorer.mount(element, props, watch, emit) builds the parts
+ * (controls, plot + overlay, live, lists, drag) around one state and one refresh(), redrawn at most once per
+ * animation frame (schedule): a drag and a round being written share that frame, so dragging stays smooth while
+ * the points of a steered round move.
  *
  * Python sends a payload (mo_explorer.plotting.widget_payload): the figure, the per-round normalised oriented
  * values, weights over the objectives, the method and the overlay's constants. The page's model of a direction:
@@ -33,6 +35,7 @@
     const overlay = M.overlay.svg("svg", { class: "moex-overlay" });
     plotWrap.append(plot, overlay, placeholder);
     root.append(plotWrap);
+    const live = M.live.create(root, overlay); // the cards being written above the ranked lists; points under the arrow
     const lists = M.lists.create(root);
     (element.querySelector(".moex-host") || element).append(root);
     const drawing = M.overlay.create(overlay);
@@ -76,12 +79,54 @@
         pins: JSON.stringify(Object.fromEntries(pins.map(([j, v]) => [p.columns[j], v]))) });
     }
 
+    /** The live view's points are drawn on the plot only while it shows the round they go with. */
+    const liveOnPlot = () => {
+      const l = live.state();
+      return Boolean(l && l.base && state.payload && state.payload.round_id === l.base);
+    };
+
+    /** Widen the plot's ranges (never narrow them) to hold the live points, then redraw (a relayout of the ranges
+     * alone does not emit plotly_afterplot). Returns whether it did. */
+    function fitLive() {
+      const pts = live.extent();
+      const layout = plot.layout;
+      if (!pts.length || !layout || !layout.xaxis || !layout.xaxis.range) return false;
+      const pad = 0.08;
+      const grow = (range, values) => [Math.min(range[0], Math.min(...values) - pad), Math.max(range[1], Math.max(...values) + pad)];
+      const xr = grow(layout.xaxis.range, pts.map((p) => p[0])), yr = grow(layout.yaxis.range, pts.map((p) => p[1]));
+      if (xr[0] === layout.xaxis.range[0] && xr[1] === layout.xaxis.range[1] && yr[0] === layout.yaxis.range[0]
+        && yr[1] === layout.yaxis.range[1]) return false;
+      Plotly.relayout(plot, { "xaxis.range": xr, "yaxis.range": yr }).then(redraw);
+      return true;
+    }
+
+    /** Everything drawn over and around the plot, now (after Plotly redrew, or from the scheduled frame). */
+    function redraw() {
+      if (state.payload) refresh();
+      live.draw(liveOnPlot() ? axes() : null);
+    }
+
+    let frame = 0;
+    /** One redraw at the next animation frame, however many drag moves and live updates asked for it. */
+    function schedule() {
+      if (frame) return;
+      frame = requestAnimationFrame(() => {
+        frame = 0;
+        if (!(liveOnPlot() && fitLive())) redraw();
+      });
+    }
+
     widget.axes = axes;
     widget.planar = planar;
     widget.corner = corner;
+    widget.schedule = schedule;
     widget.setTheta = (deg) => {
       state.theta = ((deg % 360) + 360) % 360;
       refresh();
+    };
+    widget.aim = (deg) => { // while dragging: the angle now, drawn with the next frame
+      state.theta = ((deg % 360) + 360) % 360;
+      schedule();
     };
     widget.commit = (source) => {
       const p = state.payload;
@@ -121,10 +166,29 @@
         yaxis: { visible: false } }, CONFIG);
     }
 
-    // ---- a new payload from Python (or a progress note while a round is generated) ----
+    /** A round being written: its rows (and a steered round's points) over the round on the plot, if it is theirs. */
+    function loadLive(l) {
+      live.set(l);
+      if (liveOnPlot()) {
+        controls.status.textContent = l.points.length || l.done.length
+          ? `${l.message} Coloured dots: the rows' answers so far, scored at every block, over the round they are written from.`
+          : l.message;
+      } else if (state.payload || !root.classList.contains("moex-empty")) {
+        empty(l.message); // the plot's round is not this one: an empty plot until its first candidate is scored
+      } else {
+        controls.status.textContent = placeholder.textContent = l.message;
+      }
+      schedule();
+    }
+
+    // ---- a new payload from Python (or the live view of a round being written) ----
     function load(payload) {
-      if (payload && payload.progress) return empty(payload.progress);
-      if (!payload || typeof payload !== "object" || !payload.columns) return empty("Generate to see candidates here.");
+      if (payload && payload.live && !payload.columns) return loadLive(payload.live);
+      live.set(null);
+      if (!payload || typeof payload !== "object" || !payload.columns) {
+        empty("Generate to see candidates here.");
+        return live.draw(null);
+      }
       // the same candidates again (a vote refreshed the learned arrow): keep the cards, so a click is never lost
       const same = state.payload && state.payload.round_id === payload.round_id
         && JSON.stringify(state.payload.values) === JSON.stringify(payload.values);
@@ -147,14 +211,17 @@
       const fig = payload.figure;
       const points = fig.data.find((t) => t.name === "candidates");
       if (state.frontAll && points) points.marker.symbol = payload.symbols_all;
-      Plotly.react(plot, fig.data, themed(fig.layout), CONFIG).then(refresh);
+      live.set(payload.live || null);
+      Plotly.react(plot, fig.data, themed(fig.layout), CONFIG).then(() => {
+        if (!(liveOnPlot() && fitLive())) redraw();
+      });
     }
 
     // Plotly's own PNG download stays; the zoom and pan buttons would fight the arrow and the fixed ranges.
     const CONFIG = { responsive: true, displaylogo: false, modeBarButtons: [["toImage"]] };
     Plotly.newPlot(plot, [], { height: 480, template: "plotly_white" }, CONFIG).then(() => {
       plot.on("plotly_afterplot", () => {
-        if (state.payload && !state.dragging) refresh();
+        if (!state.dragging) redraw();
       });
       plot.on("plotly_click", (ev) => {
         const pt = ev.points && ev.points[0];
@@ -166,7 +233,8 @@
     });
     watch("value", () => load(props.value));
     // for tests and the console: the state and the same ranking the page uses
-    element.moex = root.moex = { state, refresh, load, rankOrder: (w, m) => R.rankOrder(state.payload, w, m) };
+    element.moex = root.moex = { state, refresh, redraw, load, live: live.state,
+      rankOrder: (w, m) => R.rankOrder(state.payload, w, m) };
   }
 
   M.mount = mount;

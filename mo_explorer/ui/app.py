@@ -59,7 +59,8 @@ def wire(c: Components, h: Handlers, queue: dict = MODEL_QUEUE) -> None:
     page = [*round_outputs, c.status, c.session, c.rounds, c.selected, c.response]
     # preprocess=False: the sliders' own conversion fails on text or NaN with a traceback; the handler checks
     # the raw values itself (validation.GenerateRequest) and says which one is wrong.
-    gen = dict(fn=h.generate, inputs=params, outputs=[*round_outputs, c.status, c.rounds, c.selected],
+    streamed = [*round_outputs, c.status, c.rounds, c.selected, c.direction_status]
+    gen = dict(fn=h.generate, inputs=params, outputs=streamed,
                show_progress_on=[c.status], api_visibility="undocumented", api_name="generate_stream",
                preprocess=False, **queue)
     c.share.click(h.share, inputs=[c.session], outputs=[c.share_link], api_visibility="private")
@@ -79,7 +80,8 @@ def wire(c: Components, h: Handlers, queue: dict = MODEL_QUEUE) -> None:
     gr.on([c.x_axis.input, c.y_axis.input], h.change_axes, inputs=[c.x_axis, c.y_axis, c.round_id, c.session],
           outputs=round_outputs, api_visibility="private", show_progress="hidden")
     c.rounds.input(h.switch_round, inputs=[c.rounds, c.session, c.x_axis, c.y_axis],
-                   outputs=[*round_outputs, c.selected, c.status, c.response], api_visibility="private")
+                   outputs=[*round_outputs, c.selected, c.status, c.response, c.direction_status],
+                   api_visibility="private")
     c.new_session.click(h.new_session, outputs=page, api_visibility="private")
     c.session.change(None, inputs=[c.session], js=SESSION_URL_JS, api_visibility="private")
 

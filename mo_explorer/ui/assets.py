@@ -10,7 +10,7 @@ from mo_explorer.config import REPO_ROOT
 
 ASSETS_DIR = REPO_ROOT / "assets"
 # The widget's script in named parts, loaded in this order (each adds to window.MoExplorer).
-WIDGET_PARTS = ("ranking", "geometry", "overlay", "lists", "controls", "drag", "widget")
+WIDGET_PARTS = ("ranking", "geometry", "overlay", "lists", "live", "controls", "drag", "widget")
 WIDGET_JS = tuple(ASSETS_DIR / "pareto" / f"{part}.js" for part in WIDGET_PARTS)
 WIDGET_CSS = ASSETS_DIR / "pareto.css"
 ARENA_JS = ASSETS_DIR / "arena.js"  # the comparison's keyboard shortcuts

@@ -18,16 +18,17 @@ from typing import Any
 
 import gradio as gr
 
-from mo_explorer import objectives, plotting, validation
+from mo_explorer import objectives, plotting, ranking, validation
 from mo_explorer.admission import Admission
 from mo_explorer.errors import ModelError, NotFoundError, UserError
 from mo_explorer.schema import Direction, Round
 from mo_explorer.ui import compare_view, render
 from mo_explorer.ui.layout import CLICK_TO_READ, Components
+from mo_explorer.ui.live import LiveRound
 from mo_explorer.ui.visitors import visitor_of
 
 log = logging.getLogger(__name__)
-PROGRESS_EVERY_S = 0.5
+LIVE_EVERY_S = 0.25  # the live view (the rows' text, the moving points) at most 4 times a second
 
 
 def shown_as_gr_error(fn: Callable) -> Callable:
@@ -166,40 +167,44 @@ class Handlers:
         params = validation.check(validation.Params, n=n, temperature=temperature, top_p=top_p,
                                   max_new_tokens=max_new_tokens, seed=0 if seed is None else seed).params()
         params = dataclasses.replace(params, steer=direction)
-        yield from self._stream(rnd.prompt, params, rnd.session_id, direction, x, y, client)
+        yield from self._stream(rnd.prompt, params, rnd.session_id, direction, x, y, client, base=rnd)
 
     def _stream(self, prompt, params, session_id: str, direction: Direction | None, x: str | None, y: str | None,
-                client: gr.Request | None) -> Iterator[dict]:
-        """Stream one round: progress in the status line, the plot as each chunk of candidates is scored.
+                client: gr.Request | None, base: Round | None = None) -> Iterator[dict]:
+        """Stream one round: the rows' text while they are written, progress in the status line, the plot as each
+        chunk of candidates is scored. A steered round's points move over `base` (the round it is written from),
+        which stays on the plot until the new round is complete (ui/live.py says why).
 
         The round waits its turn in the admission queue, smaller than asked while others queue (the page says so).
         """
         c = self.c
-        listed, shown_at = False, 0.0
+        listed, shown_at, tokens = False, 0.0, 0
         ticket = self.admission.admit(visitor_of(client), params.n, params.max_new_tokens)
         params, busy = ticket.applied(params), ticket.note()
         cut = f" The demo was busy: {params.n} x {params.max_new_tokens} this time." if ticket.reduced else ""
         writing = "Writing along the arrow" if params.steer is not None else "Generating"
+        live = LiveRound(base if params.steer is not None else None, x, y)
         # closing(): when the client leaves, Gradio closes this generator, and the round's stream is closed with
         # it at once (not whenever it is garbage collected), so the round is marked cancelled within seconds.
         stream = contextlib.closing(self.explorer.stream_round(prompt, params, session_id, direction))
         try:
             with stream as events:
                 for event in events:
-                    if event.kind in ("started", "progress"):
-                        # Twice a second is enough to read; every update costs the server and the browser CPU
-                        # time that the generator, on the same cores, would otherwise use.
-                        if time.monotonic() - shown_at >= PROGRESS_EVERY_S:
+                    if event.kind not in ("scored", "done"):
+                        first_words = event.kind == "writing" and not live.has_text
+                        tokens = self._follow(live, event, tokens)
+                        # At most LIVE_EVERY_S apart, except the first words: every update costs the server and
+                        # the browser CPU time that the generator, on the same cores, would otherwise use.
+                        if (first_words and live.has_text) or time.monotonic() - shown_at >= LIVE_EVERY_S:
                             shown_at = time.monotonic()
-                            said = f"{writing} {params.n} candidates: token {event.step} / {event.total}"
+                            said = f"{writing} {params.n} candidates: token {tokens} / {params.max_new_tokens}"
                             said = busy if busy and event.kind == "started" else said  # still waiting its turn
                             # said on the plot too, where the eye waits for the points
-                            yield {c.status: said, c.widget: {"progress": f"{said}…"}}
+                            yield {c.status: said, c.widget: live.payload(f"{said}…")}
                         continue
                     rnd = event.round
                     done = event.kind == "done"
-                    # chunks before the last only move the widget: the other plots are drawn once, at the end
-                    update = {**self.round_view(rnd, x, y, figures=done), c.selected: []}
+                    update = self._scored_view(rnd, live, done, x, y)
                     if not listed or done:
                         update.update(self.rounds_view(session_id, rnd.round_id))
                         listed = True
@@ -214,6 +219,37 @@ class Handlers:
             raise
         finally:
             self.admission.finish(ticket)
+
+    @staticmethod
+    def _follow(live: LiveRound, event, tokens: int) -> int:
+        """Take a live event into the round's live view; returns the tokens written so far."""
+        if event.kind == "writing":
+            live.writing(event.writing)
+        elif event.kind == "ranked":
+            live.ranked(event.ranked)
+        elif event.kind == "progress":
+            return event.step
+        return tokens
+
+    def _scored_view(self, rnd: Round, live: LiveRound, done: bool, x: str | None, y: str | None) -> dict:
+        """The page after a chunk of candidates is stored (done: the whole round, drawn on its own scale)."""
+        if done:
+            return {**self.round_view(rnd, x, y), self.c.selected: [], self.c.direction_status: self.ranked_line(rnd)}
+        said = f"Scored {len(rnd.candidates)} / {rnd.params.n} candidates…"
+        live.scored(rnd)
+        if live.base is not None:  # a steered round: its points are drawn over the base until it is done
+            return {self.c.widget: live.payload(said)}
+        # chunks before the last only move the widget: the other plots are drawn once, at the end
+        update = {**self.round_view(rnd, x, y, figures=False), self.c.selected: []}
+        update[self.c.widget].update(live.payload(said))
+        return update
+
+    def ranked_line(self, rnd: Round) -> str:
+        """Beside the plot, for a round just shown: the direction it is ranked by and which answer is first."""
+        if rnd.direction is None or not rnd.candidates:
+            return ""
+        best = rnd.candidates[ranking.rank(rnd.reward_matrix(), rnd.maximize, rnd.direction, rnd.objectives).best]
+        return f"Ranked along the arrow ({render.direction_label(rnd.direction)}); first: #{best.index}."
 
     @shown_as_gr_error
     def store_direction(self, evt: gr.EventData, session_id: str) -> dict:
@@ -254,7 +290,7 @@ class Handlers:
         x, y = self._axes(x, y)
         rnd = self.round_of(session_id, round_id)
         return {**self.round_view(rnd, x, y), self.c.selected: [], self.c.status: f"Round {render.round_label(rnd)}",
-                self.c.response: CLICK_TO_READ}
+                self.c.response: CLICK_TO_READ, self.c.direction_status: self.ranked_line(rnd)}
 
     def load_page(self, request: gr.Request) -> dict:
         """Resume the session named in ?session= (its latest round) or start a new one."""

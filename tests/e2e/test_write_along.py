@@ -77,6 +77,10 @@ def test_i_point_the_arrow_where_no_answer_is_press_write_along_the_arrow_and_th
     assert [r.params.mode for r in rounds] == ["plain", "steered"]
     assert rounds[1].prompt == rounds[0].prompt and rounds[1].params.steer == rounds[0].direction
     assert "→" in page.locator("#status").inner_text()  # the front's hypervolume, before → after
+    # the line beside the plot speaks of the new round (it named the old round's first before)
+    top = page.evaluate("document.querySelector('.moex').dataset.top")
+    page.wait_for_function("(top) => document.querySelector('#direction-status').innerText.includes('first: #' + top)",
+                           arg=top, timeout=TIMEOUT)
     if theta == 45:
         SCREENSHOTS.mkdir(exist_ok=True)
         page.locator(".moex-plotwrap").scroll_into_view_if_needed()
