@@ -68,14 +68,15 @@ def app(tiny_lm_dir, tiny_classifier_dir, tmp_path_factory):
 
 
 def watch_round(page, button: str, screenshot: str, ready: str) -> list[dict]:
-    """Click, take a screenshot once `ready` holds (while the round runs), and return the frames until Done."""
+    """Click, take a screenshot once `ready` holds while the round runs (or once it is done, if it never held: the
+    assertions then say what was missing), and return the frames until Done."""
     page.evaluate(WATCH)
     page.click(button)
-    page.wait_for_function(ready, timeout=TIMEOUT)
+    ended = "(window.__frames.length > 0 && window.__frames[window.__frames.length - 1].done)"
+    page.wait_for_function(f"({ready}) || {ended}", timeout=TIMEOUT)
     SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / screenshot))
-    page.wait_for_function("window.__frames.length && window.__frames[window.__frames.length - 1].done",
-                           timeout=TIMEOUT)
+    page.wait_for_function(ended, timeout=TIMEOUT)
     frames = page.evaluate("window.__frames")
     return frames[:next(i for i, f in enumerate(frames) if f["done"])]  # before the round ended
 
