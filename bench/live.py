@@ -71,12 +71,6 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def set_number(page, elem_id: str, value: int) -> None:
-    box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Enter")
-
-
 def timed_round(page, button: str, n: int, timeout_s: float) -> dict:
     """Click a button and time the round it starts, in the page (milliseconds from the click)."""
     page.evaluate(WATCH, [button, n])
@@ -109,6 +103,7 @@ def main(args: argparse.Namespace) -> dict:
     from mo_explorer.explorer import Explorer
     from mo_explorer.schema import GenerationParams
     from tests.e2e.conftest import ARGS, CHROMIUM
+    from tests.e2e.measure_generate_to_plot import open_page
     from tests.ui_support import served
 
     tmp = Path(tempfile.mkdtemp(prefix="mo-explorer-live-"))
@@ -118,13 +113,7 @@ def main(args: argparse.Namespace) -> dict:
     plain, steered = [], []
     with served(explorer, settings) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        page.goto(url)
-        page.wait_for_selector(".moex", timeout=120_000)
-        page.fill("#prompt textarea", PROMPT)
-        page.click("#parameters .label-wrap")
-        set_number(page, "param-n", args.n)
-        set_number(page, "param-max-new-tokens", args.max_new_tokens)
+        page = open_page(browser, url, PROMPT, args.n, args.max_new_tokens)
         for seed in range(args.repeats):
             page.locator("#parameters input[type=number]").last.fill(str(seed))  # the seed box
             plain.append(timed_round(page, "#generate", args.n, args.timeout))

@@ -32,6 +32,18 @@ def set_slider(page, elem_id: str, value: int) -> None:
     box.press("Enter")
 
 
+def open_page(browser, url: str, prompt: str, n: int, max_new_tokens: int):
+    """A new page on the app with the prompt typed and the round's size set (also bench/live.py's)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(url)
+    page.wait_for_selector(".moex", timeout=120_000)
+    page.fill("#prompt textarea", prompt)
+    page.click("#parameters .label-wrap")
+    set_slider(page, "param-n", n)
+    set_slider(page, "param-max-new-tokens", max_new_tokens)
+    return page
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=8)
@@ -56,13 +68,7 @@ def main() -> None:
     browser_times, first_times = [], []
     with served(explorer, settings) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        page.goto(url)
-        page.wait_for_selector(".moex", timeout=120_000)
-        page.fill("#prompt textarea", PROMPT)
-        page.click("#parameters .label-wrap")
-        set_slider(page, "param-n", args.n)
-        set_slider(page, "param-max-new-tokens", args.max_new_tokens)
+        page = open_page(browser, url, PROMPT, args.n, args.max_new_tokens)
         for _ in range(args.repeats):
             before = page.evaluate("document.querySelector('.moex').dataset.roundId || ''")
             start = time.perf_counter()
