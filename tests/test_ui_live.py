@@ -66,7 +66,8 @@ def test_a_steered_rounds_points_move_over_the_round_it_was_written_from(page):
     assert not any("columns" in (u.get(c.widget) or {}) for u in before_done)
     live = live_parts(page, before_done)
     assert live and all(part["base"] == rnd_id for part in live)
-    positions = [{p["row"]: (p["x"], p["y"]) for p in part["points"]} for part in live if part["points"]]
+    positions = [{p["row"]: p["values"] for p in part["points"]} for part in live if part["points"]]
+    assert all(len(v) == len(first[c.widget]["columns"]) for pos in positions for v in pos.values())
     assert positions and positions[0].keys() == {0, 1, 2, 3}
     assert any(a != b for a, b in zip(positions, positions[1:]))  # they move from block to block
     dropped = [d for part in live for d in part["dropped"]]

@@ -86,8 +86,9 @@
       return c;
     }
 
-    /** Points over the plot (ax: its pixel mapping, or null when the plot shows another round than the points'). */
-    function drawPoints(ax) {
+    /** Points over the plot (ax: its pixel mapping, or null when the plot shows another round than the points';
+     * [ix, iy]: the plotted columns, picked from each point's values). */
+    function drawPoints(ax, [ix, iy]) {
       const want = new Map();
       if (ax && live) {
         live.points.forEach((p) => want.set(`r${p.row}`, [p, "moex-live-point"]));
@@ -102,11 +103,12 @@
       for (const [key, [p, cls]] of want) {
         const c = dot(key, cls, p.colour);
         c.dataset.row = p.row ?? "";
-        c.style.transform = `translate(${ax.px(p.x)}px, ${ax.py(p.y)}px)`;
+        c.style.transform = `translate(${ax.px(p.values[ix])}px, ${ax.py(p.values[iy])}px)`;
       }
       if (!ax) fading = [];
       for (const d of fading.splice(0)) { // where the dropped row was, fading out, then gone
-        const c = M.overlay.svg("circle", { class: "moex-live-dropped", r: 7, cx: ax.px(d.x), cy: ax.py(d.y) });
+        const c = M.overlay.svg("circle", { class: "moex-live-dropped", r: 7, cx: ax.px(d.values[ix]),
+          cy: ax.py(d.values[iy]) });
         c.dataset.row = d.row;
         layer.append(c);
         ghosts.add(c);
@@ -117,13 +119,13 @@
       }
     }
 
-    /** Every (x, y) the live view draws: the widget widens the plot's ranges to hold them. */
-    function extent() {
+    /** Every (x, y) the live view draws on the plotted columns [ix, iy]: the widget widens the ranges to hold them. */
+    function extent([ix, iy]) {
       if (!live) return [];
-      return [...live.points, ...live.done, ...fading].map((p) => [p.x, p.y]);
+      return [...live.points, ...live.done, ...fading].map((p) => [p.values[ix], p.values[iy]]);
     }
 
-    return { set, extent, draw: (ax) => { drawCards(); drawPoints(ax); }, state: () => live };
+    return { set, extent, draw: (ax, xy) => { drawCards(); drawPoints(ax, xy || [0, 1]); }, state: () => live };
   }
 
   M.live = { create };

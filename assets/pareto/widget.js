@@ -88,7 +88,7 @@
     /** Widen the plot's ranges (never narrow them) to hold the live points, then redraw (a relayout of the ranges
      * alone does not emit plotly_afterplot). Returns whether it did. */
     function fitLive() {
-      const pts = live.extent();
+      const pts = live.extent([state.payload.x, state.payload.y]);
       const layout = plot.layout;
       if (!pts.length || !layout || !layout.xaxis || !layout.xaxis.range) return false;
       const pad = 0.08;
@@ -103,7 +103,8 @@
     /** Everything drawn over and around the plot, now (after Plotly redrew, or from the scheduled frame). */
     function redraw() {
       if (state.payload) refresh();
-      live.draw(liveOnPlot() ? axes() : null);
+      const on = liveOnPlot();
+      live.draw(on ? axes() : null, on ? [state.payload.x, state.payload.y] : null);
     }
 
     let frame = 0;

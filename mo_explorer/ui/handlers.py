@@ -183,7 +183,7 @@ class Handlers:
         params, busy = ticket.applied(params), ticket.note()
         cut = f" The demo was busy: {params.n} x {params.max_new_tokens} this time." if ticket.reduced else ""
         writing = "Writing along the arrow" if params.steer is not None else "Generating"
-        live = LiveRound(base if params.steer is not None else None, x, y)
+        live = LiveRound(base if params.steer is not None else None)
         # closing(): when the client leaves, Gradio closes this generator, and the round's stream is closed with
         # it at once (not whenever it is garbage collected), so the round is marked cancelled within seconds.
         stream = contextlib.closing(self.explorer.stream_round(prompt, params, session_id, direction))
@@ -225,10 +225,11 @@ class Handlers:
         """Take a live event into the round's live view; returns the tokens written so far."""
         if event.kind == "writing":
             live.writing(event.writing)
-        elif event.kind == "ranked":
+            return max([tokens, *(g.n_tokens for g in event.writing)])  # progress events are thinned out
+        if event.kind == "ranked":
             live.ranked(event.ranked)
         elif event.kind == "progress":
-            return event.step
+            return max(tokens, event.step)
         return tokens
 
     def _scored_view(self, rnd: Round, live: LiveRound, done: bool, x: str | None, y: str | None) -> dict:
