@@ -120,7 +120,6 @@
     widget.axes = axes;
     widget.planar = planar;
     widget.corner = corner;
-    widget.schedule = schedule;
     widget.setTheta = (deg) => {
       state.theta = ((deg % 360) + 360) % 360;
       refresh();
@@ -185,8 +184,8 @@
     // ---- a new payload from Python (or the live view of a round being written) ----
     function load(payload) {
       if (payload && payload.live && !payload.columns) return loadLive(payload.live);
-      live.set(null);
       if (!payload || typeof payload !== "object" || !payload.columns) {
+        live.set(null);
         empty("Generate to see candidates here.");
         return live.draw(null);
       }
