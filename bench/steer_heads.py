@@ -36,8 +36,8 @@ SPEC_DIR = "embedded-minilm-"  # the feature cache folder of the recipe's backbo
 # The shipped recipe's flags (data/reward_head/MODEL_CARD.md), without --dev and with the likelihood left out.
 PER_OBJECTIVE = {"helpfulness": 600, "overall": 1600, "harmlessness": 1000, "compliance": 1250}
 RECIPE = ["--backbone", "embedded:minilm", "--per-prompt", "8", "--fact-pairs", "0", "--likelihood-pairs", "0",
-          "--likelihood-contrastive", "0", "--verbosity-in-score", "--preference-l2", "0.0", "--gate-steps", "600",
-          "--gate-layers", "2", "--gate-seeds", "5", "--gate-entropy", "0.05", "--gate-weighting", "subset",
+          "--likelihood-contrastive", "0", "--no-verbosity-in-score", "--preference-l2", "0.0", "--gate-steps", "600",
+          "--gate-layers", "2", "--gate-seeds", "5", "--gate-entropy", "0.2", "--gate-weighting", "subset",
           "--gate-early-stop", "--seed", "0"]
 
 
