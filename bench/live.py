@@ -68,6 +68,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3, help="Plain and steered rounds each (interleaved).")
     parser.add_argument("--timeout", type=float, default=300.0, help="Seconds to wait for one round.")
+    parser.add_argument("--screenshot", default=None,
+                        help="Save the page here after the last steered round (its points over the faded round "
+                             "it was written from), e.g. assets/write_along_embedded.png for the README.")
     return parser
 
 
@@ -121,6 +124,8 @@ def main(args: argparse.Namespace) -> dict:
             page.wait_for_function("!document.querySelector('#steer button, button#steer').disabled")
             steered.append(timed_round(page, "#steer", args.n, args.timeout))
             logging.info("steered round %d: %s", seed, steered[-1])
+        if args.screenshot:
+            page.locator(".moex-plotwrap").screenshot(path=args.screenshot)
         browser.close()
     s = settings.steering
     return {"n": args.n, "max_new_tokens": args.max_new_tokens, "repeats": args.repeats,
