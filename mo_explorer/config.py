@@ -168,7 +168,7 @@ class VisitorSettings:
         "Most rounds queued or running at once; one more is refused with how many are ahead and about how long "
         "they take.", "--max-waiting-rounds")
     drain_seconds: float = _setting(
-        6.0, "MO_EXPLORER_QUEUE_DRAIN_SECONDS",
+        3.0, "MO_EXPLORER_QUEUE_DRAIN_SECONDS",
         "While rounds queue, a new round is made smaller (down to 2 x 32) so that the queue, it included, should "
         "be done within this many seconds; the page says so. 0: rounds are never made smaller.",
         "--queue-drain-seconds")
