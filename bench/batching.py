@@ -33,10 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import QUALITY_PROMPTS, cpu_report  # noqa: E402  (bench/bench.py: this folder is on the path)
 
 
-def timed(fn) -> float:
+def timed(fn, *args) -> tuple[float, object]:
+    """(seconds, fn(*args))."""
     start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+    out = fn(*args)
+    return time.perf_counter() - start, out
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -57,26 +58,23 @@ def main(argv: list[str] | None = None) -> dict:
     messages = [[{"role": "user", "content": p}] for p in prompts]
     generator.generate(messages[0], GenerationParams(n=2, max_new_tokens=4))  # first-call costs out of the timing
 
-    def round_of(i: int, n: int, tokens: int, seed: int):
-        gens = generator.generate(messages[i], GenerationParams(n=n, max_new_tokens=tokens, seed=seed))
-        return gens
+    def round_of(i: int, n: int, tokens: int, seed: int) -> list:
+        return generator.generate(messages[i], GenerationParams(n=n, max_new_tokens=tokens, seed=seed))
 
     sequential, batched = [], []
     for r in range(args.repeats):
         # one after another: generate and score each visitor's round in turn
         clock, firsts = 0.0, []
         for i in range(args.visitors):
-            gens: list = []
-            clock += timed(lambda: gens.extend(round_of(i, args.n, args.max_new_tokens, r)))
-            clock += timed(lambda: rm.score(messages[i], [g.text for g in gens]))
+            seconds, gens = timed(round_of, i, args.n, args.max_new_tokens, r)
+            clock += seconds + timed(rm.score, messages[i], [g.text for g in gens])[0]
             firsts.append(clock)
         sequential.append(firsts)
         # batched, projected: every row decoded together, one prefill per other prompt, every visitor scored
-        rows: list = []
-        decode = timed(lambda: rows.extend(round_of(0, args.visitors * args.n, args.max_new_tokens, r)))
-        prefill = sum(timed(lambda: round_of(i, 1, 1, r)) for i in range(1, args.visitors))
+        decode, rows = timed(round_of, 0, args.visitors * args.n, args.max_new_tokens, r)
+        prefill = sum(timed(round_of, i, 1, 1, r)[0] for i in range(1, args.visitors))
         texts = [g.text for g in rows]
-        score = sum(timed(lambda: rm.score(messages[i], texts[i * args.n:(i + 1) * args.n]))
+        score = sum(timed(rm.score, messages[i], texts[i * args.n:(i + 1) * args.n])[0]
                     for i in range(args.visitors))
         batched.append({"decode_s": decode, "other_prefills_s": prefill, "scoring_s": score,
                         "first_point_s": decode + prefill + score})

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import pickle
 import json
 import logging
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -116,7 +116,7 @@ def fit_prefix_heads(data: list[dict], columns: list[int], residual: bool) -> di
     the plain scorer's reward of the prefix misses of it)."""
     x, y = [], []
     for r in data:
-        for t, pre in r["prefix"].items():
+        for pre in r["prefix"].values():
             for row in range(len(r["texts"])):
                 x.append(np.append(pre["states"][row], pre["share"]))
                 y.append(r["final"][row] - (pre["rewards"][row] if residual else 0.0))
