@@ -44,6 +44,20 @@ def test_candidates_arrive_one_by_one_with_server_counts(generator):
     assert steps and all(total == 5 and 1 <= i <= 5 for i, total in steps)
 
 
+def test_text_grows_while_the_server_streams_each_candidate(generator):
+    """The answers' text is handed up while they stream in, each under the row it keeps when it ends."""
+    partial: list[list] = []
+    params = GenerationParams(n=3, max_new_tokens=24, seed=2)
+    out = generator.generate(PROMPT, params, on_partial=partial.append)
+    final = {g.row: g.text for g in out}
+    assert sorted(final) == [0, 1, 2]  # every candidate knows its row (the fill requests take rows 1 and 2)
+    assert partial, "no text was handed up before the candidates ended"
+    for rows in partial:
+        for g in rows:
+            assert not g.finished and g.text.strip()
+            assert final[g.row].startswith(g.text)  # what the card showed is how the answer began
+
+
 def test_later_rounds_skip_the_ignored_n(generator):
     generator.generate(PROMPT, GenerationParams(n=2, max_new_tokens=3))
     assert generator.honours_n is False

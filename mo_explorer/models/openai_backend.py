@@ -1,7 +1,9 @@
 """Generation on an OpenAI-compatible server (vLLM, TGI, SGLang, llama.cpp, transformers serve).
 
 The server does the decoding; this side streams the answers back and reports each candidate as it ends, with the
-same `generate(messages, params, progress, on_finish)` interface as the local Generator. Servers differ in what
+same `generate(messages, params, progress, on_finish, on_partial)` interface as the local Generator: on_partial
+sees the unfinished candidates' text while they stream in, each under the row it will keep (the n-choice request's
+choice index, then the one-choice requests that fill the rest, in order). Servers differ in what
 they honour: vLLM returns `n` choices per request and token log-probs, `transformers serve` returns one greedy
 choice whatever it is asked. So the backend counts what came back and fills the rest with concurrent one-choice
 requests, and remembers that the server ignores `n` so later rounds send them concurrently from the start.
@@ -30,8 +32,10 @@ PREFIX = "openai:"
 CHARS_PER_TOKEN = 3  # prompt length estimate without the server's tokenizer: errs towards more tokens
 MAX_PARALLEL = 16  # concurrent one-choice requests when a server ignores `n`
 
+PARTIAL_EVERY_S = 0.25  # as the embedded generator: the page shows the rows' text at most this often
 Progress = Callable[[int, int], None]
 Finished = Callable[[schema.Generation], None]
+Writing = Callable[[list[schema.Generation]], None]  # the unfinished rows as they read now (finished=False, row set)
 
 
 def base_url(spec: str, prefix: str = PREFIX) -> str:
@@ -86,13 +90,42 @@ class _Choice:
     finish_reason: str | None = None
     seconds: float = 0.0
     reported: bool = False
+    row: int = -1  # which of the round's n candidates this is
 
     def generation(self, usage_tokens: int | None) -> schema.Generation:
         # Token count: the log-probs (one per token) when sent, else the server's usage for a one-choice answer,
         # else the content pieces.
         n_tokens = len(self.logprobs) or usage_tokens or self.chunks
         return schema.Generation(text="".join(self.parts), n_tokens=n_tokens, seconds=self.seconds,
-                                 finished=self.finish_reason != "length", token_logprobs=tuple(self.logprobs))
+                                 finished=self.finish_reason != "length", token_logprobs=tuple(self.logprobs),
+                                 row=self.row)
+
+
+class _Rows:
+    """Every candidate of a round being received, across its requests, to show them while they are written."""
+
+    def __init__(self, on_partial: Writing | None, start: float):
+        self.on_partial, self.start = on_partial, start
+        self.choices: dict[int, _Choice] = {}
+        self.due = 0.0  # the first hand-up goes as soon as there are words
+        self.lock = threading.Lock()  # request threads add rows while another hands them up
+
+    def add(self, row: int) -> _Choice:
+        with self.lock:
+            return self.choices.setdefault(row, _Choice(row=row))
+
+    def hand_up(self) -> None:
+        """The unfinished rows' text to on_partial, at most every PARTIAL_EVERY_S."""
+        now = time.perf_counter()
+        if self.on_partial is None or now < self.due:
+            return
+        with self.lock:
+            live = [c for _, c in sorted(self.choices.items()) if c.finish_reason is None and c.parts]
+        if not any("".join(c.parts).strip() for c in live):
+            return
+        self.due = now + PARTIAL_EVERY_S
+        self.on_partial([schema.Generation(text="".join(c.parts), n_tokens=len(c.logprobs) or c.chunks,
+                                           seconds=now - self.start, finished=False, row=c.row) for c in live])
 
 
 @dataclass
@@ -108,6 +141,7 @@ class OpenAIGenerator:
     """Candidates from an OpenAI-compatible chat completions endpoint, streamed."""
 
     runs_locally = False  # Explorer runs its rounds off the model thread and several at once
+    streams_text = True  # the answers arrive as streams: their text is handed up while they are written
     closing_tokens = 1  # Explorer reads it only when this is the likelihood model, which it never is
 
     def __init__(self, client: openai.OpenAI, model: str):
@@ -133,8 +167,10 @@ class OpenAIGenerator:
         return sum(math.ceil(len(m["content"]) / CHARS_PER_TOKEN) + 4 for m in messages)
 
     def generate(self, messages: schema.Prompt, params: schema.GenerationParams,
-                 progress: Progress | None = None, on_finish: Finished | None = None) -> list[schema.Generation]:
-        """params.n candidates, in the order they ended; on_finish sees each as it ends (from one thread at a time).
+                 progress: Progress | None = None, on_finish: Finished | None = None,
+                 on_partial: Writing | None = None) -> list[schema.Generation]:
+        """params.n candidates, in the order they ended; on_finish sees each as it ends (from one thread at a time),
+        on_partial the unfinished ones' text while they stream in (at most every PARTIAL_EVERY_S).
 
         Raises ModelError when the server fails; candidates reported before that are the ones received whole.
         """
@@ -145,6 +181,7 @@ class OpenAIGenerator:
         stop = threading.Event()
         steps = [0]
         start = time.perf_counter()
+        rows = _Rows(on_partial, start)
 
         def finished(g: schema.Generation) -> None:
             with lock:
@@ -160,16 +197,18 @@ class OpenAIGenerator:
                     steps[0] = tokens
                     if progress is not None:
                         progress(min(tokens, params.max_new_tokens), params.max_new_tokens)
+                rows.hand_up()
 
         try:
             if params.n > 1 and self.honours_n is not False:
-                got = self._request(messages, params, params.n, params.seed, start, finished, stepped, stop)
+                got = self._request(messages, params, params.n, params.seed, start, finished, stepped, stop,
+                                    rows, 0)
                 self.honours_n = got == params.n
                 if got < params.n:
                     log.info("the server returned %d of %d choices: asking for the rest concurrently", got, params.n)
             missing = params.n - len(done)
             if missing > 0:
-                self._fill(messages, params, missing, start, finished, stepped, stop)
+                self._fill(messages, params, missing, start, finished, stepped, stop, rows)
         except errors.ModelError as exc:
             raise errors.ModelError(f"{exc}; {len(done)} of {params.n} candidates were received whole and are kept"
                                     ) from exc.__cause__
@@ -177,13 +216,15 @@ class OpenAIGenerator:
                  params.max_new_tokens, time.perf_counter() - start, self.url, self.last_round.requests)
         return done
 
-    def _fill(self, messages, params, missing: int, start: float, finished, stepped, stop: threading.Event) -> None:
-        """`missing` one-choice requests at once; the first failure stops the others and is raised."""
+    def _fill(self, messages, params, missing: int, start: float, finished, stepped, stop: threading.Event,
+              rows: _Rows) -> None:
+        """`missing` one-choice requests at once (rows n - missing .. n - 1); the first failure stops the others and
+        is raised."""
         first = params.n - missing
         seeds = [params.seed + first + i for i in range(missing)]  # distinct where the server honours seeds
         with ThreadPoolExecutor(max_workers=min(missing, MAX_PARALLEL), thread_name_prefix="openai") as pool:
-            futures = [pool.submit(self._request, messages, params, 1, s, start, finished, stepped, stop)
-                       for s in seeds]
+            futures = [pool.submit(self._request, messages, params, 1, s, start, finished, stepped, stop, rows,
+                                   first + i) for i, s in enumerate(seeds)]
             wait(futures, return_when=FIRST_EXCEPTION)
             failed = [f.exception() for f in futures if f.done() and f.exception() is not None]
             if failed:
@@ -191,8 +232,9 @@ class OpenAIGenerator:
                 raise failed[0]
 
     def _request(self, messages, params, n: int, seed: int, start: float, finished, stepped,
-                 stop: threading.Event) -> int:
-        """One streamed request for n choices; reports each finished choice; returns how many came back."""
+                 stop: threading.Event, rows: _Rows, first_row: int) -> int:
+        """One streamed request for n choices (rows first_row ..); reports each finished choice; returns how many
+        came back."""
         with self._stats_lock:
             self.last_round.requests += 1
         choices: dict[int, _Choice] = {}
@@ -209,7 +251,9 @@ class OpenAIGenerator:
                     if chunk.usage is not None and n == 1:
                         usage_tokens = chunk.usage.completion_tokens
                     for c in chunk.choices:
-                        got = choices.setdefault(c.index, _Choice())
+                        if c.index not in choices:
+                            choices[c.index] = rows.add(first_row + c.index)
+                        got = choices[c.index]
                         if c.delta is not None and c.delta.content:
                             got.parts.append(c.delta.content)
                             got.chunks += 1
