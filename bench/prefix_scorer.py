@@ -101,7 +101,7 @@ def score_rounds(data: list[dict], max_new_tokens: int) -> None:
         r["prefix"] = {}
         for t, texts in r["prefixes"].items():
             p_state, states, lp = rm.features(messages, texts)
-            out = rm.score_features(p_state, states, texts, lp)
+            out = rm.score_features(p_state, states, texts, lp, rm.quality(messages, texts))
             r["prefix"][t] = {"rewards": out.rewards, "states": states, "share": t / max_new_tokens}
     data[0]["objectives"] = list(rm.objectives)
 

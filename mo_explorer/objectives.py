@@ -18,6 +18,7 @@ MEANINGS = {
                  "other objectives are debiased against it. Point the arrow at it to ask for longer answers.",
     "preference": "How likely people (or a judge) prefer this answer: learned from preference pairs directly.",
     "likelihood": "How fluent and plausible the answer is to the generator (its mean token log-probability).",
+    "quality": "Which of two answers people (or a judge) prefer, beyond their length: a small trained trunk.",
     # measured while generating: costs, lower is better
     "length_tokens": "A cost: how many tokens the answer took (fewer is cheaper to read and to generate).",
     "gen_seconds": "A cost: seconds until this answer finished generating (lower is faster).",

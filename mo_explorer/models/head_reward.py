@@ -4,7 +4,9 @@ score = sum(gating * (rewards @ transform), axis=1), with
 - rewards[:, j] = regression_layer(response state) + offset_j for the learned objectives,
 - measured objectives filled from the text itself: `verbosity` = standardised log(1 + words) and, when the head
   has it, `likelihood` = the standardised mean token log-prob of the response under the generator
-  (SmolLM2-135M-Instruct), both written in config.json under extra["measured"],
+  (SmolLM2-135M-Instruct), and `quality` = the standardised score of the trained trunk (models/trunk.py: MiniLM's
+  top layers fine-tuned on pairs, stored beside the head as trunk.safetensors), all written in config.json under
+  extra["measured"],
 - gating from the gate on the prompt state (prompt only, as in ArmoRM).
 """
 
@@ -26,6 +28,7 @@ from mo_explorer.models.features import FeatureSpec, GroupFeatures, load_extract
 log = logging.getLogger(__name__)
 
 LIKELIHOOD = "likelihood"
+QUALITY_SOURCE = "trunk"
 VERBOSITY = "verbosity"
 
 
@@ -34,7 +37,8 @@ def word_count(text: str) -> int:
     return len(text.split())
 
 
-def measured_value(name: str, stats: dict, texts: Sequence[str], logprob: np.ndarray | None) -> np.ndarray:
+def measured_value(name: str, stats: dict, texts: Sequence[str], logprob: np.ndarray | None,
+                   quality: np.ndarray | None = None) -> np.ndarray:
     """A measured objective (n,) float32, standardised with the head's stored mean and std."""
     if stats["source"] == "log_words":
         raw = np.log1p(np.array([word_count(t) for t in texts], np.float64))
@@ -42,6 +46,10 @@ def measured_value(name: str, stats: dict, texts: Sequence[str], logprob: np.nda
         if logprob is None:
             raise ModelError(f"objective {name!r} needs the mean log-prob but none was computed")
         raw = np.asarray(logprob, np.float64)
+    elif stats["source"] == QUALITY_SOURCE:
+        if quality is None:
+            raise ModelError(f"objective {name!r} needs the trunk's quality but none was computed")
+        raw = np.asarray(quality, np.float64)
     else:
         raise ModelError(f"unknown measured source {stats['source']!r} for objective {name!r}")
     return ((raw - stats["mean"]) / stats["std"]).astype(np.float32)
@@ -51,8 +59,9 @@ class HeadRewardModel:
     """Backbone features -> ArmoHead -> schema.RewardOutput (rewards, gating, transform, score)."""
 
     def __init__(self, head: ArmoHead, extractor, likelihood_extractor=None, head_dir: str = "",
-                 likelihood_loader=None):
+                 likelihood_loader=None, trunk=None):
         self.head, self.extractor = head, extractor
+        self.trunk = trunk  # models.trunk.TrunkScorer on the extractor's MiniLM, when the head has `quality`
         self._likelihood_extractor = likelihood_extractor  # None until the first text the app did not generate
         # Loaded on first use: rounds written by the same model hand over their own token log-probs, so the app
         # needs this second (float32) copy of the generator only for text it did not generate (import, `score`).
@@ -112,8 +121,14 @@ class HeadRewardModel:
                 def loader():
                     log.info("loading %s for the likelihood of text the generator did not write", lik_spec.name)
                     return load_extractor(lik_spec, cache_dir, device, dtype)
-        log.info("loaded reward head %s on %s", head_dir, spec.name)
-        return cls(head, extractor, lik_extractor, str(head_dir), likelihood_loader=loader)
+        trunk = None
+        if any(m.get("source") == QUALITY_SOURCE for m in (head.config.extra or {}).get("measured", {}).values()):
+            from mo_explorer.models.trunk import WEIGHTS_FILE, TrunkScorer
+            if not (Path(head_dir) / WEIGHTS_FILE).exists():
+                raise ModelError(f"{head_dir} has a `quality` objective but no {WEIGHTS_FILE} (its trained trunk)")
+            trunk = TrunkScorer.on_features(head_dir, extractor)
+        log.info("loaded reward head %s on %s%s", head_dir, spec.name, " with its trained trunk" if trunk else "")
+        return cls(head, extractor, lik_extractor, str(head_dir), likelihood_loader=loader, trunk=trunk)
 
     def _features(self, extractor, prompt: schema.Prompt, responses: Sequence[str], full: bool) -> GroupFeatures:
         if self.feature_cache is not None:
@@ -141,13 +156,21 @@ class HeadRewardModel:
         return g.prompt_states[self.layer_index], g.response_states[:, self.layer_index], logprob
 
     @torch.no_grad()
+    def quality(self, prompt: schema.Prompt, responses: Sequence[str]) -> np.ndarray | None:
+        """The trained trunk's raw quality (n,) of each response, or None when the head has no trunk."""
+        if self.trunk is None:
+            return None
+        return self.trunk.encode(prompt, list(responses))[1]
+
+    @torch.no_grad()
     def score_features(self, prompt_state: np.ndarray, response_states: np.ndarray, texts: Sequence[str],
-                       logprob: np.ndarray | None) -> schema.RewardOutput:
-        """RewardOutput from features: prompt_state (Dg,), response_states (n, D), texts n, logprob (n,)."""
+                       logprob: np.ndarray | None, quality: np.ndarray | None = None) -> schema.RewardOutput:
+        """RewardOutput from features: prompt_state (Dg,), response_states (n, D), texts n, logprob (n,), the
+        trunk's raw quality (n,) when the head has it."""
         states = torch.tensor(np.asarray(response_states, np.float32))
         rewards = self.head.regression_layer(states).numpy() + self.offset
         for name, stats in self.measured.items():
-            rewards[:, self.objectives.index(name)] = measured_value(name, stats, texts, logprob)
+            rewards[:, self.objectives.index(name)] = measured_value(name, stats, texts, logprob, quality)
         gating = self.head.gating(torch.tensor(np.asarray(prompt_state, np.float32))[None]).numpy()[0]
         transform = self.head.reward_transform_matrix.detach().numpy().astype(np.float32)
         rewards = rewards.astype(np.float32)
@@ -169,13 +192,13 @@ class HeadRewardModel:
             return schema.RewardOutput(self.objectives, np.zeros((0, k), np.float32), np.zeros(k, np.float32),
                                        np.eye(k, dtype=np.float32), np.zeros(0, np.float32))
         p, r, lp = self.features(prompt, responses, mean_logprob=mean_logprob)
-        return self.score_features(p, r, responses, lp)
+        return self.score_features(p, r, responses, lp, self.quality(prompt, responses))
 
     @model_thread.runs_on_model_thread
     def score_full_pass(self, prompt: schema.Prompt, responses: Sequence[str]) -> schema.RewardOutput:
         """Score with one full forward per (prompt, response), as in ArmoRM's model card (reference path)."""
         p, r, lp = self.features(prompt, responses, full=True)
-        return self.score_features(p, r, responses, lp)
+        return self.score_features(p, r, responses, lp, self.quality(prompt, responses))
 
     def coefficients(self, prompt_gating: np.ndarray) -> np.ndarray:
         """Per-objective coefficients gating @ T.T (k,): score == sum(rewards * coefficients)."""

@@ -19,6 +19,9 @@ MEANINGS = {
                           "at hand (`--verbosity-in-score`).",
     "preference": "A Bradley-Terry linear head fitted on the training pairs' feature differences "
                   "(`--preference-l2`); the gate sees its cross-fitted margins.",
+    "quality": "The score of a trained trunk (MiniLM's layers 5-6 fine-tuned with a Bradley-Terry loss on the "
+               "training pairs, a length term fitted with it and dropped; models/trunk.py). The gate learned it on "
+               "each pair's out-of-fold quality (the trunk of the fold that left the pair's source out).",
     "likelihood": "Mean token log-probability of the response under SmolLM2-135M-Instruct (the generator), "
                   "given the prompt: fluency and plausibility as the generator sees them.",
 }

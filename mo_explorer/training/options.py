@@ -50,6 +50,7 @@ class TrainConfig:
     likelihood_tokens: int
     verbosity_in_score: bool
     preference_l2: float  # 0: no preference head
+    trunk: str | None  # a `training.trunk --out` directory: its quality becomes an objective (None: none)
     gate_steps: int
     gate_layers: int
     gate_seeds: int
@@ -132,6 +133,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preference-l2", type=float, default=0.0,
                         help="Also learn a 'preference' objective: a Bradley-Terry linear head on the training "
                              "pairs' feature differences, with this L2 penalty on standardised features (0: none).")
+    parser.add_argument("--trunk", default=None,
+                        help="Directory written by `python -m mo_explorer.training.trunk --out`: the trained "
+                             "trunk's quality becomes the `quality` objective (the gate learns it on each training "
+                             "pair's out-of-fold quality, out_of_fold.npz) and the head directory gets a copy of "
+                             "the trunk to score new text.")
     configure_gate(parser)
     parser.add_argument("--dev", default=None, help="Optional pairs file evaluated after training (model card).")
     parser.add_argument("--dev-limit", type=int, default=400, help="Stratified dev sample size.")

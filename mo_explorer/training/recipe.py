@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 LIKELIHOOD = "likelihood"
 PREFERENCE = "preference"
+QUALITY = "quality"  # the trained trunk's score (models/trunk.py), out-of-fold on training pairs
 PREFERENCE_FOLDS = 5
 VERBOSITY = "verbosity"
 LOGIT_TARGETS = ("helpfulness",)  # skewed win probabilities: regress their logit
@@ -30,10 +31,16 @@ class FeatureTable:
     response_states: np.ndarray  # (n, D)
     logprob: np.ndarray  # (n,) NaN where the likelihood model was not run
     words: np.ndarray  # (n,) whitespace words of the response
+    quality: np.ndarray | None = None  # (n,) the trunk's quality, NaN where it has none (None: NaN everywhere)
+
+    def __post_init__(self):
+        if self.quality is None:
+            self.quality = np.full(len(self.words), np.nan)
 
     def take(self, idx) -> FeatureTable:
         """Rows idx of this table."""
-        return FeatureTable(self.prompt_states[idx], self.response_states[idx], self.logprob[idx], self.words[idx])
+        return FeatureTable(self.prompt_states[idx], self.response_states[idx], self.logprob[idx], self.words[idx],
+                            self.quality[idx])
 
 
 @dataclass
@@ -96,7 +103,7 @@ def fit_heads(table: FeatureTable, labels: dict[str, np.ndarray], learned: tuple
     for name in measured:
         raw = _measured_raw(name, table)
         ok = np.isfinite(raw)
-        stats[name] = {"source": "log_words" if name == VERBOSITY else "mean_logprob",
+        stats[name] = {"source": MEASURED_SOURCE[name],
                        "mean": float(raw[ok].mean()), "std": float(raw[ok].std() + 1e-9)}
     return HeadParams(objectives, weight, offset, stats, np.eye(len(objectives)), stage1)
 
@@ -130,11 +137,16 @@ def add_preference_head(params: HeadParams, reference: FeatureTable, chosen: Fea
     return margin
 
 
+MEASURED_SOURCE = {VERBOSITY: "log_words", LIKELIHOOD: "mean_logprob", QUALITY: "trunk"}  # as head_reward reads
+
+
 def _measured_raw(name: str, table: FeatureTable) -> np.ndarray:
     if name == VERBOSITY:
         return np.log1p(table.words.astype(np.float64))
     if name == LIKELIHOOD:
         return table.logprob.astype(np.float64)
+    if name == QUALITY:
+        return table.quality.astype(np.float64)
     raise ValueError(f"unknown measured objective {name!r}")
 
 
@@ -156,11 +168,18 @@ def set_transform(params: HeadParams, reference: np.ndarray, verbosity_in_score:
     With `within_pairs`, every objective is: a pairwise judgement compares two answers to one prompt, so what must
     not follow length is the difference between them (ArmoRM's decorrelation, taken on pair differences).
     """
-    ok = np.all(np.isfinite(reference), axis=1)
+    # The trunk's quality exists on the training pairs only: it is debiased on its own rows (below), the others
+    # on every row as before.
+    partial = _idx(params, QUALITY)
+    ok = np.all(np.isfinite(np.delete(reference, partial, axis=1)), axis=1)
     if ok.sum() < 20:  # the likelihood is measured on few rows: debias the others on the full set
-        ok = np.all(np.isfinite(np.delete(reference, _idx(params, LIKELIHOOD), axis=1)), axis=1)
+        ok = np.all(np.isfinite(np.delete(reference, partial + _idx(params, LIKELIHOOD), axis=1)), axis=1)
     ref = reference[ok]
     transform = debias_transform(np.nan_to_num(ref), params.objectives)
+    if partial and VERBOSITY in params.objectives:
+        j, v = partial[0], params.objectives.index(VERBOSITY)
+        q_ok = np.isfinite(reference[:, j])
+        transform[v, j] = -debias_lambda(reference[q_ok, j], reference[q_ok, v]) if q_ok.sum() >= 20 else 0.0
     pair_diff = None  # within-pair differences (m, k) of the pairs whose likelihood was measured, when enough
     if LIKELIHOOD in params.objectives and VERBOSITY in params.objectives:
         j, v = params.objectives.index(LIKELIHOOD), params.objectives.index(VERBOSITY)

@@ -40,6 +40,8 @@ def measured_mask(objectives: tuple[str, ...], chosen: recipe.FeatureTable, reje
     mask = np.ones((len(chosen.words), len(objectives)))
     if recipe.LIKELIHOOD in objectives:
         mask[:, objectives.index(recipe.LIKELIHOOD)] = np.isfinite(chosen.logprob) & np.isfinite(rejected.logprob)
+    if recipe.QUALITY in objectives:  # pairs the trunk did not score out of fold (contrastive ones) have none
+        mask[:, objectives.index(recipe.QUALITY)] = np.isfinite(chosen.quality) & np.isfinite(rejected.quality)
     if transform is not None:
         mask[:, ~np.any(transform != 0, axis=0)] = 0.0
     return mask

@@ -78,15 +78,32 @@ def fill(cache: FeatureCache, spec: dict, items: list[tuple[list[dict], str]], s
 
 
 def table(cache: FeatureCache, items: list[tuple[list[dict], str]], layer_index: int,
-          lik: FeatureCache | None, measured: set[str] | None = None) -> recipe.FeatureTable:
+          lik: FeatureCache | None, measured: set[str] | None = None,
+          quality: dict[str, float] | None = None) -> recipe.FeatureTable:
     """FeatureTable of items from a filled cache; likelihood NaN where `lik` lacks the row or, when `measured` is
-    given, where the row's key is not in it (so a run never depends on what else the shared cache holds)."""
+    given, where the row's key is not in it (so a run never depends on what else the shared cache holds); the
+    trunk's out-of-fold quality where `quality` has the row, else NaN."""
     p, r, lp, _ = cache.arrays([i[0] for i in items], [i[1] for i in items])
     if lik is not None:
         lp = np.array([lik.responses[k][1] if k in lik.responses and (measured is None or k in measured)
                        else np.nan for k in (text_key(q, s) for q, s in items)], np.float32)
     words = np.array([len(s.split()) for _, s in items], np.float64)
-    return recipe.FeatureTable(p[:, layer_index], r[:, layer_index], lp, words)
+    q = np.array([(quality or {}).get(text_key(a, b), np.nan) for a, b in items], np.float64)
+    return recipe.FeatureTable(p[:, layer_index], r[:, layer_index], lp, words, q)
+
+
+def out_of_fold_quality(trunk_dir: str | None) -> dict[str, float] | None:
+    """{text key: quality} from a trunk directory's out_of_fold.npz (each text scored by the trunk of the fold that
+    left its source out), or None without a trunk."""
+    if not trunk_dir:
+        return None
+    path = Path(trunk_dir) / "out_of_fold.npz"
+    if not path.exists():
+        from mo_explorer.errors import UserError
+        raise UserError(f"{path} is missing: write it with `python -m mo_explorer.training.trunk ... --out "
+                        f"{trunk_dir}`")
+    with np.load(path) as z:
+        return {str(k): float(v) for k, v in zip(z["keys"], z["quality"])}
 
 
 def prepare(cfg: TrainConfig, settings: config.Settings) -> Prepared:
@@ -138,10 +155,14 @@ def prepare(cfg: TrainConfig, settings: config.Settings) -> Prepared:
         fill(lik, lik_spec, lik_items, settings, state)
         measured = {text_key(q, t) for q, t in lik_items}
     labels = {name: np.array([r.labels.get(name, np.nan) for r in ratings], np.float64) for name in per_obj}
+    oof = out_of_fold_quality(cfg.trunk)
     prep = Prepared(ratings, labels,
                     table(cache, [(r.prompt, r.response) for r in ratings], layer_index, lik, measured),
-                    pairs, table(cache, [(p.prompt, p.chosen) for p in pairs], layer_index, lik, measured),
-                    table(cache, [(p.prompt, p.rejected) for p in pairs], layer_index, lik, measured), spec)
+                    pairs, table(cache, [(p.prompt, p.chosen) for p in pairs], layer_index, lik, measured, oof),
+                    table(cache, [(p.prompt, p.rejected) for p in pairs], layer_index, lik, measured, oof), spec)
+    if oof is not None:
+        log.info("trunk quality out of fold on %d of %d pairs",
+                 int((np.isfinite(prep.chosen.quality) & np.isfinite(prep.rejected.quality)).sum()), len(pairs))
     prep.timings["features_s"] = time.perf_counter() - start
     return prep
 
@@ -166,7 +187,9 @@ def fit(prep: Prepared, cfg: TrainConfig, use_contrastive: bool = True, use_like
 
     learned = tuple(n for n in D.OBJECTIVES if n in prep.labels and np.isfinite(prep.labels[n]).sum() >= 5)
     lik_ok = use_likelihood and np.isfinite(prep.chosen.logprob).sum() >= 20
-    measured = (recipe.VERBOSITY,) + ((recipe.LIKELIHOOD,) if lik_ok else ())
+    quality_ok = np.isfinite(prep.chosen.quality).sum() >= 20
+    measured = ((recipe.VERBOSITY,) + ((recipe.LIKELIHOOD,) if lik_ok else ())
+                + ((recipe.QUALITY,) if quality_ok else ()))
     union = _concat([prep.rating_table, prep.chosen, prep.rejected])
     groups = [D.prompt_key(r.prompt) for r in prep.ratings]
     params = recipe.fit_heads(prep.rating_table, prep.labels, learned, (), seed=cfg.seed,
@@ -240,7 +263,7 @@ def _is_contrastive(p: D.PairRow) -> bool:
 
 def _concat(tables: list[recipe.FeatureTable]) -> recipe.FeatureTable:
     return recipe.FeatureTable(*(np.concatenate([getattr(t, f) for t in tables]) for f in
-                                 ("prompt_states", "response_states", "logprob", "words")))
+                                 ("prompt_states", "response_states", "logprob", "words", "quality")))
 
 
 def head_layer(spec: dict, layer: int | None) -> int:
@@ -249,8 +272,11 @@ def head_layer(spec: dict, layer: int | None) -> int:
 
 
 def save_head(out: str | Path, params: recipe.HeadParams, gate, spec: dict, report: dict,
-              lik_spec: dict | None = None, layer: int | None = None) -> None:
-    """Write the head directory (config.json + model.safetensors); `layer` is the captured layer it reads."""
+              lik_spec: dict | None = None, layer: int | None = None, trunk_dir: str | None = None) -> None:
+    """Write the head directory (config.json + model.safetensors, and a copy of the trunk when the head has the
+    `quality` objective); `layer` is the captured layer it reads."""
+    import shutil
+
     import torch
 
     from mo_explorer.models.armo import ArmoHead, GateEnsemble, HeadConfig
@@ -273,6 +299,10 @@ def save_head(out: str | Path, params: recipe.HeadParams, gate, spec: dict, repo
         head.gating.load_state_dict(gate.state_dict())
         head.reward_transform_matrix.copy_(torch.tensor(params.transform, dtype=torch.float32))
     head.save(out)
+    if recipe.QUALITY in params.objectives:
+        from mo_explorer.models.trunk import WEIGHTS_FILE
+        shutil.copy2(Path(trunk_dir) / WEIGHTS_FILE, Path(out) / WEIGHTS_FILE)
+        shutil.copy2(Path(trunk_dir) / "trunk.json", Path(out) / "trunk.json")
 
 
 def record_trust(out: str | Path, trust: dict) -> None:
@@ -325,7 +355,7 @@ def main(args: argparse.Namespace, settings: config.Settings) -> int:
     report["train_seconds"] = time.perf_counter() - start
     report["features_seconds"] = prep.timings["features_s"]
     report["command"] = command_line(cfg)
-    save_head(cfg.out, params, gate, prep.spec, report, run_likelihood_spec(cfg), cfg.layer)
+    save_head(cfg.out, params, gate, prep.spec, report, run_likelihood_spec(cfg), cfg.layer, cfg.trunk)
     results = None
     if cfg.dev:
         from mo_explorer.training.evaluate import evaluate_file

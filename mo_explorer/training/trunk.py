@@ -227,8 +227,21 @@ def loso(run: Run, cfg: TrunkRunConfig) -> dict:
         folds[source]["report"] = fitted["report"]
         hc, hr = keys(held)  # out-of-fold quality: what a gate trained on these pairs may read
         folds[source]["held_quality"] = dict(zip(hc + hr, np.concatenate(fitted["scores"]["trunk"]).tolist()))
+        folds[source]["trained_keys"] = set(sum(keys(train), []))
         log.info("fold %s: %s", source, json.dumps({m: folds[source][m] for m in MODELS}))
     return folds
+
+
+def merge_out_of_fold(folds: dict) -> dict[str, float]:
+    """{text key: quality} over the folds, each text from a fold whose trunk never trained on it. A text can be in
+    two sources (an AlpacaEval answer is also a rated `ratings-helpfulness` row): the `ratings` fold's trunk trained
+    on the AlpacaEval pairs, so only the `alpacaeval` fold (which drops both) may score it."""
+    out: dict[str, float] = {}
+    for f in folds.values():
+        for k, v in f["held_quality"].items():
+            if k not in f["trained_keys"]:
+                out.setdefault(k, v)
+    return out
 
 
 def on_dev(run: Run, cfg: TrunkRunConfig) -> dict:
@@ -329,11 +342,12 @@ def main(args: argparse.Namespace) -> int:
 
         spec = T.TrunkSpec(max_tokens=cfg.max_tokens, prompt_tokens=cfg.prompt_tokens)
         T.save_trunk(dev["fitted"], spec, cfg.out, {"verdict": won, "fit": dev["report"], "config": vars(args)})
-        held = {k: v for f in folds.values() for k, v in f["held_quality"].items()}
+        held = merge_out_of_fold(folds)
         np.savez(Path(cfg.out) / "out_of_fold.npz", keys=np.array(list(held)), quality=np.array(list(held.values())))
     if cfg.bench:
         Path(cfg.bench).write_text(json.dumps({"table": table, "verdict": won, "timings": timings,
-                                               "folds": {s: {k: v for k, v in f.items() if k != "held_quality"}
+                                               "folds": {s: {k: v for k, v in f.items()
+                                                             if k not in ("held_quality", "trained_keys")}
                                                          for s, f in folds.items()},
                                                "full_fit": dev["report"], "config": vars(args)}, indent=2))
     return 0

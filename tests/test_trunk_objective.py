@@ -1,0 +1,133 @@
+"""The trained trunk as the head's `quality` objective: the gate learns it out of fold, new text is scored by the
+trunk stored beside the head, and no text is scored by a trunk that trained on it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from mo_explorer import config
+from mo_explorer.training import train
+from mo_explorer.training.feature_cache import text_key
+from mo_explorer.training.trunk import merge_out_of_fold
+from tests.test_training_pipeline import tiny_data
+
+
+@pytest.fixture(scope="module")
+def tiny_minilm(tmp_path_factory):
+    """A 6-layer tiny BERT saved where `train --backbone` reads a MiniLM-like sentence encoder."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    directory = tmp_path_factory.mktemp("tiny-minilm")
+    words = sorted({w.strip(".,:!?`()") for text in _texts() for w in text.lower().split()} - {""})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
+    BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(directory)
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=6, num_attention_heads=2,
+                     intermediate_size=32, max_position_embeddings=320)
+    BertModel(cfg).eval().save_pretrained(directory)
+    return directory
+
+
+def _texts() -> list[str]:
+    from tests.test_training_pipeline import BAD, GOOD
+    return [*GOOD, *BAD, *(f"Question number {i}: tell me something useful about topic {i}." for i in range(12))]
+
+
+def _read_pairs(path) -> list[dict]:
+    import gzip
+    with gzip.open(path, "rt") as fh:
+        return [json.loads(line) for line in fh]
+
+
+@pytest.fixture(scope="module")
+def head_with_trunk(tiny_minilm, tmp_path_factory):
+    """A trunk (random top layers and head) and an out-of-fold file in which quality decides every training pair
+    (chosen +2, rejected -2); then `train --trunk` on the tiny data."""
+    import torch
+
+    from mo_explorer.models import trunk as T
+
+    tmp = tmp_path_factory.mktemp("trunk-head")
+    tok, model = T.load_encoder(str(tiny_minilm))
+    spec = T.TrunkSpec(lower_layers=4, top_layers=2, max_tokens=64, prompt_tokens=16)
+    trunk = T.Trunk.from_encoder(model, spec)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        trunk.quality.weight.normal_()
+    T.save_trunk(trunk, spec, tmp / "trunk")
+    ratings, pairs = tiny_data(tmp)
+    oof = {}
+    for p in _read_pairs(pairs):
+        oof[text_key(p["prompt"], p["chosen"])], oof[text_key(p["prompt"], p["rejected"])] = 2.0, -2.0
+    np.savez(tmp / "trunk" / "out_of_fold.npz", keys=np.array(list(oof)), quality=np.array(list(oof.values())))
+    parser = argparse.ArgumentParser()
+    train.configure(parser)
+    args = parser.parse_args(["--ratings", str(ratings), "--pairs", str(pairs), "--backbone", str(tiny_minilm),
+                              "--out", str(tmp / "head"), "--pairs-limit", "40", "--contrastive", "4",
+                              "--likelihood-pairs", "0", "--gate-steps", "80", "--features", str(tmp / "features"),
+                              "--trunk", str(tmp / "trunk")])
+    settings = config.Settings(models=config.ModelSettings(cache_dir=str(tmp / "cache"), device="cpu"))
+    assert train.main(args, settings) == 0
+    return tmp, settings
+
+
+def test_the_gate_trusts_the_objective_that_decides_the_training_pairs_out_of_fold(head_with_trunk):
+    tmp, _ = head_with_trunk
+    cfg = json.loads((tmp / "head" / "config.json").read_text())
+    assert "quality" in cfg["objectives"] and cfg["extra"]["measured"]["quality"]["source"] == "trunk"
+    shares = cfg["extra"]["training"]["gate"]["concentration"]
+    for subset, row in shares.items():
+        if subset in ("s1", "s2"):  # the tiny data's pairs, every one decided by the out-of-fold quality
+            mean = dict(zip(cfg["objectives"], row["mean"]))
+            assert mean["quality"] == max(mean.values()), (subset, mean)
+
+
+def test_new_text_is_scored_by_the_trunk_stored_beside_the_head(head_with_trunk):
+    from mo_explorer.models.head_reward import HeadRewardModel
+    from mo_explorer.models.trunk import TrunkScorer
+
+    tmp, settings = head_with_trunk
+    assert (tmp / "head" / "trunk.safetensors").exists()
+    rm = HeadRewardModel.load(tmp / "head", settings.models.cache_dir, device="cpu")
+    prompt = [{"role": "user", "content": "Question number 3: tell me something useful about topic 3."}]
+    texts = ["Paris is the capital of France.", "No.", "The sea and the wind."]
+    out = rm.score(prompt, texts)
+    stats = rm.measured["quality"]
+    own = TrunkScorer.load(tmp / "trunk", rm.extractor.tokenizer, rm.extractor.model).encode(prompt, texts)[1]
+    np.testing.assert_allclose(out.rewards[:, rm.objectives.index("quality")],
+                               (own - stats["mean"]) / stats["std"], rtol=1e-4, atol=1e-4)
+    assert np.ptp(own) > 0  # three different answers, three different qualities
+
+
+def test_a_head_with_quality_but_no_trunk_is_refused(head_with_trunk, tmp_path):
+    import shutil
+
+    from mo_explorer.errors import ModelError
+    from mo_explorer.models.head_reward import HeadRewardModel
+
+    tmp, settings = head_with_trunk
+    shutil.copytree(tmp / "head", tmp_path / "head")
+    (tmp_path / "head" / "trunk.safetensors").unlink()
+    with pytest.raises(ModelError, match="trunk"):
+        HeadRewardModel.load(tmp_path / "head", settings.models.cache_dir, device="cpu")
+
+
+def test_a_text_in_two_sources_is_scored_only_by_the_fold_that_never_trained_on_it():
+    # An AlpacaEval answer is also a rated row: the ratings fold trained on the AlpacaEval pairs.
+    folds = {"alpacaeval": {"held_quality": {"shared": 0.3, "a": 1.0}, "trained_keys": {"r"}},
+             "ratings": {"held_quality": {"shared": 9.0, "r": 2.0}, "trained_keys": {"shared", "a"}}}
+    assert merge_out_of_fold(folds) == {"shared": 0.3, "a": 1.0, "r": 2.0}
+    folds = {"ratings": folds["ratings"], "alpacaeval": folds["alpacaeval"]}  # order does not matter
+    assert merge_out_of_fold(folds)["shared"] == 0.3
+
+
+def test_train_refuses_a_trunk_directory_without_out_of_fold_scores(tmp_path):
+    from mo_explorer.errors import UserError
+
+    with pytest.raises(UserError, match="out_of_fold.npz"):
+        train.out_of_fold_quality(str(tmp_path))
