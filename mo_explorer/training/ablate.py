@@ -47,8 +47,12 @@ def dev_tables(cfg: train.TrainConfig, settings, spec: dict, limit: int, seed: i
         # Without this a fresh cache left every dev likelihood NaN: the variants differed only in their gates.
         train.fill(lik, lik_spec, [(p.prompt, t) for p in pairs for t in (p.chosen, p.rejected)], settings, {})
     layer_index = spec["layers"].index(train.head_layer(spec, cfg.layer))
-    chosen = train.table(cache, [(p.prompt, p.chosen) for p in pairs], layer_index, lik)
-    rejected = train.table(cache, [(p.prompt, p.rejected) for p in pairs], layer_index, lik)
+    quality = None  # the trunk trained on every source scores the dev answers, as the shipped head would
+    if cfg.trunk:
+        quality = train.trunk_quality(cfg.trunk, [(p.prompt, t) for p in pairs for t in (p.chosen, p.rejected)],
+                                      settings)
+    chosen = train.table(cache, [(p.prompt, p.chosen) for p in pairs], layer_index, lik, quality=quality)
+    rejected = train.table(cache, [(p.prompt, p.rejected) for p in pairs], layer_index, lik, quality=quality)
     return pairs, chosen, rejected
 
 

@@ -106,6 +106,24 @@ def out_of_fold_quality(trunk_dir: str | None) -> dict[str, float] | None:
         return {str(k): float(v) for k, v in zip(z["keys"], z["quality"])}
 
 
+def trunk_quality(trunk_dir: str, items: list[tuple[list[dict], str]], settings: config.Settings
+                  ) -> dict[str, float]:
+    """{text key: quality} of (prompt, response) items scored by the trunk in `trunk_dir` (trained on every
+    source): what the head will compute for text it never trained on, e.g. the dev answers."""
+    from mo_explorer.models.embedded import MINILM, resolve_model_path
+    from mo_explorer.models.trunk import TrunkScorer, load_encoder
+
+    scorer = TrunkScorer.load(trunk_dir, *load_encoder(resolve_model_path(MINILM, settings.models.cache_dir)))
+    groups: dict[str, tuple[list[dict], list[str]]] = {}
+    for p, r in items:
+        groups.setdefault(D.prompt_key(p), (p, []))[1].append(r)
+    out = {}
+    for p, responses in groups.values():
+        for r, q in zip(responses, scorer.encode(p, responses)[1]):
+            out[text_key(p, r)] = float(q)
+    return out
+
+
 def prepare(cfg: TrainConfig, settings: config.Settings) -> Prepared:
     """Read and sample the data, build contrastive pairs, extract (or reuse) every feature needed."""
     start = time.perf_counter()
@@ -187,7 +205,7 @@ def fit(prep: Prepared, cfg: TrainConfig, use_contrastive: bool = True, use_like
 
     learned = tuple(n for n in D.OBJECTIVES if n in prep.labels and np.isfinite(prep.labels[n]).sum() >= 5)
     lik_ok = use_likelihood and np.isfinite(prep.chosen.logprob).sum() >= 20
-    quality_ok = np.isfinite(prep.chosen.quality).sum() >= 20
+    quality_ok = bool(cfg.trunk) and np.isfinite(prep.chosen.quality).sum() >= 20  # --trunk '': compare without
     measured = ((recipe.VERBOSITY,) + ((recipe.LIKELIHOOD,) if lik_ok else ())
                 + ((recipe.QUALITY,) if quality_ok else ()))
     union = _concat([prep.rating_table, prep.chosen, prep.rejected])
