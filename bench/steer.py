@@ -42,6 +42,19 @@ from mo_explorer.schema import Direction, GenerationParams  # noqa: E402
 
 HEADS = Path("/tmp/steer_heads")
 RUNS = Path(__file__).resolve().parent / "steer_runs.jsonl"
+# Eight more everyday requests for `--prompts 16` (written for this bench, after bench.py's eight): more prompts
+# shrink the standard error of the gains, which one prompt's taste can otherwise sway.
+MORE_PROMPTS = [
+    "How can I make my mornings less rushed?",
+    "Write a short thank-you note to a colleague who helped me move house.",
+    "What are the pros and cons of electric cars?",
+    "Explain what a budget deficit is.",
+    "Suggest a simple vegetarian dinner for two.",
+    "How do I apologise to a friend whose birthday I forgot?",
+    "What is a good way to start learning the guitar?",
+    "Describe how a bill becomes law in the United States.",
+]
+STEER_PROMPTS = QUALITY_PROMPTS + MORE_PROMPTS
 
 
 def degenerate(text: str, n_tokens: int, max_new_tokens: int) -> str | None:
@@ -102,7 +115,7 @@ def run(args) -> dict:
     explorer.run_round("Warm up.", GenerationParams(n=2, max_new_tokens=8))  # first-call costs out of the timing
 
     pairs, seconds = [], {"plain": 0.0, "steered": 0.0}
-    for p, prompt in enumerate(QUALITY_PROMPTS[:args.prompts]):
+    for p, prompt in enumerate(STEER_PROMPTS[:args.prompts]):
         for d, direction in enumerate(dirs):
             params = GenerationParams(n=args.n, max_new_tokens=args.max_new_tokens, temperature=0.8, top_p=0.95,
                                       seed=args.seed_base + 100 * p + d)
@@ -176,7 +189,8 @@ def summarise(args, explorer, judge, pairs, seconds, guide_dir) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompts", type=int, default=8)
+    parser.add_argument("--prompts", type=int, default=8, choices=range(1, 17), metavar="1..16",
+                        help="Prompts: bench.py's eight, then MORE_PROMPTS.")
     parser.add_argument("--directions", type=int, default=8)
     parser.add_argument("--n", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=128)
