@@ -168,30 +168,8 @@ def set_transform(params: HeadParams, reference: np.ndarray, verbosity_in_score:
     With `within_pairs`, every objective is: a pairwise judgement compares two answers to one prompt, so what must
     not follow length is the difference between them (ArmoRM's decorrelation, taken on pair differences).
     """
-    # The trunk's quality exists on the training pairs only: it is debiased on its own rows (below), the others
-    # on every row as before.
-    partial = _idx(params, QUALITY)
-    ok = np.all(np.isfinite(np.delete(reference, partial, axis=1)), axis=1)
-    if ok.sum() < 20:  # the likelihood is measured on few rows: debias the others on the full set
-        ok = np.all(np.isfinite(np.delete(reference, partial + _idx(params, LIKELIHOOD), axis=1)), axis=1)
-    ref = reference[ok]
-    transform = debias_transform(np.nan_to_num(ref), params.objectives)
-    if partial and VERBOSITY in params.objectives:
-        j, v = partial[0], params.objectives.index(VERBOSITY)
-        q_ok = np.isfinite(reference[:, j])
-        transform[v, j] = -debias_lambda(reference[q_ok, j], reference[q_ok, v]) if q_ok.sum() >= 20 else 0.0
-    pair_diff = None  # within-pair differences (m, k) of the pairs whose likelihood was measured, when enough
-    if LIKELIHOOD in params.objectives and VERBOSITY in params.objectives:
-        j, v = params.objectives.index(LIKELIHOOD), params.objectives.index(VERBOSITY)
-        if pair_rewards is not None:
-            d = pair_rewards[0] - pair_rewards[1]
-            pair_diff = d[np.isfinite(d[:, j])] if np.isfinite(d[:, j]).sum() >= 20 else None
-        lik_ok = np.isfinite(reference[:, j])
-        transform[v, j] = 0.0
-        if pair_diff is not None:
-            transform[v, j] = -debias_lambda(pair_diff[:, j], pair_diff[:, v])
-        elif lik_ok.sum() >= 20:
-            transform[v, j] = -debias_lambda(reference[lik_ok, j], reference[lik_ok, v])
+    transform = _row_debias(params, reference)
+    pair_diff = _debias_likelihood(params, transform, reference, pair_rewards)
     if within_pairs and pair_rewards is not None and VERBOSITY in params.objectives:
         v = params.objectives.index(VERBOSITY)
         d = pair_rewards[0] - pair_rewards[1]
@@ -203,27 +181,69 @@ def set_transform(params: HeadParams, reference: np.ndarray, verbosity_in_score:
         # Verbosity stays visible as an objective but cannot buy score: its column of T is zero.
         transform[:, params.objectives.index(VERBOSITY)] = 0.0
     params.transform = transform
-    report = {}
-    if VERBOSITY in params.objectives:
-        v = params.objectives.index(VERBOSITY)
-        after = np.nan_to_num(reference) @ transform
-        for i, name in enumerate(params.objectives):
-            if i != v:
-                rows = np.isfinite(reference[:, i])
-                report[name] = {"before": spearman(reference[rows, i], reference[rows, v]),
-                                "after": spearman(after[rows, i], reference[rows, v]),
-                                "lambda": float(-transform[v, i])}
-                if within_pairs and pair_rewards is not None and name != LIKELIHOOD:
-                    d = pair_rewards[0] - pair_rewards[1]
-                    ok = np.isfinite(d[:, i])
-                    report[name]["within_pairs"] = {"before": spearman(d[ok, i], d[ok, v]),
-                                                    "after": spearman((np.nan_to_num(d) @ transform)[ok, i],
-                                                                      d[ok, v])}
-        if pair_diff is not None:
-            j = params.objectives.index(LIKELIHOOD)
-            after_pairs = np.nan_to_num(pair_diff) @ transform
-            report[LIKELIHOOD].update(on="pair differences", before=spearman(pair_diff[:, j], pair_diff[:, v]),
-                                      after=spearman(after_pairs[:, j], pair_diff[:, v]))
+    if VERBOSITY not in params.objectives:
+        return {}
+    return _debias_report(params, reference, pair_rewards if within_pairs else None, pair_diff)
+
+
+def _row_debias(params: HeadParams, reference: np.ndarray) -> np.ndarray:
+    """ArmoRM's transform on the reference rows. The trunk's quality exists on the training pairs only: it is
+    debiased on its own rows, the others on every row where they are all measured."""
+    partial = _idx(params, QUALITY)
+    ok = np.all(np.isfinite(np.delete(reference, partial, axis=1)), axis=1)
+    if ok.sum() < 20:  # the likelihood is measured on few rows: debias the others on the full set
+        ok = np.all(np.isfinite(np.delete(reference, partial + _idx(params, LIKELIHOOD), axis=1)), axis=1)
+    transform = debias_transform(np.nan_to_num(reference[ok]), params.objectives)
+    if partial and VERBOSITY in params.objectives:
+        j, v = partial[0], params.objectives.index(VERBOSITY)
+        q_ok = np.isfinite(reference[:, j])
+        transform[v, j] = -debias_lambda(reference[q_ok, j], reference[q_ok, v]) if q_ok.sum() >= 20 else 0.0
+    return transform
+
+
+def _debias_likelihood(params: HeadParams, transform: np.ndarray, reference: np.ndarray,
+                       pair_rewards: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray | None:
+    """Set the likelihood's debiasing in `transform` (on pair differences when enough pairs measured it, else on
+    its rows); returns those pair differences (m, k), or None."""
+    if LIKELIHOOD not in params.objectives or VERBOSITY not in params.objectives:
+        return None
+    j, v = params.objectives.index(LIKELIHOOD), params.objectives.index(VERBOSITY)
+    pair_diff = None
+    if pair_rewards is not None:
+        d = pair_rewards[0] - pair_rewards[1]
+        pair_diff = d[np.isfinite(d[:, j])] if np.isfinite(d[:, j]).sum() >= 20 else None
+    lik_ok = np.isfinite(reference[:, j])
+    transform[v, j] = 0.0
+    if pair_diff is not None:
+        transform[v, j] = -debias_lambda(pair_diff[:, j], pair_diff[:, v])
+    elif lik_ok.sum() >= 20:
+        transform[v, j] = -debias_lambda(reference[lik_ok, j], reference[lik_ok, v])
+    return pair_diff
+
+
+def _debias_report(params: HeadParams, reference: np.ndarray, within: tuple[np.ndarray, np.ndarray] | None,
+                   pair_diff: np.ndarray | None) -> dict:
+    """Each objective's Spearman with verbosity before and after params.transform (and within pairs, when the
+    pairs were debiased: `within`), and its lambda."""
+    transform, report = params.transform, {}
+    v = params.objectives.index(VERBOSITY)
+    after = np.nan_to_num(reference) @ transform
+    for i, name in enumerate(params.objectives):
+        if i == v:
+            continue
+        rows = np.isfinite(reference[:, i])
+        report[name] = {"before": spearman(reference[rows, i], reference[rows, v]),
+                        "after": spearman(after[rows, i], reference[rows, v]), "lambda": float(-transform[v, i])}
+        if within is not None and name != LIKELIHOOD:
+            d = within[0] - within[1]
+            ok = np.isfinite(d[:, i])
+            report[name]["within_pairs"] = {"before": spearman(d[ok, i], d[ok, v]),
+                                            "after": spearman((np.nan_to_num(d) @ transform)[ok, i], d[ok, v])}
+    if pair_diff is not None:
+        j = params.objectives.index(LIKELIHOOD)
+        after_pairs = np.nan_to_num(pair_diff) @ transform
+        report[LIKELIHOOD].update(on="pair differences", before=spearman(pair_diff[:, j], pair_diff[:, v]),
+                                  after=spearman(after_pairs[:, j], pair_diff[:, v]))
     return report
 
 
