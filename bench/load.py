@@ -190,6 +190,15 @@ def summarise(results: list[dict], lost: dict, wall: float) -> dict:
     }
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU seconds (user + system, every thread) used so far by a process: this script's own when pid is None."""
+    if pid is None:
+        t = os.times()
+        return t.user + t.system
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--visitors", type=int, default=16)
@@ -216,11 +225,16 @@ def main() -> int:
         threads = [threading.Thread(target=visitor, args=(i, url, start, deadline, args, results[i]), daemon=True)
                    for i in range(args.visitors)]
         t0 = time.monotonic()
+        # On a Space the visitors' clients run elsewhere; here they share the two cores with the server, so the
+        # report says how much CPU each side took during the crowd.
+        cpu0 = {"clients": cpu_seconds(), "server": cpu_seconds(proc.pid) if proc is not None else None}
         for t in threads:
             t.start()
         for t in threads:
             t.join(timeout=max(0.0, deadline - time.monotonic()))
         wall = time.monotonic() - t0
+        cpu = {"clients": round(cpu_seconds() - cpu0["clients"], 2),
+               "server": round(cpu_seconds(proc.pid) - cpu0["server"], 2) if proc is not None else None}
         for r in results:
             if not r:
                 r["error"] = "unfinished at --timeout"
@@ -231,7 +245,7 @@ def main() -> int:
             proc.wait(timeout=60)
     report = {"cpu": cpu_model(), "cores": os.cpu_count(), "load_before": load_before,
               "load_after": os.getloadavg(), "asked": f"{args.n} x {args.max_new_tokens}",
-              "server_env": args.server_env, **summarise(results, lost, wall)}
+              "server_env": args.server_env, **summarise(results, lost, wall), "cpu_s_during_crowd": cpu}
     print(json.dumps(report))
     return 0
 
