@@ -13,6 +13,7 @@ import textwrap
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
@@ -24,6 +25,10 @@ PALETTE = tuple(qualitative.Dark24 + qualitative.Light24)  # 48 distinct colours
 HOVER_CHARS = 180  # how much of a response the hover label and the cards show
 AXIS_PAD = 0.08  # room around the unit square so points on its edge stay clickable
 # The overlay's sizes in normalised data units (the plot's unit square), sent to the browser in the payload.
+# plotly_white as plain JSON, taken once. `template="plotly_white"` copies and validates the whole template into
+# every figure (about 8 ms each on this CPU, most of a round's drawing time when rounds queue: bench/load.py with
+# py-spy); figures built by new_figure() carry the same JSON unvalidated.
+WHITE = pio.templates["plotly_white"].to_plotly_json()
 OVERLAY = {"ring_inner": 0.43, "ring_outer": 0.5, "arrow_len": 0.465, "learned_len": 0.3,
            "tcheb_ring_inner": 0.1, "tcheb_ring_outer": 0.16, "tcheb_arrow_len": 0.95}
 
@@ -104,6 +109,12 @@ def plane_default(rnd: Round, base: Direction | None, x: str, y: str) -> Directi
     return Direction((x, y), (wx, wy), base.method)
 
 
+def new_figure(data=None) -> go.Figure:
+    """A figure on the plotly_white template, without plotly's property checks: the figures here are our own code,
+    and tests/test_plotting.py checks each one against plotly's validators."""
+    return go.Figure(data, layout={"template": WHITE}, _validate=False)
+
+
 def _legend_entry(name: str, **style) -> go.Scatter:
     """A legend-only trace: the overlay (arrow, ring, wedge) is SVG drawn by the browser, not Plotly traces."""
     return go.Scatter(x=[None], y=[None], name=name, hoverinfo="skip", **style)
@@ -131,7 +142,7 @@ def pareto_figure(rnd: Round, x: str, y: str, learned: bool = False) -> go.Figur
     _, maximize = plot_matrix(rnd)
     Z = normalised(rnd)
     idx = [c.index for c in rnd.candidates]
-    fig = go.Figure()
+    fig = new_figure()
     if len(idx):
         fig.add_trace(_ideal_trace())
         front = pareto.front_line(Z[:, [ix, iy]])
@@ -170,7 +181,7 @@ def pareto_figure(rnd: Round, x: str, y: str, learned: bool = False) -> go.Figur
         yaxis={"title": {"text": axis_title(y, maximize[iy])}, "scaleanchor": "x", "scaleratio": 1, **axis},
         margin={"l": 60, "r": 20, "t": 30, "b": 50}, height=480, showlegend=True,
         legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0, "font": {"size": 11}},
-        dragmode=False, hovermode="closest", template="plotly_white")
+        dragmode=False, hovermode="closest")
     return fig
 
 
@@ -263,12 +274,12 @@ def gating_figure(rnd: Round, trust: dict | None = None) -> go.Figure:
     k = len(rnd.gating)
     names = list(rnd.objectives[:k])
     notes = [objectives.trust_note(name, trust) for name in names]
-    fig = go.Figure(go.Bar(x=names, y=np.asarray(rnd.gating, dtype=np.float64), marker_color="#4c78a8",
+    fig = new_figure(go.Bar(x=names, y=np.asarray(rnd.gating, dtype=np.float64), marker_color="#4c78a8",
                            customdata=[[n] for n in notes],
                            hovertemplate="%{x}: weight %{y:.3f}<br>%{customdata[0]}<extra></extra>"))
     fig.update_layout(title={"text": "What the reward model weighs for this prompt (gate)", "font": {"size": 13}},
                       yaxis={"title": {"text": "gating weight"}, "rangemode": "tozero"},
-                      margin={"l": 50, "r": 10, "t": 40, "b": 80}, height=300, template="plotly_white")
+                      margin={"l": 50, "r": 10, "t": 40, "b": 80}, height=300)
     return fig
 
 
@@ -282,12 +293,12 @@ def parallel_figure(rnd: Round, direction: Direction | None) -> go.Figure:
     k = len(rnd.objectives)
     Z = normalised(rnd)[:, :k]
     if not len(R):
-        return go.Figure()
+        return new_figure()
     if direction is not None:
         best = ranking.rank(R, rnd.maximize, direction, rnd.objectives).best
     else:
         best = int(np.argmax(rnd.scores()))
-    fig = go.Figure()
+    fig = new_figure()
     for pos, c in enumerate(rnd.candidates):
         raw = [f"{name}: {value:.4g}" + (f"<br>{escape(objectives.meaning(name))}" if objectives.meaning(name) else "")
                for name, value in zip(rnd.objectives, R[pos])]
@@ -308,7 +319,7 @@ def parallel_figure(rnd: Round, direction: Direction | None) -> go.Figure:
                "fixedrange": True},
         yaxis={"range": [-0.15, 1.15], "showticklabels": False, "showgrid": False, "zeroline": False,
                "fixedrange": True, "title": {"text": "normalised (up is better)"}},
-        margin={"l": 40, "r": 10, "t": 45, "b": 40}, height=400, template="plotly_white", hovermode="closest",
+        margin={"l": 40, "r": 10, "t": 45, "b": 40}, height=400, hovermode="closest",
         legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "font": {"size": 10}})
     return fig
 
@@ -334,5 +345,5 @@ def comparison_bars(rnd: Round, a: int, b: int) -> go.Figure:
     fig.update_yaxes(range=[-1.05, 1.05], zeroline=True, row=2, col=1)
     fig.update_annotations(font_size=12)  # the subplot titles
     fig.update_layout(barmode="group", height=400, margin={"l": 40, "r": 10, "t": 80, "b": 80},
-                      legend={"orientation": "h", "y": 1.16, "x": 0}, template="plotly_white")
+                      legend={"orientation": "h", "y": 1.16, "x": 0}, template=WHITE)
     return fig

@@ -135,3 +135,20 @@ def test_gating_and_parallel_figures():
     labels = {(a.x, a.y): a.text for a in par.layout.annotations}
     assert labels[(4, 0.0)] == "4" and labels[(4, 1.0)] == "1"  # raw values: worst at the bottom of a cost
     assert len(plotting.parallel_figure(synthetic_round(R[:0].reshape(0, 5)), None).data) == 0
+
+
+def test_every_figure_passes_plotlys_validators():
+    """Figures are built without plotly's property checks (new_figure, for speed under load); rebuilt from their
+    JSON with the checks on, each must pass, and a figure with a wrong property must not."""
+    import plotly.graph_objects as go
+
+    rnd = synthetic_round(R)
+    x, y = plotting.plot_columns(rnd)[:2]
+    figures = [plotting.pareto_figure(rnd, x, y, learned=True), plotting.gating_figure(rnd),
+               plotting.parallel_figure(rnd, Direction(("safe",), (1.0,))), plotting.comparison_bars(rnd, 0, 1)]
+    for fig in figures:
+        checked = go.Figure(fig.to_plotly_json())
+        assert checked.layout.template.layout.plot_bgcolor == "white"  # the plotly_white look, as before
+    broken = go.Figure(layout={"template": plotting.WHITE, "xaxis": {"rnage": [0, 1]}}, _validate=False)  # a typo
+    with pytest.raises(ValueError, match="rnage"):
+        go.Figure(broken.to_plotly_json())
