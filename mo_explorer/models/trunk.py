@@ -282,11 +282,13 @@ class TrunkScorer:
         return pooled.float().numpy(), quality.float().numpy()
 
 
-def load_encoder(path: str, threads: int = 1):
-    """(tokenizer, BERT-like encoder in eval mode) from a local directory; torch limited to `threads` threads."""
+def load_encoder(path: str, threads: int | None = 1):
+    """(tokenizer, BERT-like encoder in eval mode) from a local directory; torch limited to `threads` threads
+    (None: the process's setting is left as it is)."""
     from transformers import AutoModel, AutoTokenizer
 
-    torch.set_num_threads(threads)
+    if threads:
+        torch.set_num_threads(threads)
     return AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
 
 

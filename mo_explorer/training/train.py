@@ -113,7 +113,9 @@ def trunk_quality(trunk_dir: str, items: list[tuple[list[dict], str]], settings:
     from mo_explorer.models.embedded import MINILM, resolve_model_path
     from mo_explorer.models.trunk import TrunkScorer, load_encoder
 
-    scorer = TrunkScorer.load(trunk_dir, *load_encoder(resolve_model_path(MINILM, settings.models.cache_dir)))
+    # threads=None: the caller (variants, ablate) keeps its own torch threads for the fits that follow.
+    scorer = TrunkScorer.load(trunk_dir, *load_encoder(resolve_model_path(MINILM, settings.models.cache_dir),
+                                                       threads=None))
     groups: dict[str, tuple[list[dict], list[str]]] = {}
     for p, r in items:
         groups.setdefault(D.prompt_key(p), (p, []))[1].append(r)
