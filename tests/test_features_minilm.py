@@ -6,23 +6,14 @@ import numpy as np
 import pytest
 
 from mo_explorer.models.features import FeatureSpec, MeanPoolFeatures
+from tests.tiny_bert import save_tiny_bert
 
 WORDS = ["what", "is", "the", "capital", "of", "france", "paris", "lyon", "word", "hello", "earlier", "question"]
 
 
 @pytest.fixture(scope="module")
 def tiny_bert_dir(tmp_path_factory):
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    directory = tmp_path_factory.mktemp("tiny-bert")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghijklmnopqrstuvwxyz?.,", *WORDS]
-    BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(directory)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=512)
-    BertModel(config).eval().save_pretrained(directory)
-    return directory
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), [*"abcdefghijklmnopqrstuvwxyz?.,", *WORDS], 2)
 
 
 def extractor(path, layout: str) -> MeanPoolFeatures:

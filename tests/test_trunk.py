@@ -12,6 +12,7 @@ import pytest
 
 from mo_explorer.models import trunk as T
 from mo_explorer.training.ridge import spearman
+from tests.tiny_bert import save_tiny_bert
 
 FILLERS = [f"w{i}" for i in range(30)]
 SPEC = T.TrunkSpec(lower_layers=2, top_layers=2, max_tokens=48, prompt_tokens=4)
@@ -20,16 +21,7 @@ PROMPT = [{"role": "user", "content": "question"}]
 
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory):
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    directory = tmp_path_factory.mktemp("tiny-bert-trunk")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "question", *FILLERS]
-    BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(directory)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=4, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=64)
-    BertModel(config).eval().save_pretrained(directory)
+    directory = save_tiny_bert(tmp_path_factory.mktemp("tiny-bert-trunk"), ["good", "question", *FILLERS], 4, 64)
     return T.load_encoder(str(directory), threads=1)  # the real from_pretrained path
 
 

@@ -14,23 +14,14 @@ from mo_explorer.training import train
 from mo_explorer.training.feature_cache import text_key
 from mo_explorer.training.trunk import merge_out_of_fold
 from tests.test_training_pipeline import tiny_data
+from tests.tiny_bert import save_tiny_bert
 
 
 @pytest.fixture(scope="module")
 def tiny_minilm(tmp_path_factory):
     """A 6-layer tiny BERT saved where `train --backbone` reads a MiniLM-like sentence encoder."""
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    directory = tmp_path_factory.mktemp("tiny-minilm")
     words = sorted({w.strip(".,:!?`()") for text in _texts() for w in text.lower().split()} - {""})
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
-    BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(directory)
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=6, num_attention_heads=2,
-                     intermediate_size=32, max_position_embeddings=320)
-    BertModel(cfg).eval().save_pretrained(directory)
-    return directory
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-minilm"), words, 6, 320)
 
 
 def _texts() -> list[str]:
