@@ -1,27 +1,22 @@
-"""Would decoding several visitors' rows in one batch serve a crowd sooner? A projection from measured costs.
+"""Do several visitors' rounds serve a crowd sooner decoded together than one after another? Measured in-process.
 
 Run: python bench/batching.py [--visitors 16 --n 2 --max-new-tokens 32 --repeats 3]. A measurement, not a test.
 
-The generator samples one prompt's rows together (one prefill, then one decoding step for all rows); it cannot yet
-mix the prompts of several visitors in one batch (each row with its own prompt and position). Before building that,
-this script measures what it would buy on this CPU, with the embedded models, from costs it can measure today:
-
-- one after another (what the server does): a visitor's round is `--n` rows x `--max-new-tokens`, generated and
-  scored; visitor i gets its first point after the rounds of visitors 1..i;
-- batched (projected): the decoding steps of all visitors' rows together, timed as one round of visitors x n rows
-  of one prompt (the step cost of a row does not depend on which prompt it continues, save for the attention over
-  prompts of different lengths, short here), plus one prefill per other visitor's prompt (timed as a 1-token round)
-  and the scoring of every visitor's answers (timed per visitor); every visitor gets its first point at the end.
-
-Prints the CPU (flags, threads, load), then one JSON line with the time to first point at p50 / p95 both ways.
+Each visitor is a thread that asks the embedded generator for its round (`--n` x `--max-new-tokens`, its own
+prompt and seed) and then scores it with the embedded reward model, all at once, as a crowd does. Two servers, run
+interleaved on the same loaded models: 'one after another' (`models.batch_rows` 0: each round decodes alone on the
+model thread, the server before batching) and 'together' (the default: rounds that wait for the model thread are
+decoded as one batch, models.batching). For each it reports the time from the crowd's start to each visitor's
+scored round (its first point: these rounds are small enough to end together), p50 and p95, and the tokens a
+second. Prints the CPU (flags, threads, load), then one JSON line; appends it to bench/batching_runs.jsonl.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -32,12 +27,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import QUALITY_PROMPTS, cpu_report  # noqa: E402  (bench/bench.py: this folder is on the path)
 
+LOG = Path(__file__).resolve().parent / "batching_runs.jsonl"
 
-def timed(fn, *args) -> tuple[float, object]:
-    """(seconds, fn(*args))."""
+
+def crowd(generator, rm, messages: list, n: int, tokens: int, seed: int) -> tuple[list[float], int]:
+    """Every visitor at once: (seconds to each visitor's scored round, tokens written)."""
+    from mo_explorer.schema import GenerationParams
+
+    done, written = [0.0] * len(messages), [0] * len(messages)
     start = time.perf_counter()
-    out = fn(*args)
-    return time.perf_counter() - start, out
+
+    def visit(i: int) -> None:
+        gens = generator.generate(messages[i], GenerationParams(n=n, max_new_tokens=tokens, seed=seed + i))
+        rm.score(messages[i], [g.text for g in gens])
+        done[i], written[i] = time.perf_counter() - start, sum(g.n_tokens for g in gens)
+
+    threads = [threading.Thread(target=visit, args=(i,)) for i in range(len(messages))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return done, sum(written)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -54,45 +64,36 @@ def main(argv: list[str] | None = None) -> dict:
     print(json.dumps(cpu_report()), flush=True)
     settings = Settings.from_env()
     generator, rm = registry.load_generator(settings), registry.load_reward_model(settings)
+    rows = generator.batch_rows or 64
     prompts = [QUALITY_PROMPTS[i % len(QUALITY_PROMPTS)] for i in range(args.visitors)]
     messages = [[{"role": "user", "content": p}] for p in prompts]
     generator.generate(messages[0], GenerationParams(n=2, max_new_tokens=4))  # first-call costs out of the timing
-
-    def round_of(i: int, n: int, tokens: int, seed: int) -> list:
-        return generator.generate(messages[i], GenerationParams(n=n, max_new_tokens=tokens, seed=seed))
-
-    sequential, batched = [], []
+    times: dict[str, list[float]] = {"one_after_another": [], "together": []}
+    tokens_per_s: dict[str, list[float]] = {"one_after_another": [], "together": []}
     for r in range(args.repeats):
-        # one after another: generate and score each visitor's round in turn
-        clock, firsts = 0.0, []
-        for i in range(args.visitors):
-            seconds, gens = timed(round_of, i, args.n, args.max_new_tokens, r)
-            clock += seconds + timed(rm.score, messages[i], [g.text for g in gens])[0]
-            firsts.append(clock)
-        sequential.append(firsts)
-        # batched, projected: every row decoded together, one prefill per other prompt, every visitor scored
-        decode, rows = timed(round_of, 0, args.visitors * args.n, args.max_new_tokens, r)
-        prefill = sum(timed(round_of, i, 1, 1, r)[0] for i in range(1, args.visitors))
-        texts = [g.text for g in rows]
-        score = sum(timed(rm.score, messages[i], texts[i * args.n:(i + 1) * args.n])[0]
-                    for i in range(args.visitors))
-        batched.append({"decode_s": decode, "other_prefills_s": prefill, "scoring_s": score,
-                        "first_point_s": decode + prefill + score})
+        for arm, batch_rows in (("one_after_another", 0), ("together", rows)):  # interleaved, same models
+            generator.batch_rows = generator._batcher.max_rows = batch_rows
+            firsts, written = crowd(generator, rm, messages, args.n, args.max_new_tokens, 1000 * r)
+            times[arm] += firsts
+            tokens_per_s[arm].append(written / max(firsts))
+            print(f"repeat {r} {arm}: p95 {np.percentile(firsts, 95):.2f} s", flush=True)
 
     def pct(values: list[float], q: float) -> float:
         return round(float(np.percentile(values, q)), 2)
 
-    seq_all = [v for run in sequential for v in run]
-    bat_all = [b["first_point_s"] for b in batched]
-    result = {"bench": "batching", "visitors": args.visitors, "rows_per_visitor": args.n,
-              "max_new_tokens": args.max_new_tokens, "repeats": args.repeats,
-              "one_after_another_first_point_p50_s": pct(seq_all, 50),
-              "one_after_another_first_point_p95_s": pct(seq_all, 95),
-              "batched_projected_first_point_s": round(statistics.median(bat_all), 2),
-              "batched_parts_median_s": {k: round(statistics.median(b[k] for b in batched), 2)
-                                         for k in ("decode_s", "other_prefills_s", "scoring_s")},
-              **cpu_report()}
+    result = {"bench": "batching", "when": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
+              "visitors": args.visitors, "rows_per_visitor": args.n, "max_new_tokens": args.max_new_tokens,
+              "repeats": args.repeats, "batch_rows": rows}
+    for arm in times:
+        result[f"{arm}_first_point_p50_s"] = pct(times[arm], 50)
+        result[f"{arm}_first_point_p95_s"] = pct(times[arm], 95)
+        result[f"{arm}_tokens_per_s"] = round(float(np.median(tokens_per_s[arm])), 1)
+    result["p95_ratio_together_vs_one_after_another"] = round(
+        result["together_first_point_p95_s"] / result["one_after_another_first_point_p95_s"], 2)
+    result.update(cpu_report())
     print(json.dumps(result))
+    with LOG.open("a") as f:
+        f.write(json.dumps(result) + "\n")
     return result
 
 

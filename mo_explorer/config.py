@@ -80,6 +80,11 @@ class ModelSettings:
         0, "MO_EXPLORER_TORCH_THREADS",
         "Torch intra-op threads; 0 decides per round: one thread per core that other processes leave idle "
         "(threads fighting busy cores slow decoding several-fold), logged.", "--threads")
+    batch_rows: int = _setting(
+        64, "MO_EXPLORER_BATCH_ROWS",
+        "Plain rounds that wait for the generator are decoded together, each row with its own prompt, up to this "
+        "many rows at once (a decoding step costs about the same for 2 rows as for 8 here); 0 decodes each round "
+        "alone. Steered and greedy rounds always decode alone.", "--batch-rows")
     reward_dtype: str = _setting(
         "float32", "MO_EXPLORER_REWARD_DTYPE",
         "Reward model dtype; float32 by default because bfloat16 hidden states change with batch "

@@ -255,12 +255,17 @@ class Explorer:
                 live["guide"] = self._guide(messages, params, lambda ranked: report("ranked", ranked))
             self.generator.generate(messages, params, progress=progress, on_finish=on_finish, **live)
 
-        # A generator on a server (runs_locally False) decodes there, batching rounds of several users: its rounds
-        # run on their own threads, at once, and only their scoring queues for the model thread.
-        local = getattr(self.generator, "runs_locally", True)
+        # A generator on a server (runs_locally False) decodes there, batching rounds of several users; so does a
+        # local one that batches waiting rounds (Generator.batches). Either way the round runs on its own thread,
+        # at once, and its model work queues for the model thread, where waiting rounds are decoded together.
+        alone = getattr(self.generator, "runs_locally", True) and not self._batches(params)
         run = round_run.RoundRun(generate, lambda generations: self._score(messages, generations),
-                                 self._generate_lock if local else contextlib.nullcontext())
-        yield from run.stream(model_thread.submit if local else round_run.on_own_thread)
+                                 self._generate_lock if alone else contextlib.nullcontext())
+        yield from run.stream(model_thread.submit if alone else round_run.on_own_thread)
+
+    def _batches(self, params: GenerationParams) -> bool:
+        batches = getattr(self.generator, "batches", None)
+        return params.steer is None and batches is not None and batches(params)
 
     def _steerable(self, params: GenerationParams) -> tuple[GenerationParams, str]:
         """Params to run and what the user should know: a generator that cannot branch writes a plain round."""

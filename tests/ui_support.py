@@ -47,7 +47,8 @@ def tiny_explorer(lm_dir, classifier_dir, db_path, cache_dir, settings: Settings
     from mo_explorer.storage.store import Store
 
     settings = settings or tiny_settings()
-    return Explorer(settings, Generator.load(str(lm_dir), cache_dir=str(cache_dir), dtype="float32"),
+    return Explorer(settings, Generator.load(str(lm_dir), cache_dir=str(cache_dir), dtype="float32",
+                                             batch_rows=settings.models.batch_rows),
                     SequenceClassificationRewardModel.load(str(classifier_dir), cache_dir=str(cache_dir)),
                     Store(db_path if "://" in str(db_path) else f"sqlite:///{db_path}"))
 

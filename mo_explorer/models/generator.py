@@ -18,8 +18,8 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from mo_explorer import errors, model_thread, schema
+from mo_explorer.models import batching, embedded, llama_step, loading, sampling
 from mo_explorer.models import device as devices
-from mo_explorer.models import embedded, llama_step, loading, sampling
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class Generator:
     """A causal LM with its tokenizer that samples n candidates for a chat prompt."""
 
     def __init__(self, model, tokenizer, model_id: str, device: torch.device, sampler: str = "auto",
-                 weights: str = "", threads: int = 0):
+                 weights: str = "", threads: int = 0, batch_rows: int = 0):
         if sampler not in SAMPLERS:
             raise errors.ModelError(f"unknown sampler {sampler!r}; use one of {', '.join(SAMPLERS)}")
         self.model = model
@@ -90,10 +90,12 @@ class Generator:
         self.closing_tokens = loading.closing_tokens(tokenizer)  # template tokens after a reply (likelihood)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else int(self.eos_ids[0])
         self._step = None  # the fast sampler's decoding step, built on first use (models.llama_step)
+        self.batch_rows = batch_rows  # most rows of waiting rounds decoded together; 0: each round alone
+        self._batcher = batching.Batcher(self._decode_waiting, batch_rows)
 
     @classmethod
     def load(cls, name: str, cache_dir: str, device: str = "auto", dtype: str = "auto",
-             sampler: str = "auto", threads: int = 0) -> Generator:
+             sampler: str = "auto", threads: int = 0, batch_rows: int = 0) -> Generator:
         """Load a Hub id, a local directory or an embedded alias ('embedded:smollm2')."""
         try:
             torch_device = devices.resolve_device(device)
@@ -107,7 +109,8 @@ class Generator:
         weights = devices.INT4 if int4 else str(torch_dtype).removeprefix("torch.")
         log.info("loaded generator %s (%s, %s, sampler %s) in %.1f s", name, torch_device, weights, sampler,
                  time.perf_counter() - start)
-        return cls(model, tokenizer, name, torch_device, sampler=sampler, weights=weights, threads=threads)
+        return cls(model, tokenizer, name, torch_device, sampler=sampler, weights=weights, threads=threads,
+                   batch_rows=batch_rows)
 
     def _eos_ids(self) -> torch.Tensor:
         """Every token id that ends a turn: the generation config's EOS ids and the tokenizer's."""
@@ -149,17 +152,34 @@ class Generator:
         """Number of prompt tokens after the chat template (with the assistant header)."""
         return int(self._encode(messages).shape[1])
 
-    @model_thread.runs_on_model_thread
+    def batches(self, params: schema.GenerationParams, guide: Guide | None = None) -> bool:
+        """Whether this round may be decoded together with other waiting rounds: a plain sampled round of the fast
+        sampler on a lean decoding step (one that takes several prompts), with batching switched on."""
+        return (self.batch_rows > 0 and guide is None and params.temperature > 0 and self.sampler == "fast"
+                and llama_step.supports(self.model))
+
     def generate(self, messages: schema.Prompt, params: schema.GenerationParams,
                  progress: Progress | None = None, on_finish: Finished | None = None,
                  guide: Guide | None = None, on_partial: Writing | None = None) -> list[schema.Generation]:
-        """Sample params.n candidates in one batched call; same seed, same candidates.
+        """Sample params.n candidates in one batched call; same seed, same candidates (when decoded alone).
 
         Returns them in the order they finished (ties in row order); on_finish sees each one as it ends. With a
         guide (a steered round; needs can_steer), every guide.block_tokens tokens it ranks the unfinished rows.
         on_partial (needs streams_text) sees the unfinished rows' text at most every PARTIAL_EVERY_S seconds, from
-        the first step at which one of them reads as more than blanks.
+        the first step at which one of them reads as more than blanks. Called off the model thread, a plain round
+        waits there with the other rounds waiting and is decoded together with them (`batches`); its rows then
+        see slightly different rounding, so a token can come out differently from the same seed alone.
         """
+        if self.batches(params, guide) and not model_thread.on_model_thread():
+            validate_params(params)
+            request = (messages, self._encode(messages).to(self.device), params, progress, on_finish, on_partial)
+            return self._batcher.submit(request, params.n).result()
+        return self._generate_alone(messages, params, progress, on_finish, guide, on_partial)
+
+    @model_thread.runs_on_model_thread
+    def _generate_alone(self, messages: schema.Prompt, params: schema.GenerationParams,
+                        progress: Progress | None = None, on_finish: Finished | None = None,
+                        guide: Guide | None = None, on_partial: Writing | None = None) -> list[schema.Generation]:
         if guide is not None and not self.can_steer:
             raise errors.UserError(f"the {self.sampler!r} sampler cannot steer a round; use the 'fast' sampler")
         validate_params(params)
@@ -183,12 +203,7 @@ class Generator:
                        progress: Progress | None, on_finish: Finished | None,
                        guide: Guide | None = None, on_partial: Writing | None = None) -> list[schema.Generation]:
         start = time.perf_counter()
-        done: list[schema.Generation] = []
-
-        def finished(index: int, row: sampling.RowResult) -> None:
-            done.append(self._row_generation(row, time.perf_counter() - start, index))
-            if on_finish is not None:
-                on_finish(done[-1])
+        done, finished = self._collector(on_finish, start)
 
         def branch(indices: list[int], rows: list[sampling.RowResult], end_logprobs: list[float]) -> list[int]:
             # Partial answers as the guide reads them: what each row wrote so far, closed by its log p(end) now.
@@ -198,11 +213,9 @@ class Generator:
             return guide(partial)
 
         greedy = params.temperature == 0
-        if self._step is None:
-            self._step = llama_step.stepper(self.model)
-            log.info("decoding step: %s", type(self._step).__name__)
+        step = self._stepper()
         sampling.decode(
-            self._step, prompt_ids, params.n, params.max_new_tokens, float(params.temperature), float(params.top_p),
+            step, prompt_ids, params.n, params.max_new_tokens, float(params.temperature), float(params.top_p),
             self.eos_ids.tolist(), params.seed, on_step=progress, on_finish=finished,
             block=guide.block_tokens if guide is not None else 0, on_block=branch if guide is not None else None,
             on_rows=self._writer(on_partial, start) if on_partial is not None else None)
@@ -214,6 +227,58 @@ class Generator:
         log.info("generated %d candidates x <=%d tokens in %.2f s (%s, fast sampler)", params.n,
                  params.max_new_tokens, time.perf_counter() - start, self.dtype)
         return done
+
+    def _stepper(self):
+        if self._step is None:
+            self._step = llama_step.stepper(self.model)
+            log.info("decoding step: %s", type(self._step).__name__)
+        return self._step
+
+    def _collector(self, on_finish: Finished | None, start: float):
+        """(done, finished): finished(index, row) appends the row's candidate to done and hands it to on_finish."""
+        done: list[schema.Generation] = []
+
+        def finished(index: int, row: sampling.RowResult) -> None:
+            done.append(self._row_generation(row, time.perf_counter() - start, index))
+            if on_finish is not None:
+                on_finish(done[-1])
+
+        return done, finished
+
+    def _decode_waiting(self, requests: list[batching.Request]) -> None:
+        """The batcher's run, on the model thread: one waiting round alone, exactly as generate() decodes it;
+        several together (models.batching.decode_many). Settles every request's future."""
+        if len(requests) == 1:
+            messages, _, params, progress, on_finish, on_partial = requests[0].payload
+            try:
+                requests[0].future.set_result(self._generate_alone(messages, params, progress, on_finish,
+                                                                   None, on_partial))
+            except Exception as exc:  # the caller reads it from the future
+                requests[0].future.set_exception(exc)
+            return
+        if self.device.type == "cpu":
+            devices.threads_for_round(self.threads, self._load)
+        start = time.perf_counter()
+        groups, collected = [], []
+        for request in requests:
+            _, prompt_ids, params, progress, on_finish, on_partial = request.payload
+            done, finished = self._collector(on_finish, start)
+            collected.append(done)
+            groups.append(batching.Group(
+                prompt_ids, params.n, params.max_new_tokens, float(params.temperature), float(params.top_p),
+                params.seed, on_step=progress, on_finish=finished,
+                on_rows=self._writer(on_partial, start) if on_partial is not None else None))
+        try:
+            batching.decode_many(self._stepper(), groups, self.eos_ids.tolist())
+        except (RuntimeError, ValueError, IndexError) as exc:
+            raise errors.ModelError(f"generator {self.model_id!r} failed while generating: {exc}") from exc
+        for request, group, done in zip(requests, groups, collected):
+            if group.error is not None:
+                request.future.set_exception(group.error)
+            else:
+                request.future.set_result(done)
+        log.info("generated %d rounds together (%d rows) in %.2f s (%s, fast sampler)", len(requests),
+                 sum(g.n for g in groups), time.perf_counter() - start, self.dtype)
 
     def _row_generation(self, row: sampling.RowResult, total: float, index: int = -1) -> schema.Generation:
         text = self.tokenizer.decode(row.ids, skip_special_tokens=True)

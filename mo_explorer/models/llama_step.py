@@ -167,34 +167,70 @@ class LlamaStep:
         self.keys: list[torch.Tensor] = []
         self.values: list[torch.Tensor] = []
         self.start = self.position = 0
+        self.pads: torch.Tensor | None = None  # (B,) empty slots before each row's prompt (prefill_many)
 
     def prefill(self, prompt_ids: torch.Tensor, rows: int, max_new_tokens: int) -> torch.Tensor:
-        # Only the last position's logits are read: the head over every prompt position was 25 of 156 ms (46 tokens)
-        out = self.model(input_ids=prompt_ids, use_cache=True, logits_to_keep=1)
-        length = prompt_ids.shape[1]
-        total = length + max_new_tokens
+        """Run the prompt (1, T) once, its cache repeated for `rows` rows; the next-token logits (1, V)."""
+        return self.prefill_many([prompt_ids], [rows], max_new_tokens)[:1]
+
+    def prefill_many(self, prompts: list[torch.Tensor], rows: list[int], max_new_tokens: int) -> torch.Tensor:
+        """Several prompts (1, T_i) in one batch, rows[i] rows each, in order; the next-token logits (G, V).
+
+        Each prompt runs through transformers alone (its cache exactly as transformers builds it) and is copied in
+        right-aligned: every row then writes its next token at the same slot, and a row whose prompt is shorter
+        than the longest masks the empty slots before it (`self.pads`) and reads its rotary angles `pads` back.
+        One prompt needs neither: the step runs as before.
+        """
+        lengths = [int(p.shape[1]) for p in prompts]
+        longest = max(lengths)
+        total = longest + max_new_tokens
         self.keys, self.values = [], []
-        for layer in out.past_key_values.layers:  # (1, kv_heads, T, D) each
-            for source, store in ((layer.keys, self.keys), (layer.values, self.values)):
-                buffer = source.new_empty(rows, self.kv_heads, total, self.head_dim)
-                buffer[:, :, :length] = source
-                store.append(buffer)
-        positions = torch.arange(length, total, device=prompt_ids.device)[None]  # (1, L)
+        last = []
+        for index, (prompt_ids, length) in enumerate(zip(prompts, lengths)):
+            # Only the last position's logits are read: the head over every prompt position was 25 of 156 ms
+            out = self.model(input_ids=prompt_ids, use_cache=True, logits_to_keep=1)
+            last.append(out.logits[:, -1])
+            first, end = sum(rows[:index]), sum(rows[:index + 1])
+            for i, layer in enumerate(out.past_key_values.layers):  # (1, kv_heads, T, D) each
+                for source, store in ((layer.keys, self.keys), (layer.values, self.values)):
+                    if index == 0:
+                        store.append(source.new_empty(sum(rows), self.kv_heads, total, self.head_dim))
+                    buffer = store[i]
+                    # empty slots are zeros, not whatever memory held: a masked NaN would still poison attention
+                    buffer[first:end, :, :longest - length] = 0
+                    buffer[first:end, :, longest - length:longest] = source
+        positions = torch.arange(0, total, device=prompts[0].device)[None]  # (1, L)
         probe = self.embed[:1][None]  # the rotary module reads only the dtype and device of its input
         cos, sin = self.rotary(probe, positions)  # (1, L, D)
         half = self.head_dim // 2
         # rotate_half(x) * sin == swap_halves(x) * [-sin_1, sin_2]: one flip instead of two slices, a neg and a cat
         self.cos, self.sin = cos[0], torch.cat((-sin[0, :, :half], sin[0, :, half:]), dim=-1)
-        self.start = self.position = length
-        return out.logits[:, -1]
+        self.start = self.position = longest
+        self.pads = None
+        if len(set(lengths)) > 1:
+            self.pads = torch.tensor([longest - length for length, count in zip(lengths, rows) for _ in range(count)],
+                                     device=prompts[0].device)  # (B,)
+        return torch.cat(last, dim=0)
 
     def select(self, index: torch.Tensor) -> None:
         self.keys = [k.index_select(0, index) for k in self.keys]
         self.values = [v.index_select(0, index) for v in self.values]
+        if self.pads is not None:
+            self.pads = self.pads.index_select(0, index)
+
+    def _angles(self, pos: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The rotary cos and sin at slot pos ((D,), or (B, 1, D) per row), and the mask of the slots each row
+        reads ((B, 1, 1, pos + 1); None when every row reads them all)."""
+        if self.pads is None:
+            return self.cos[pos], self.sin[pos], None
+        own = pos - self.pads  # (B,) each row's own position
+        slots = torch.arange(pos + 1, device=own.device)
+        mask = (slots[None, :] >= self.pads[:, None])[:, None, None, :]
+        return self.cos[own][:, None], self.sin[own][:, None], mask
 
     def __call__(self, token: torch.Tensor) -> torch.Tensor:
         rows, pos = token.shape[0], self.position
-        cos, sin = self.cos[pos - self.start], self.sin[pos - self.start]  # (D,)
+        cos, sin, mask = self._angles(pos)
         x = F.embedding(token, self.embed)  # (B, H)
         group, heads, kv, dim = self.heads // self.kv_heads, self.heads, self.kv_heads, self.head_dim
         for i, layer in enumerate(self.layers):
@@ -209,7 +245,7 @@ class LlamaStep:
             # The group's queries read their key/value head's cache in place (no mask: a step sees every earlier
             # token). SDPA reads the strided cache without the copies matmul made of it: 8% faster per round here;
             # it keeps the attention weights in float32, so bf16 results differ from eager attention by rounding.
-            attn = F.scaled_dot_product_attention(q, keys[:, :, :pos + 1], values[:, :, :pos + 1],
+            attn = F.scaled_dot_product_attention(q, keys[:, :, :pos + 1], values[:, :, :pos + 1], attn_mask=mask,
                                                   scale=self.scaling).reshape(rows, heads * dim)
             x = x + layer.o(attn)
             h = _rms_norm(x, layer.norm2, layer.eps2)

@@ -33,7 +33,7 @@ def load_generator(settings: config.Settings) -> Generator | openai_backend.Open
         return openai_backend.OpenAIGenerator.load(m.generator, m.openai_model, m.openai_api_key, m.openai_timeout)
     devices.configure_threads(m.threads)
     return Generator.load(m.generator, cache_dir=m.cache_dir, device=m.device, dtype=m.generator_dtype,
-                          sampler=m.sampler, threads=m.threads)
+                          sampler=m.sampler, threads=m.threads, batch_rows=m.batch_rows)
 
 
 @dataclass(frozen=True)
