@@ -27,8 +27,16 @@ from mo_explorer.training.sources import HELD_OUT_SOURCES, word_lengths
 log = logging.getLogger(__name__)
 
 
+# Options that only decide what `train.prepare` samples and extracts, once for every variant: a variant that changed
+# one would be fitted on the first variant's features under its own name. Compare them in separate runs.
+PREPARED_ONCE = ("backbone", "layer", "features", "pairs", "ratings", "pairs_limit", "per_objective", "per_prompt",
+                 "contrastive", "fact_pairs", "rating_pairs", "likelihood_contrastive", "likelihood_model",
+                 "likelihood_tokens", "rows_cached_by", "dev", "dev_limit")
+
+
 def variant_config(cfg: train.TrainConfig, options: str) -> train.TrainConfig:
-    """cfg with the train options in `options` (a command-line fragment) applied on top."""
+    """cfg with the train options in `options` (a command-line fragment) applied on top; SystemExit when they
+    change what is prepared once for every variant (PREPARED_ONCE)."""
     parser = argparse.ArgumentParser()
     train.configure(parser)
     defaults = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
@@ -36,7 +44,12 @@ def variant_config(cfg: train.TrainConfig, options: str) -> train.TrainConfig:
     defaults["grouped"] = list(cfg.grouped)
     parser.set_defaults(**defaults)
     args = parser.parse_args(["--ratings", cfg.ratings, "--pairs", cfg.pairs, *shlex.split(options)])
-    return train.TrainConfig.from_args(args)
+    variant = train.TrainConfig.from_args(args)
+    changed = [name for name in PREPARED_ONCE if getattr(variant, name) != getattr(cfg, name)]
+    if changed:
+        raise SystemExit(f"variant {options!r} changes {', '.join(changed)}: the features and samples are prepared "
+                         "once for every variant, so compare those in separate runs (the same --rows-cached-by)")
+    return variant
 
 
 def judge(prep: train.Prepared, cfg: train.TrainConfig, dev) -> dict:

@@ -1,0 +1,26 @@
+"""`training.variants` compares recipes on features prepared once: a variant may not change what is prepared."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from mo_explorer.training import train, variants
+
+
+def config() -> train.TrainConfig:
+    parser = argparse.ArgumentParser()
+    train.configure(parser)
+    return train.TrainConfig.from_args(parser.parse_args(["--ratings", "r.jsonl", "--pairs", "p.jsonl"]))
+
+
+def test_a_variant_changes_how_the_head_is_fitted():
+    variant = variants.variant_config(config(), "--gate-entropy 0.0 --no-verbosity-in-score")
+    assert variant.gate_entropy == 0.0 and not variant.verbosity_in_score
+
+
+@pytest.mark.parametrize("options", ["--backbone /models/bge-small", "--pairs-limit 10", "--layer 3"])
+def test_a_variant_that_would_need_other_features_is_refused_not_judged_on_the_first_ones(options):
+    with pytest.raises(SystemExit, match="prepared once"):
+        variants.variant_config(config(), options)
