@@ -53,6 +53,23 @@ MORE_PROMPTS = [
     "How do I apologise to a friend whose birthday I forgot?",
     "What is a good way to start learning the guitar?",
     "Describe how a bill becomes law in the United States.",
+    # and sixteen more, added before the 32-prompt run of 2026-12-05 (everyday requests, written for this bench)
+    "How should I prepare for my first half marathon?",
+    "Write a short message inviting my neighbours to a street party.",
+    "What is the best way to store fresh herbs?",
+    "Explain how vaccines train the immune system.",
+    "Give me ideas for a rainy-day activity with two young children.",
+    "How do I ask my manager for a raise?",
+    "What causes the seasons on Earth?",
+    "Suggest a reading list for someone new to science fiction.",
+    "How can I reduce my household's food waste?",
+    "Explain the difference between a virus and a bacterium.",
+    "Write a polite email declining a wedding invitation.",
+    "What should I look for when buying a used bicycle?",
+    "How do I keep a sourdough starter alive?",
+    "Explain what compound interest is with a simple example.",
+    "What are some good habits for working from home?",
+    "How do I teach my dog to stop pulling on the lead?",
 ]
 STEER_PROMPTS = QUALITY_PROMPTS + MORE_PROMPTS
 
@@ -189,7 +206,7 @@ def summarise(args, explorer, judge, pairs, seconds, guide_dir) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompts", type=int, default=8, choices=range(1, 17), metavar="1..16",
+    parser.add_argument("--prompts", type=int, default=8, choices=range(1, 33), metavar="1..32",
                         help="Prompts: bench.py's eight, then MORE_PROMPTS.")
     parser.add_argument("--directions", type=int, default=8)
     parser.add_argument("--n", type=int, default=8)
