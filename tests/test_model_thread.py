@@ -40,22 +40,22 @@ def test_a_round_generates_and_scores_on_the_model_thread_scoring_each_candidate
     explorer = tiny_explorer(tiny_lm_dir, tiny_classifier_dir, tmp_path / "db.sqlite", tmp_path / "cache")
     model_ident = model_thread.call(threading.get_ident)
     where, order = set(), []
-    score, generate = explorer.reward_model.score, explorer.generator.generate
+    generate = explorer.generator.generate
+    scoring = type(explorer.reward_model).score.__wrapped__  # the work itself, under runs_on_model_thread
 
-    def recording_score(*args, **kwargs):
-        where.add(threading.get_ident())
+    def recording_score(self, *args, **kwargs):
+        where.add(threading.get_ident())  # where the scoring runs (a round's own thread may ask for it)
         order.append("score")
-        return score(*args, **kwargs)
+        return scoring(self, *args, **kwargs)
 
     def recording_generate(messages, params, progress=None, on_finish=None, **live):
-        where.add(threading.get_ident())
-
         def step(i, total):
+            where.add(threading.get_ident())  # where the decoding runs (its steps report from there)
             order.append("step")
             progress(i, total)
         return generate(messages, params, progress=step, on_finish=on_finish, **live)
 
-    monkeypatch.setattr(explorer.reward_model, "score", recording_score)
+    monkeypatch.setattr(type(explorer.reward_model), "score", model_thread.runs_on_model_thread(recording_score))
     monkeypatch.setattr(explorer.generator, "generate", recording_generate)
     rnd = explorer.run_round("Tell me a long story", GenerationParams(n=4, max_new_tokens=16, temperature=1.5,
                                                                         top_p=1.0, seed=15))
