@@ -22,7 +22,7 @@ def test_cheap_events_do_not_wait_behind_a_generation(tiny_lm_dir, tiny_classifi
     explorer = tiny_explorer(tiny_lm_dir, tiny_classifier_dir, store_url, tmp_path / "cache", settings)
     rnd = explorer.run_round("Name a colour", GenerationParams(n=3, max_new_tokens=3, seed=1))
     generate = explorer.generator.generate
-    generating, at_once, most = threading.Event(), [0], [0]
+    generating, hold, at_once, most = threading.Event(), threading.Event(), [0], [0]
 
     def slow(messages, params, progress=None, on_finish=None, **live):
         at_once[0] += 1
@@ -30,6 +30,7 @@ def test_cheap_events_do_not_wait_behind_a_generation(tiny_lm_dir, tiny_classifi
         generating.set()
         try:
             def slowly(step, total):
+                hold.wait(timeout=120)  # the models stay busy until the cheap events have been answered
                 time.sleep(SLOW_STEP_S)
                 if progress is not None:
                     progress(step, total)
@@ -60,6 +61,10 @@ def test_cheap_events_do_not_wait_behind_a_generation(tiny_lm_dir, tiny_classifi
         client.predict(rnd.session_id, rnd.round_id, 0, 1, "a", api_name="/vote")
         client.predict(rnd.session_id, "json", api_name="/export")
         assert not jobs[1].done()
+        deadline = time.monotonic() + 60
+        while most[0] < 2 and time.monotonic() < deadline:  # the second round reaches the models' queue too
+            time.sleep(0.05)
+        hold.set()
         results = [job.result(timeout=120) for job in jobs]
     # One at a time the reranks would take CLIENTS * CHEAP_S; side by side, about one CHEAP_S.
     assert reranks_s < CLIENTS * CHEAP_S / 2, reranks_s

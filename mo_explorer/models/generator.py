@@ -91,6 +91,7 @@ class Generator:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else int(self.eos_ids[0])
         self._step = None  # the fast sampler's decoding step, built on first use (models.llama_step)
         self.batch_rows = batch_rows  # most rows of waiting rounds decoded together; 0: each round alone
+        self._lean = llama_step.supports(model)  # only the lean step takes several prompts at once
         self._batcher = batching.Batcher(self._decode_waiting, batch_rows)
 
     @classmethod
@@ -156,7 +157,7 @@ class Generator:
         """Whether this round may be decoded together with other waiting rounds: a plain sampled round of the fast
         sampler on a lean decoding step (one that takes several prompts), with batching switched on."""
         return (self.batch_rows > 0 and guide is None and params.temperature > 0 and self.sampler == "fast"
-                and llama_step.supports(self.model))
+                and self._lean)
 
     def generate(self, messages: schema.Prompt, params: schema.GenerationParams,
                  progress: Progress | None = None, on_finish: Finished | None = None,
