@@ -115,7 +115,8 @@ def decode_many(forward, groups: list[Group], eos_ids: list[int]) -> None:
                 g = groups[owners[b]]
                 g.results[rows[b]].end_logprobs.append(lp)
                 g.call(g.on_finish, rows[b], g.results[rows[b]])
-            keep = [b for b in range(len(owners)) if b not in set(ending)]
+            ended = set(ending)
+            keep = [b for b in range(len(owners)) if b not in ended]
             if not keep:
                 return
             owners, rows, _ = _select(forward, owners, rows, token, keep)
