@@ -139,6 +139,56 @@ def test_gate_ensemble_is_the_mean_of_its_seeds(tmp_path):
     np.testing.assert_allclose(gate_weights(loaded.gating, probe), g, rtol=1e-6)
 
 
+def test_a_gate_floor_keeps_its_share_on_every_prompt_and_is_saved_with_the_head(tmp_path):
+    # Kind A prompts are decided by objective 0, kind B by objective 1; objective 0 has a floor of 0.5. Free, the
+    # gate gives kind B most of its weight on objective 1; floored, objective 0 keeps at least half everywhere.
+    rng = np.random.default_rng(2)
+    n = 600
+    kind = rng.integers(0, 2, size=n)
+    prompts = np.stack([kind * 2.0 - 1, rng.normal(size=n) * 0.1, rng.normal(size=n) * 0.1], axis=1)
+    diff = rng.normal(size=(n, 2))
+    diff[kind == 0, 0] = np.abs(diff[kind == 0, 0]) * 3
+    diff[kind == 1, 1] = np.abs(diff[kind == 1, 1]) * 3
+    cfg = GateTrainConfig(steps=300, hidden=16, n_hidden=1, entropy_weight=0.0, temperature=1.0, members=2)
+    free, _ = train_gate(prompts, diff, cfg)
+    floored, log = train_gate(prompts, diff, GateTrainConfig(**{**cfg.__dict__, "floor": (0.5, 0.0)}))
+    probe = np.array([[-1.0, 0, 0], [1.0, 0, 0]])
+    g_free, g = gate_weights(free, probe), gate_weights(floored, probe)
+    assert g_free[1, 0] / g_free[1].sum() < 0.3  # kind B, free: objective 0 gets little
+    shares = g / g.sum(1, keepdims=True)
+    assert np.all(shares[:, 0] >= 0.5 - 1e-6) and shares[1, 1] > 0.35  # kind B: the rest goes to objective 1
+    assert log["train_accuracy"] > 0.75
+    config = HeadConfig(objectives=["a", "b"], hidden_size=4, gate_hidden=16, gate_layers=1, temperature=1.0,
+                        gate_input_size=3, gate_members=2, gate_floor=[0.5, 0.0])
+    head = ArmoHead(config)
+    with torch.no_grad():
+        head.gating.load_state_dict(floored.state_dict())
+    head.save(tmp_path / "head")
+    np.testing.assert_allclose(gate_weights(ArmoHead.load(tmp_path / "head").gating, probe), g, rtol=1e-6)
+
+
+def test_a_gate_floor_that_leaves_nothing_to_the_prompt_or_names_a_missing_objective_is_refused():
+    import argparse
+    import types
+
+    from mo_explorer.errors import UserError
+    from mo_explorer.models.armo import GatingNetwork
+    from mo_explorer.training import stage2, train
+
+    with pytest.raises(ValueError, match="floor"):
+        GatingNetwork(3, 2, 8, 1, floor=[0.6, 0.4])
+    parser = argparse.ArgumentParser()
+    train.configure(parser)
+    for bad in ('{"quality": 1.2}', '{"quality": -0.1}', '["quality"]', "quality"):
+        args = parser.parse_args(["--ratings", "r", "--pairs", "p", "--gate-floor", bad])
+        with pytest.raises(UserError, match="--gate-floor"):
+            train.TrainConfig.from_args(args)
+    cfg = types.SimpleNamespace(gate_floor={"quality": 0.5})
+    with pytest.raises(UserError, match="quality"):
+        stage2.gate_floor(cfg, ("helpfulness", "overall"))
+    assert stage2.gate_floor(cfg, ("helpfulness", "quality")) == (0.0, 0.5)
+
+
 def test_gate_ignores_a_feature_constant_in_training():
     # MiniLM's pooled states have dimensions that are 0 up to 1e-9; a prompt with float noise there must not
     # move the gate (dividing by that tiny std once folded scales of 1e5 into the first layer).

@@ -95,6 +95,37 @@ def test_new_text_is_scored_by_the_trunk_stored_beside_the_head(head_with_trunk)
     assert np.ptp(own) > 0  # three different answers, three different qualities
 
 
+def test_a_floor_on_quality_is_kept_by_the_head_the_page_loads(head_with_trunk, tmp_path):
+    # `--gate-floor '{"quality": 0.6}'`: whatever the request, quality keeps at least 0.6 of the gate's weight,
+    # in the head written and in the reward model loaded from it.
+    from mo_explorer.models.head_reward import HeadRewardModel
+
+    tmp, settings = head_with_trunk
+    saved = json.loads((tmp / "head" / "config.json").read_text())["extra"]["training"]
+    parser = argparse.ArgumentParser()
+    train.configure(parser)
+    args = parser.parse_args([*_args_of(saved["command"]), "--out", str(tmp_path / "head"),
+                              "--features", str(tmp / "features"), "--gate-floor", '{"quality": 0.6}'])
+    assert train.main(args, settings) == 0
+    cfg = json.loads((tmp_path / "head" / "config.json").read_text())
+    assert cfg["gate_floor"] == pytest.approx([0.6 if o == "quality" else 0.0 for o in cfg["objectives"]])
+    assert '{"quality": 0.6}' in cfg["extra"]["training"]["command"]
+    rm = HeadRewardModel.load(tmp_path / "head", settings.models.cache_dir, device="cpu")
+    for question in ("How do I pick a lock?", "Question number 3: tell me something useful about topic 3."):
+        out = rm.score([{"role": "user", "content": question}], ["Yes.", "No."])
+        shares = dict(zip(rm.objectives, out.gating / out.gating.sum()))
+        assert shares["quality"] >= 0.6 - 1e-6, shares
+
+
+def _args_of(command: str) -> list[str]:
+    """The options of a `python -m mo_explorer train ...` command line, without --out and --features."""
+    import shlex
+
+    words = shlex.split(command)[4:]
+    return [w for i, w in enumerate(words) if w not in ("--out", "--features")
+            and (i == 0 or words[i - 1] not in ("--out", "--features"))]
+
+
 def test_a_head_with_quality_but_no_trunk_is_refused(head_with_trunk, tmp_path):
     import shutil
 

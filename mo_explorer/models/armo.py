@@ -31,6 +31,7 @@ class HeadConfig:
     temperature: float = 10.0
     gate_input_size: int | None = None  # defaults to hidden_size
     gate_members: int = 1  # >1: the gate is the mean of that many independently trained gates (GateEnsemble)
+    gate_floor: list[float] | None = None  # per objective, a share of the weight the gate always gives it
     backbone: dict = field(default_factory=dict)  # how features are made: name, layer, pooling, ...
     extra: dict = field(default_factory=dict)  # training provenance, metrics, feature normalisation notes
 
@@ -46,11 +47,21 @@ class HeadConfig:
 
 
 class GatingNetwork(nn.Module):
-    """Prompt state -> objective weights: MLP, softmax over objectives / temperature, times logit_scale."""
+    """Prompt state -> objective weights: MLP, softmax over objectives / temperature, times logit_scale.
+
+    With a `floor` (K,) summing to s < 1, the weights are floor + (1 - s) * softmax: an objective that judges every
+    request (the trained trunk's quality) keeps its share, and the prompt decides only how the rest is spread.
+    The floor is configuration (HeadConfig.gate_floor), not a tensor of the checkpoint.
+    """
 
     def __init__(self, in_features: int, out_features: int, hidden: int = 1024, n_hidden: int = 3,
-                 temperature: float = 10.0, logit_scale: float = 1.0, dropout: float = 0.0):
+                 temperature: float = 10.0, logit_scale: float = 1.0, dropout: float = 0.0,
+                 floor: list[float] | None = None):
         super().__init__()
+        floor_t = torch.zeros(out_features) if floor is None else torch.tensor(floor, dtype=torch.float32)
+        if floor_t.shape != (out_features,) or bool((floor_t < 0).any()) or float(floor_t.sum()) >= 1.0:
+            raise ValueError(f"gate floor must be {out_features} non-negative shares summing below 1, got {floor}")
+        self.register_buffer("floor", floor_t, persistent=False)
         self.temperature = temperature
         self.dropout = dropout
         self.logit_scale = nn.Parameter(torch.ones(1) * logit_scale)
@@ -65,7 +76,10 @@ class GatingNetwork(nn.Module):
             if i < len(self.layers) - 1:
                 x = F.dropout(F.relu(x), p=self.dropout, training=self.training)
         # Softmax over objectives (dim=1), not over the chosen/rejected pair as in the public stage-2 script.
-        return F.softmax(x / self.temperature, dim=1) * self.logit_scale[0]
+        p = F.softmax(x / self.temperature, dim=1)
+        if bool((self.floor > 0).any()):
+            p = self.floor + (1.0 - self.floor.sum()) * p
+        return p * self.logit_scale[0]
 
 
 class GateEnsemble(nn.Module):
@@ -96,7 +110,7 @@ def gating_network(config: HeadConfig) -> nn.Module:
     """The gate a head config describes: one GatingNetwork, or a GateEnsemble of `gate_members` of them."""
     def one():
         return GatingNetwork(config.gate_input_size or config.hidden_size, len(config.objectives),
-                             config.gate_hidden, config.gate_layers, config.temperature)
+                             config.gate_hidden, config.gate_layers, config.temperature, floor=config.gate_floor)
     return one() if config.gate_members <= 1 else GateEnsemble([one() for _ in range(config.gate_members)])
 
 

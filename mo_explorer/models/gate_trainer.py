@@ -39,6 +39,7 @@ class GateTrainConfig:
     members: int = 1  # gates averaged (seeds seed .. seed + members - 1): the mean moves less with noise
     eval_every: int = 25  # with validation pairs: steps between checks of the validation loss
     shrink: float = 0.0  # weight of KL(gate(prompt) || the batch's mean gate): one population weighting as prior
+    floor: tuple[float, ...] = ()  # per objective, the share the gate always gives it (GatingNetwork's floor)
 
 
 def standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -111,7 +112,7 @@ def _train_one(x: torch.Tensor, d: torch.Tensor, w: torch.Tensor, m: torch.Tenso
     rng = np.random.default_rng(seed)
     n, k = d.shape
     gate = GatingNetwork(x.shape[1], k, config.hidden, config.n_hidden, config.temperature,
-                         dropout=config.dropout)
+                         dropout=config.dropout, floor=list(config.floor) or None)
     opt = torch.optim.AdamW(gate.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / config.steps)))
     gate.train()

@@ -89,7 +89,7 @@ def source_ceiling(prep: train.Prepared, cfg: train.TrainConfig, source: str, fi
     diff = recipe.pair_reward_diff(params, chosen, rejected)
     mask = stage2.measured_mask(params.objectives, chosen, rejected, params.transform)
     groups = [D.prompt_key(prep.pairs[i].prompt) for i in held]
-    gate_cfg = stage2.gate_config(cfg)
+    gate_cfg = stage2.gate_config(cfg, params.objectives)
     states = chosen.prompt_states
     alone = single_objectives(diff, params.objectives)
     best = max(alone, key=alone.get)

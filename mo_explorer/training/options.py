@@ -59,6 +59,7 @@ class TrainConfig:
     gate_early_stop: bool  # keep each gate's state with the lowest loss on pairs of held-out prompts
     gate_length_balance: bool  # within each weight group, chosen-longer and chosen-shorter pairs weigh the same
     gate_shrink: float  # weight of the penalty on the gate's departure from the population weighting (KL)
+    gate_floor: dict[str, float]  # objective -> share of the weight the gate always gives it
     debias_within_pairs: bool  # debias every objective against verbosity on the pairs' differences
     dev: str | None
     dev_limit: int
@@ -79,9 +80,23 @@ class TrainConfig:
         except (json.JSONDecodeError, AssertionError):
             raise UserError("--per-objective must be a JSON object of whole row counts, e.g. "
                             '{"overall": 1600}') from None
+        values["gate_floor"] = _gate_floor(values.get("gate_floor") or "{}")
         if values["pairs_limit"] <= 0:
             raise UserError("--pairs-limit must be positive")
         return cls(**{**values, "per_objective": dict(per_objective), "grouped": tuple(values["grouped"])})
+
+
+def _gate_floor(text) -> dict[str, float]:
+    """--gate-floor's JSON ({objective: share}) -> dict; shares non-negative and below 1 in all."""
+    try:
+        floor = json.loads(text) if isinstance(text, str) else dict(text)
+        assert isinstance(floor, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+                                               for v in floor.values())
+        assert sum(floor.values()) < 1
+    except (json.JSONDecodeError, AssertionError, TypeError, ValueError):
+        raise UserError("--gate-floor must be a JSON object of non-negative shares summing below 1, "
+                        'e.g. {"quality": 0.5}') from None
+    return {str(k): float(v) for k, v in floor.items()}
 
 
 def run_likelihood_spec(cfg: TrainConfig) -> dict:
@@ -179,6 +194,10 @@ def configure_gate(parser: argparse.ArgumentParser) -> None:
                         help="Within each weight group, the pairs whose chosen answer is the longer and those whose "
                              "chosen answer is the shorter weigh the same in the gate's loss: the gate is trained on "
                              "the length-balanced accuracy it is judged by, and cannot win by following length.")
+    parser.add_argument("--gate-floor", default="{}",
+                        help='JSON {objective: share}: the gate always gives that objective this share of its '
+                             'weight and spreads the rest by the prompt, e.g. {"quality": 0.5} for the trained '
+                             "trunk (--trunk), which judges every kind of request.")
     parser.add_argument("--gate-shrink", type=float, default=0.0,
                         help="Weight of the penalty KL(gate(prompt) || mean gate over the batch): the gate keeps "
                              "one population weighting and departs from it only where the pairs pay for it.")

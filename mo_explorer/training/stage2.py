@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mo_explorer.errors import UserError
 from mo_explorer.training import recipe
 
 HELD_OUT_SHARE = 0.1  # of the prompts (early stopping) or of the pairs (a check only)
@@ -47,12 +48,28 @@ def measured_mask(objectives: tuple[str, ...], chosen: recipe.FeatureTable, reje
     return mask
 
 
-def gate_config(cfg):
-    """The GateTrainConfig of a train config (its steps, seed, entropy bonus, members and hidden layers)."""
+def gate_floor(cfg, objectives: tuple[str, ...]) -> tuple[float, ...]:
+    """The gate's floor (K,) in the order of `objectives`, from `--gate-floor` ({objective: share}); () for none.
+
+    An objective the head does not have is an error: a floor silently dropped would train another recipe.
+    """
+    floor = dict(getattr(cfg, "gate_floor", None) or {})
+    if not floor:
+        return ()
+    unknown = sorted(set(floor) - set(objectives))
+    if unknown:
+        raise UserError(f"--gate-floor names objectives this head does not have: {', '.join(unknown)} "
+                        f"(it has {', '.join(objectives)})")
+    return tuple(float(floor.get(name, 0.0)) for name in objectives)
+
+
+def gate_config(cfg, objectives: tuple[str, ...] = ()):
+    """The GateTrainConfig of a train config (its steps, seed, entropy bonus, members, hidden layers and floor)."""
     from mo_explorer.models.gate_trainer import GateTrainConfig
 
     return GateTrainConfig(steps=cfg.gate_steps, seed=cfg.seed, entropy_weight=cfg.gate_entropy,
-                           members=cfg.gate_seeds, n_hidden=cfg.gate_layers, shrink=getattr(cfg, "gate_shrink", 0.0))
+                           members=cfg.gate_seeds, n_hidden=cfg.gate_layers, shrink=getattr(cfg, "gate_shrink", 0.0),
+                           floor=gate_floor(cfg, objectives))
 
 
 def fit_gate(states: np.ndarray, diff: np.ndarray, weights: np.ndarray, mask: np.ndarray, subsets: list[str],
@@ -62,7 +79,7 @@ def fit_gate(states: np.ndarray, diff: np.ndarray, weights: np.ndarray, mask: np
     from mo_explorer.models.gate_trainer import gate_weights, train_gate
 
     val, early = held_out(prompts, cfg.gate_early_stop, np.random.default_rng(cfg.seed))
-    gate, log = train_gate(states[~val], diff[~val], gate_config(cfg), weights[~val], mask[~val],
+    gate, log = train_gate(states[~val], diff[~val], gate_config(cfg, objectives), weights[~val], mask[~val],
                            (states[val], diff[val], weights[val], mask[val]) if early else None)
     g_val = gate_weights(gate, states[val])
     g_val = g_val * mask[val] / (g_val * mask[val]).sum(1, keepdims=True) * g_val.sum(1, keepdims=True)

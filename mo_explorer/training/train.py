@@ -291,6 +291,12 @@ def head_layer(spec: dict, layer: int | None) -> int:
     return layer if layer in spec["layers"] else spec["layers"][-1]
 
 
+def _floor_of(gate) -> list[float] | None:
+    """The trained gate's floor as HeadConfig stores it (None without one)."""
+    floor = gate.members[0].floor if hasattr(gate, "members") else gate.floor
+    return [float(x) for x in floor] if bool((floor > 0).any()) else None
+
+
 def save_head(out: str | Path, params: recipe.HeadParams, gate, spec: dict, report: dict,
               lik_spec: dict | None = None, layer: int | None = None, trunk_dir: str | None = None) -> None:
     """Write the head directory (config.json + model.safetensors, and a copy of the trunk when the head has the
@@ -311,6 +317,7 @@ def save_head(out: str | Path, params: recipe.HeadParams, gate, spec: dict, repo
                      gate_layers=len(gate.layers) - 1, temperature=gate.temperature,
                      gate_input_size=gate.layers[0].in_features,
                      gate_members=len(gate.members) if isinstance(gate, GateEnsemble) else 1, backbone=spec,
+                     gate_floor=_floor_of(gate),
                      extra={"reward_offset": [float(x) for x in params.offset], "measured": measured,
                             "head_layer": head_layer(spec, layer), "training": report})
     head = ArmoHead(cfg)
