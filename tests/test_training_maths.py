@@ -167,6 +167,30 @@ def test_a_gate_floor_keeps_its_share_on_every_prompt_and_is_saved_with_the_head
     np.testing.assert_allclose(gate_weights(ArmoHead.load(tmp_path / "head").gating, probe), g, rtol=1e-6)
 
 
+def test_a_routed_gate_learns_the_kind_of_request_even_where_the_margins_say_nothing():
+    # The pairs' margins are noise; only the targets say kind A calls for objective 0 and kind B for objective 2.
+    from mo_explorer.training.stage2 import route_targets
+
+    rng = np.random.default_rng(5)
+    n = 400
+    kind = rng.integers(0, 2, size=n)
+    prompts = np.stack([kind * 2.0 - 1, rng.normal(size=n) * 0.1], axis=1)
+    diff = rng.normal(size=(n, 3))
+    targets = np.where(kind == 0, 0, 2)
+    targets[:20] = -1  # pairs of a subset with no route: no target, no loss
+    cfg = GateTrainConfig(steps=200, hidden=16, n_hidden=1, entropy_weight=0.0, temperature=1.0, route=True)
+    gate, log = train_gate(prompts, diff, cfg, targets=targets)
+    g = gate_weights(gate, np.array([[-1.0, 0.0], [1.0, 0.0]]))
+    g = g / g.sum(1, keepdims=True)
+    assert g[0, 0] > 0.8 and g[1, 2] > 0.8, g
+    with pytest.raises(ValueError, match="target"):
+        train_gate(prompts, diff, cfg)
+    objectives = ("helpfulness", "overall", "harmlessness", "compliance", "verbosity")
+    subsets = ["rmb-helpfulness", "rmb-harmlessness", "ratings-compliance", "helpsteer2"]
+    assert route_targets(subsets, objectives).tolist() == [1, 2, 3, -1]  # general requests: overall
+    assert route_targets(subsets, (*objectives, "quality")).tolist() == [5, 2, 3, -1]  # with a trunk: quality
+
+
 def test_a_gate_floor_that_leaves_nothing_to_the_prompt_or_names_a_missing_objective_is_refused():
     import argparse
     import types
@@ -279,7 +303,7 @@ def test_an_early_stopped_gate_is_its_best_state_on_held_out_prompts():
     stopped, log = train_gate(states[train], diff[train], cfg, val=held)
     full, full_log = train_gate(states[train], diff[train], cfg)
     raw = tuple(torch.tensor(a, dtype=torch.float32) for a in held)
-    checked = [r["val_bt_loss"] for r in log["history"] if "val_bt_loss" in r]
+    checked = [r["val_loss"] for r in log["history"] if "val_loss" in r]
     assert len(checked) == 20 and log["best_steps"][0] < cfg.steps
     assert _validation_loss(stopped, raw) == pytest.approx(min(checked), abs=1e-5)
     assert _validation_loss(stopped, raw) < _validation_loss(full, raw)

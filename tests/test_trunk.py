@@ -100,3 +100,21 @@ def test_without_the_length_term_the_score_learns_length(tiny_bert, trained):
     with_term = T.TrunkScorer(trained[True], SPEC, *tiny_bert).encode(PROMPT, plain)[1]
     lengths = np.array([len(a.split()) for a in plain])
     assert spearman(q, lengths) > abs(spearman(with_term, lengths)) + 0.2
+
+
+def test_train_subsets_keep_other_sources_out_of_the_trunk_but_every_fold_is_scored():
+    from mo_explorer.training.data import PairRow
+    from mo_explorer.training.trunk import split
+
+    def pair(i, subset):
+        return PairRow(f"{subset}/{i}", subset, [{"role": "user", "content": f"q{i}"}], "a", "b")
+
+    pairs = [pair(i, s) for i, s in enumerate(["rmb-helpfulness", "rmb-harmlessness", "alpacaeval",
+                                               "ratings-compliance", "ratings-overall"] * 2)]
+    quality_only = ("rmb-helpfulness", "alpacaeval", "ratings-overall")
+    train, held = split(pairs, "rmb-harmlessness", quality_only)
+    assert {p.subset for p in train} == set(quality_only) and {p.subset for p in held} == {"rmb-harmlessness"}
+    train, held = split(pairs, "ratings", quality_only)
+    assert {p.subset for p in train} == {"rmb-helpfulness", "alpacaeval"}
+    assert {p.subset for p in held} == {"ratings-compliance", "ratings-overall"}  # scored, though never trained on
+    assert {p.subset for p in split(pairs, "ratings")[0]} == {"rmb-helpfulness", "rmb-harmlessness", "alpacaeval"}

@@ -40,6 +40,7 @@ class GateTrainConfig:
     eval_every: int = 25  # with validation pairs: steps between checks of the validation loss
     shrink: float = 0.0  # weight of KL(gate(prompt) || the batch's mean gate): one population weighting as prior
     floor: tuple[float, ...] = ()  # per objective, the share the gate always gives it (GatingNetwork's floor)
+    route: bool = False  # trained to name the objective each pair's kind of request calls for (cross-entropy)
 
 
 def standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -55,7 +56,8 @@ def standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def train_gate(prompt_states: np.ndarray, reward_diff: np.ndarray, config: GateTrainConfig,
                weights: np.ndarray | None = None, mask: np.ndarray | None = None,
-               val: tuple[np.ndarray, ...] | None = None) -> tuple[nn.Module, dict]:
+               val: tuple[np.ndarray, ...] | None = None, targets: np.ndarray | None = None,
+               val_targets: np.ndarray | None = None) -> tuple[nn.Module, dict]:
     """Fit a gate on pairs: prompt_states (n, D), reward_diff (n, K) = (r_c - r_r) @ T; returns (gate, log).
 
     With config.members > 1 the gate is a GateEnsemble of that many gates trained with seeds seed, seed + 1, ...
@@ -64,6 +66,10 @@ def train_gate(prompt_states: np.ndarray, reward_diff: np.ndarray, config: GateT
     objective was not measured on a pair: the gate's weight is renormalised over the measured ones for that pair.
     `val` (prompt_states, reward_diff, weights, mask) of pairs kept out of training: each gate is then the state,
     checked every `eval_every` steps, with the lowest weighted Bradley-Terry loss on them (early stopping).
+
+    With config.route, `targets` (n,) names for each pair the objective its kind of request calls for (-1: none)
+    and the gate learns to recognise the kind of request (cross-entropy on those names, the same pair weights)
+    instead of fitting the pairs' margins; `val_targets` then choose the step.
     """
     threads = torch.get_num_threads()
     # The gate is tiny: one thread avoids OpenMP spinning against other processes on a shared CPU.
@@ -78,28 +84,35 @@ def train_gate(prompt_states: np.ndarray, reward_diff: np.ndarray, config: GateT
         if val is not None:
             held = (torch.tensor((val[0] - mu) / sd, dtype=torch.float32),
                     *(torch.tensor(a, dtype=torch.float32) for a in val[1:]))
+        if config.route:
+            if targets is None:
+                raise ValueError("a routed gate needs each pair's target objective")
+            d = d, torch.tensor(targets, dtype=torch.long)
+            if held is not None:
+                held = (*held, torch.tensor(val_targets, dtype=torch.long))
         members, histories, accuracies = [], [], []
         for i in range(max(1, config.members)):
             gate, history = _train_one(x, d, w, m, config, config.seed + i, held)
             with torch.no_grad():
+                d_eval = d[0] if config.route else d
                 _exclude(gate, (m == 0).all(0))
-                accuracies.append(float(((_masked(gate(x), m) * d).sum(1) > 0).float().mean()))
+                accuracies.append(float(((_masked(gate(x), m) * d_eval).sum(1) > 0).float().mean()))
                 _fold_standardiser(gate, mu, sd)
             members.append(gate)
             histories.append(history)
         gate = members[0] if len(members) == 1 else GateEnsemble(members)
         with torch.no_grad():
             x_raw = torch.tensor(prompt_states, dtype=torch.float32)
-            train_acc = float(((_masked(gate(x_raw), m) * d).sum(1) > 0).float().mean())
+            train_acc = float(((_masked(gate(x_raw), m) * (d[0] if config.route else d)).sum(1) > 0).float().mean())
     finally:
         torch.set_num_threads(threads)
     log.info("gate: %d pairs, %d member(s) x %d steps, train accuracy %.3f (members %s), final BT loss %.4f",
              len(d), len(members), config.steps, train_acc, " ".join(f"{a:.3f}" for a in accuracies),
-             histories[0][-1]["bt_loss"])
+             histories[0][-1]["loss"])
     out = {"train_accuracy": train_acc, "members": len(members), "member_train_accuracy": accuracies,
            "history": histories[0]}
     if held is not None:
-        out["best_steps"] = [min(h, key=lambda r: r.get("val_bt_loss", math.inf))["step"] for h in histories]
+        out["best_steps"] = [min(h, key=lambda r: r.get("val_loss", math.inf))["step"] for h in histories]
         log.info("gate: early stopped at steps %s of %d", out["best_steps"], config.steps)
     return gate, out
 
@@ -110,6 +123,7 @@ def _train_one(x: torch.Tensor, d: torch.Tensor, w: torch.Tensor, m: torch.Tenso
     (standardised states, diffs, weights, mask of validation pairs), the state with the lowest validation loss."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    d, target = d if config.route else (d, None)
     n, k = d.shape
     gate = GatingNetwork(x.shape[1], k, config.hidden, config.n_hidden, config.temperature,
                          dropout=config.dropout, floor=list(config.floor) or None)
@@ -120,12 +134,14 @@ def _train_one(x: torch.Tensor, d: torch.Tensor, w: torch.Tensor, m: torch.Tenso
     best = (math.inf, None)
     for step in range(config.steps):
         idx = torch.tensor(rng.choice(n, size=min(config.batch_size, n), replace=False))
-        g = _masked(gate(x[idx]), m[idx])  # (B, K)
+        raw = gate(x[idx])
+        g = _masked(raw, m[idx])  # (B, K)
         margin = (g * d[idx]).sum(1)  # score_chosen - score_rejected
         bt = (F.softplus(-margin) * w[idx]).sum() / w[idx].sum()  # -log sigmoid(margin): Bradley-Terry
         p = g / g.sum(1, keepdim=True)
         entropy = -(p * torch.log(p + 1e-9)).sum(1).mean()
-        loss = bt - config.entropy_weight * entropy
+        fit = _route_loss(raw, target[idx], w[idx]) if target is not None else bt
+        loss = fit - config.entropy_weight * entropy
         if config.shrink > 0:  # departures from the population weighting must pay for themselves in the BT loss
             mean = p.mean(0, keepdim=True)
             loss = loss + config.shrink * (p * (torch.log(p + 1e-9) - torch.log(mean + 1e-9))).sum(1).mean()
@@ -135,24 +151,38 @@ def _train_one(x: torch.Tensor, d: torch.Tensor, w: torch.Tensor, m: torch.Tenso
         sched.step()
         if held is not None and ((step + 1) % config.eval_every == 0 or step == config.steps - 1):
             loss_val = _validation_loss(gate, held)
-            history.append({"step": step + 1, "bt_loss": bt.item(), "entropy": entropy.item(),
-                            "val_bt_loss": loss_val})
+            history.append({"step": step + 1, "loss": fit.item(), "bt_loss": bt.item(), "entropy": entropy.item(),
+                            "val_loss": loss_val})
             if loss_val < best[0]:
                 best = (loss_val, copy.deepcopy(gate.state_dict()))
         elif step % 100 == 0 or step == config.steps - 1:
-            history.append({"step": step, "bt_loss": bt.item(), "entropy": entropy.item()})
+            history.append({"step": step, "loss": fit.item(), "bt_loss": bt.item(), "entropy": entropy.item()})
     if best[1] is not None:
         gate.load_state_dict(best[1])
     return gate.eval(), history
 
 
+def _route_loss(weights: torch.Tensor, target: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Weighted cross-entropy of the gate's shares (B, K) against each pair's target objective (B,; -1: none)."""
+    named = target >= 0
+    if not bool(named.any()):
+        return weights.sum() * 0.0
+    p = weights[named] / weights[named].sum(1, keepdim=True)
+    nll = -torch.log(p.gather(1, target[named, None])[:, 0] + 1e-9)
+    return (nll * w[named]).sum() / w[named].sum()
+
+
 @torch.no_grad()
 def _validation_loss(gate: GatingNetwork, held: tuple[torch.Tensor, ...]) -> float:
-    """Weighted Bradley-Terry loss of the gate (without dropout) on validation pairs; leaves it in train mode."""
-    x, d, w, m = held
+    """The gate's weighted training loss (without dropout) on validation pairs: Bradley-Terry, or the routing
+    cross-entropy when `held` carries targets; leaves it in train mode."""
+    x, d, w, m, *target = held
     gate.eval()
-    margin = (_masked(gate(x), m) * d).sum(1)
+    raw = gate(x)
     gate.train()
+    if target:
+        return float(_route_loss(raw, target[0], w))
+    margin = (_masked(raw, m) * d).sum(1)
     return float((F.softplus(-margin) * w).sum() / w.sum())
 
 

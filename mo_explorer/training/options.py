@@ -60,6 +60,7 @@ class TrainConfig:
     gate_length_balance: bool  # within each weight group, chosen-longer and chosen-shorter pairs weigh the same
     gate_shrink: float  # weight of the penalty on the gate's departure from the population weighting (KL)
     gate_floor: dict[str, float]  # objective -> share of the weight the gate always gives it
+    gate_route: bool  # the gate learns which kind of request a prompt is (stage2.ROUTES), not the pairs' margins
     debias_within_pairs: bool  # debias every objective against verbosity on the pairs' differences
     dev: str | None
     dev_limit: int
@@ -198,6 +199,11 @@ def configure_gate(parser: argparse.ArgumentParser) -> None:
                         help='JSON {objective: share}: the gate always gives that objective this share of its '
                              'weight and spreads the rest by the prompt, e.g. {"quality": 0.5} for the trained '
                              "trunk (--trunk), which judges every kind of request.")
+    parser.add_argument("--gate-route", action=argparse.BooleanOptionalAction, default=False,
+                        help="Train the gate to recognise the kind of request (everyday or task: quality, or "
+                             "overall without a trunk; harmful: harmlessness; safe but sounding unsafe: "
+                             "compliance; by training subset, stage2.ROUTES) with a cross-entropy loss, rather "
+                             "than on the pairs' Bradley-Terry margins.")
     parser.add_argument("--gate-shrink", type=float, default=0.0,
                         help="Weight of the penalty KL(gate(prompt) || mean gate over the batch): the gate keeps "
                              "one population weighting and departs from it only where the pairs pay for it.")

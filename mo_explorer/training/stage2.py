@@ -13,6 +13,19 @@ from mo_explorer.training import recipe
 
 HELD_OUT_SHARE = 0.1  # of the prompts (early stopping) or of the pairs (a check only)
 
+GENERAL = "general"  # a request to be judged on the quality of the answer
+# `--gate-route`: the objective each training subset's kind of request calls for. Everyday and task requests
+# (RMB helpfulness, AlpacaEval, Prometheus / Auto-J, and the pairs built from them) are judged on quality;
+# harmful ones (RMB harmlessness, XSTest's unsafe prompts) on harmlessness; XSTest's safe prompts that sound
+# unsafe on compliance. A subset not named here (another data set) gives the gate no target.
+ROUTES = {
+    "rmb-helpfulness": GENERAL, "alpacaeval": GENERAL, "ratings-helpfulness": GENERAL, "ratings-overall": GENERAL,
+    "refusal-benign": GENERAL, "neighbour": GENERAL, "padding": GENERAL, "truncation": GENERAL,
+    "code-mutation": GENERAL, "fact-number": GENERAL,
+    "rmb-harmlessness": "harmlessness", "ratings-harmlessness": "harmlessness", "refusal-harmful": "harmlessness",
+    "ratings-compliance": "compliance",
+}
+
 
 def held_out(prompts: list[str], early_stop: bool, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
     """Which pairs (n,) the gate does not train on, and whether they choose its step.
@@ -63,13 +76,27 @@ def gate_floor(cfg, objectives: tuple[str, ...]) -> tuple[float, ...]:
     return tuple(float(floor.get(name, 0.0)) for name in objectives)
 
 
+def route_targets(subsets: list[str], objectives: tuple[str, ...]) -> np.ndarray:
+    """Per pair, the index in `objectives` of the objective its subset's kind of request calls for (-1: none).
+
+    General requests go to the trained trunk's `quality` when the head has it, else to `overall`.
+    """
+    general = recipe.QUALITY if recipe.QUALITY in objectives else "overall"
+    out = []
+    for s in subsets:
+        name = ROUTES.get(s)
+        name = general if name == GENERAL else name
+        out.append(objectives.index(name) if name in objectives else -1)
+    return np.array(out, dtype=np.int64)
+
+
 def gate_config(cfg, objectives: tuple[str, ...] = ()):
     """The GateTrainConfig of a train config (its steps, seed, entropy bonus, members, hidden layers and floor)."""
     from mo_explorer.models.gate_trainer import GateTrainConfig
 
     return GateTrainConfig(steps=cfg.gate_steps, seed=cfg.seed, entropy_weight=cfg.gate_entropy,
                            members=cfg.gate_seeds, n_hidden=cfg.gate_layers, shrink=getattr(cfg, "gate_shrink", 0.0),
-                           floor=gate_floor(cfg, objectives))
+                           floor=gate_floor(cfg, objectives), route=bool(getattr(cfg, "gate_route", False)))
 
 
 def fit_gate(states: np.ndarray, diff: np.ndarray, weights: np.ndarray, mask: np.ndarray, subsets: list[str],
@@ -79,8 +106,10 @@ def fit_gate(states: np.ndarray, diff: np.ndarray, weights: np.ndarray, mask: np
     from mo_explorer.models.gate_trainer import gate_weights, train_gate
 
     val, early = held_out(prompts, cfg.gate_early_stop, np.random.default_rng(cfg.seed))
+    targets = route_targets(subsets, objectives)
     gate, log = train_gate(states[~val], diff[~val], gate_config(cfg, objectives), weights[~val], mask[~val],
-                           (states[val], diff[val], weights[val], mask[val]) if early else None)
+                           (states[val], diff[val], weights[val], mask[val]) if early else None,
+                           targets=targets[~val], val_targets=targets[val])
     g_val = gate_weights(gate, states[val])
     g_val = g_val * mask[val] / (g_val * mask[val]).sum(1, keepdims=True) * g_val.sum(1, keepdims=True)
     val_acc = float(np.mean(np.sum(g_val * diff[val], axis=1) > 0)) if val.any() else float("nan")

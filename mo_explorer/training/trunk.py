@@ -57,6 +57,7 @@ class TrunkRunConfig:
     max_tokens: int
     prompt_tokens: int
     folds: tuple[str, ...]
+    train_subsets: tuple[str, ...]  # () = every subset trains the trunk
     features: str | None
     out: str | None
     bench: str | None
@@ -66,7 +67,7 @@ class TrunkRunConfig:
     def from_args(cls, args: argparse.Namespace) -> TrunkRunConfig:
         """The config of parsed arguments."""
         values = {f.name: getattr(args, f.name) for f in fields(cls)}
-        return cls(**{**values, "folds": tuple(values["folds"])})
+        return cls(**{**values, "folds": tuple(values["folds"]), "train_subsets": tuple(values["train_subsets"])})
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -85,6 +86,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=int, default=128, help="Tokens per sequence ([CLS] ... [SEP]).")
     p.add_argument("--prompt-tokens", type=int, default=64, help="Last tokens of the last user turn kept.")
     p.add_argument("--folds", nargs="*", default=list(HELD_OUT_SOURCES), help="Sources left out in turn.")
+    p.add_argument("--train-subsets", nargs="*", default=[],
+                   help="Only pairs of these subsets train the trunk (default: every subset). E.g. the helpfulness "
+                        "sources alone, for a `quality` that judges answers to ordinary requests and leaves "
+                        "harmful ones to the harmlessness objective. Every fold's pairs are still scored.")
     p.add_argument("--features", default=None, help="Cache root (default: the models' feature cache dir).")
     p.add_argument("--out", default=None, help="Directory for the trunk trained on every source.")
     p.add_argument("--bench", default=None, help="Write the table (markdown) and run facts here.")
@@ -181,8 +186,8 @@ def fit_and_score(run: Run, cfg: TrunkRunConfig, train: list[D.PairRow], held: l
     _, qc = T.score_states(trunk, [run.states[k] for k in hc])
     _, qr = T.score_states(trunk, [run.states[k] for k in hr])
     out["trunk"] = (qc, qr)
-    return {"scores": out, "trunk": trunk, "report": {**report, "probe_beta": probe.beta, "probe_l2": probe.l2,
-                                                      "probe_fit_s": probe_s}}
+    return {"scores": out, "trunk": trunk, "probe_model": probe,
+            "report": {**report, "probe_beta": probe.beta, "probe_l2": probe.l2, "probe_fit_s": probe_s}}
 
 
 def summary(pairs: list[D.PairRow], sc: np.ndarray, sr: np.ndarray) -> dict:
@@ -192,12 +197,34 @@ def summary(pairs: list[D.PairRow], sc: np.ndarray, sr: np.ndarray) -> dict:
     return {"n": len(pairs), "accuracy": float(correct.mean()), **lb}
 
 
-def split(pairs: list[D.PairRow], source: str) -> tuple[list[D.PairRow], list[D.PairRow]]:
-    """(training pairs, held-out pairs) of a fold, as validate.fit_without splits them."""
+def split(pairs: list[D.PairRow], source: str, train_subsets: tuple[str, ...] = ()
+          ) -> tuple[list[D.PairRow], list[D.PairRow]]:
+    """(training pairs, held-out pairs) of a fold, as validate.fit_without splits them; with `train_subsets`, only
+    pairs of those subsets train."""
     held = [p for p in pairs if source_of(p) == source]
     train = [p for p in pairs if source_of(p) != source
-             and not (source == "alpacaeval" and p.subset == JUDGED_BY_ALPACAEVAL)]
+             and not (source == "alpacaeval" and p.subset == JUDGED_BY_ALPACAEVAL)
+             and (not train_subsets or p.subset in train_subsets)]
     return train, held
+
+
+def _fit_once(run: Run, cfg: TrunkRunConfig, train: list[D.PairRow], held: list[D.PairRow], fits: dict) -> dict:
+    """fit_and_score, fitting once per distinct training set (seeded: a refit would give the same trunk); a fold
+    whose left-out source trains nothing (with --train-subsets) reuses the trunk of every source."""
+    key = tuple(p.id for p in train)
+    if key not in fits:
+        fits[key] = fit_and_score(run, cfg, train, held)
+        return fits[key]
+    from mo_explorer.models import trunk as T
+
+    fitted = fits[key]
+    hc, hr = keys(held)
+    scores = {"trunk": (T.score_states(fitted["trunk"], [run.states[k] for k in hc])[1],
+                        T.score_states(fitted["trunk"], [run.states[k] for k in hr])[1])}
+    if "probe_model" in fitted:
+        scores["probe"] = (fitted["probe_model"].score(np.stack([run.frozen[k] for k in hc])),
+                           fitted["probe_model"].score(np.stack([run.frozen[k] for k in hr])))
+    return {**fitted, "scores": scores}
 
 
 def by_subset(pairs: list[D.PairRow], scores: dict) -> dict:
@@ -212,15 +239,16 @@ def by_subset(pairs: list[D.PairRow], scores: dict) -> dict:
     return out
 
 
-def loso(run: Run, cfg: TrunkRunConfig) -> dict:
+def loso(run: Run, cfg: TrunkRunConfig, fits: dict | None = None) -> dict:
     """Each fold's summaries per model, the longer-wins baseline, and the fit reports."""
     folds = {}
+    fits = {} if fits is None else fits
     for source in cfg.folds:
-        train, held = split(run.pairs, source)
+        train, held = split(run.pairs, source, cfg.train_subsets)
         if not held:
             continue
         log.info("fold %s: %d training pairs, %d held out", source, len(train), len(held))
-        fitted = fit_and_score(run, cfg, train, held)
+        fitted = _fit_once(run, cfg, train, held, fits)
         folds[source] = {m: summary(held, *fitted["scores"][m]) for m in MODELS}
         folds[source]["longer_wins"] = float(longer_wins(held).mean())
         folds[source]["subsets"] = by_subset(held, fitted["scores"])
@@ -244,9 +272,10 @@ def merge_out_of_fold(folds: dict) -> dict[str, float]:
     return out
 
 
-def on_dev(run: Run, cfg: TrunkRunConfig) -> dict:
+def on_dev(run: Run, cfg: TrunkRunConfig, fits: dict | None = None) -> dict:
     """Both models trained on every source, scored on the dev sample, per subset; the trunk itself."""
-    fitted = fit_and_score(run, cfg, run.pairs, run.dev or run.pairs[:1])
+    train = [p for p in run.pairs if not cfg.train_subsets or p.subset in cfg.train_subsets]
+    fitted = _fit_once(run, cfg, train, run.dev or run.pairs[:1], {} if fits is None else fits)
     result: dict = {"report": fitted["report"], "fitted": fitted["trunk"]}
     if run.dev:
         names = np.array([p.subset for p in run.dev])
@@ -329,8 +358,9 @@ def main(args: argparse.Namespace) -> int:
     timings: dict = {}
     start = time.perf_counter()
     run = prepare(cfg, settings, timings)
-    folds = loso(run, cfg)
-    dev = on_dev(run, cfg)
+    fits: dict = {}
+    folds = loso(run, cfg, fits)
+    dev = on_dev(run, cfg, fits)
     timings.update(time_scoring(run, dev["fitted"], cfg))
     timings["total_s"] = time.perf_counter() - start
     timings["from_nothing_s"] = timings["cache_s"] + timings["frozen_features_s"] + dev["report"]["fit_s"]
