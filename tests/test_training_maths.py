@@ -178,7 +178,8 @@ def test_a_routed_gate_learns_the_kind_of_request_even_where_the_margins_say_not
     diff = rng.normal(size=(n, 3))
     targets = np.where(kind == 0, 0, 2)
     targets[:20] = -1  # pairs of a subset with no route: no target, no loss
-    cfg = GateTrainConfig(steps=200, hidden=16, n_hidden=1, entropy_weight=0.0, temperature=1.0, route=True)
+    cfg = GateTrainConfig(steps=300, hidden=16, n_hidden=1, entropy_weight=0.0, temperature=1.0, dropout=0.0,
+                          lr=1e-2, route=True)
     gate, log = train_gate(prompts, diff, cfg, targets=targets)
     g = gate_weights(gate, np.array([[-1.0, 0.0], [1.0, 0.0]]))
     g = g / g.sum(1, keepdims=True)
