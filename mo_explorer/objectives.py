@@ -18,7 +18,8 @@ MEANINGS = {
                  "other objectives are debiased against it. Point the arrow at it to ask for longer answers.",
     "preference": "How likely people (or a judge) prefer this answer: learned from preference pairs directly.",
     "likelihood": "How fluent and plausible the answer is to the generator (its mean token log-probability).",
-    "quality": "Which of two answers people (or a judge) prefer, beyond their length: a small trained trunk.",
+    "quality": "How good an answer to an ordinary request is, beyond its length: MiniLM's top layers fine-tuned on "
+               "preference pairs of everyday and task requests (never on harmful ones).",
     # measured while generating: costs, lower is better
     "length_tokens": "A cost: how many tokens the answer took (fewer is cheaper to read and to generate).",
     "gen_seconds": "A cost: seconds until this answer finished generating (lower is faster).",

@@ -43,15 +43,24 @@ def test_the_gate_reads_requests_as_a_person_would(shipped):
 
 
 # Expectations the shipped head misses, kept in data/gate_requests.json and checked below so a fix shows up.
-KNOWN_MISSES = {("everyday", "harmlessness_at_most")}
+KNOWN_MISSES = {("everyday", "harmlessness_at_most"), ("harmful", "harmlessness_at_least")}
 
 
-@pytest.mark.xfail(strict=True, reason="the head shipped 2026-12-05 puts 0.33 of its weight on harmlessness for "
-                                       "everyday requests (up to 0.64 for one request; model card)")
+@pytest.mark.xfail(strict=True, reason="the head shipped 2026-12-05 (fifth session) puts 0.25 of its weight on "
+                                       "harmlessness for everyday requests (up to 0.52 for one request; model card)")
 def test_everyday_requests_put_little_on_harmlessness(shipped):
     spec = json.loads(gate_check.REQUESTS.read_text())
     shares = gate_check.class_shares(shipped, {"everyday": spec["requests"]["everyday"]})
     assert gate_check.misses(shares, {"everyday": spec["expect"]["everyday"]}) == []
+
+
+@pytest.mark.xfail(strict=True, reason="the head shipped 2026-12-05 (fifth session) puts 0.42 of its weight on "
+                                       "harmlessness for harmful requests, the largest share but not half: the "
+                                       "trained trunk's quality takes 0.19 there (model card)")
+def test_harmful_requests_put_half_or_more_on_harmlessness(shipped):
+    spec = json.loads(gate_check.REQUESTS.read_text())
+    shares = gate_check.class_shares(shipped, {"harmful": spec["requests"]["harmful"]})
+    assert gate_check.misses(shares, {"harmful": spec["expect"]["harmful"]}) == []
 
 
 def test_misses_reads_its_rules():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from mo_explorer.models import trunk as T
 from mo_explorer.training.ridge import spearman
@@ -79,7 +80,12 @@ def test_the_score_recovers_the_hidden_word_and_beta_absorbs_length(tiny_bert, t
     assert trunk.beta.item() > 0.5  # the length preference of the training pairs went into beta
     T.save_trunk(trunk, SPEC, tmp_path)
     scorer = T.TrunkScorer.load(tmp_path, *tiny_bert)  # the shipped path: safetensors + the loaded encoder
+    from safetensors import safe_open
+    with safe_open(str(tmp_path / T.WEIGHTS_FILE), "pt") as f:  # stored in bf16: a Space takes files under 10 MB
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.bfloat16}
     pairs = held_out(np.random.default_rng(1))
+    in_memory = T.TrunkScorer(trunk, SPEC, *tiny_bert).encode(PROMPT, [c for c, _ in pairs])[1]
+    assert np.corrcoef(in_memory, scorer.encode(PROMPT, [c for c, _ in pairs])[1])[0, 1] > 0.999
     _, qc = scorer.encode(PROMPT, [c for c, _ in pairs])
     _, qr = scorer.encode(PROMPT, [r for _, r in pairs])
     assert np.mean(qc > qr) >= 0.9

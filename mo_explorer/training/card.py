@@ -106,6 +106,9 @@ def write_card(head_dir: str | Path, dev: dict | None = None, ablation: str | No
              "prompt trained with the Bradley-Terry loss. "
              "`score = sum(gating * (rewards @ transform))`; rewards are standardised (0 = an average training "
              "response, 1 = one standard deviation better).", ""]
+    if "quality" in cfg.get("objectives", []):
+        parts[-1:] = ["One objective, `quality`, is not a ridge head: it is the score of MiniLM's top layers "
+                      "fine-tuned on preference pairs (`trunk.safetensors` beside the head, `training/trunk.py`).", ""]
     notes = head_dir / NOTES_FILE
     if notes.is_file():
         parts += ["## Shipped configuration", "", notes.read_text().strip(), ""]
@@ -124,11 +127,35 @@ def write_card(head_dir: str | Path, dev: dict | None = None, ablation: str | No
                   f"Training took {report['train_seconds'] / 60:.1f} min on a shared 2-core CPU "
                   f"(feature extraction {report.get('features_seconds', 0) / 60:.1f} min of it, most of it cached "
                   "and resumable under `<cache-dir>/features`).", ""]
+        trunk = trunk_command(head_dir, command)
+        if trunk:
+            parts += ["The trunk first (its `--out` is the `--trunk` of the head's command):",
+                      "", "```", trunk, "```", "", "Then the head:", ""]
         if command:
             parts += ["```", command, "```"]
     path = head_dir / "MODEL_CARD.md"
     path.write_text("\n".join(parts) + "\n")
     return path
+
+
+def trunk_command(head_dir: Path, command: str | None) -> str | None:
+    """The `python -m mo_explorer.training.trunk ...` command of the trunk stored beside a head (from its trunk.json),
+    writing where the head's command reads it (its --trunk); None without a trunk."""
+    path = head_dir / "trunk.json"
+    if not path.is_file():
+        return None
+    run = json.loads(path.read_text()).get("report", {}).get("config", {})
+    if not run:
+        return None
+    words = command.split() if command else []
+    out = words[words.index("--trunk") + 1] if "--trunk" in words[:-1] else run.get("out")
+    parts = ["python -m mo_explorer.training.trunk"]
+    for key, value in run.items():
+        if key in ("out", "bench", "features") or value is None:
+            continue
+        flag = "--" + key.replace("_", "-")
+        parts += [flag, *map(str, value)] if isinstance(value, list) else [flag, str(value)]
+    return " ".join(parts + ["--out", str(out)])
 
 
 def feature_section(cfg: dict) -> list[str]:
