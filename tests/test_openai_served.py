@@ -84,6 +84,8 @@ def test_empty_model_list_asks_for_the_setting(openai_server):
 def head_with_likelihood(directory):
     """The shipped head with a `likelihood` objective added (measured, no gate weight): a head trained with
     `--likelihood-pairs`, as far as loading and scoring go (the shipped head since 2026-12-05 has none)."""
+    import shutil
+
     import torch
 
     from mo_explorer.models.armo import ArmoHead, HeadConfig
@@ -106,6 +108,9 @@ def head_with_likelihood(directory):
                 tensor[-1] = -1e4 * head.config.temperature
         head.reward_transform_matrix[-1, -1] = 1.0
     head.save(directory)
+    for name in ("trunk.safetensors", "trunk.json"):  # the shipped head's `quality` is scored by its trunk
+        if (config.EMBEDDED_HEAD_DIR / name).exists():
+            shutil.copy2(config.EMBEDDED_HEAD_DIR / name, directory / name)
     return directory
 
 
