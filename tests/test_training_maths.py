@@ -109,15 +109,20 @@ def test_gate_learns_known_preference():
     assert log["train_accuracy"] > 0.75
 
 
-def test_gate_ensemble_is_the_mean_of_its_seeds(tmp_path):
-    # Same data as above; three gates with seeds 4, 5, 6 averaged, saved in a head and read back.
-    rng = np.random.default_rng(2)
-    n = 600
+def _two_kinds(seed: int = 2, n: int = 600) -> tuple[np.ndarray, np.ndarray]:
+    """Prompts (n, 3) of two kinds and reward differences (n, 2): objective 0 decides kind A's pairs, 1 kind B's."""
+    rng = np.random.default_rng(seed)
     kind = rng.integers(0, 2, size=n)
     prompts = np.stack([kind * 2.0 - 1, rng.normal(size=n) * 0.1, rng.normal(size=n) * 0.1], axis=1)
     diff = rng.normal(size=(n, 2))
     diff[kind == 0, 0] = np.abs(diff[kind == 0, 0]) * 3
     diff[kind == 1, 1] = np.abs(diff[kind == 1, 1]) * 3
+    return prompts, diff
+
+
+def test_gate_ensemble_is_the_mean_of_its_seeds(tmp_path):
+    # Same data as above; three gates with seeds 4, 5, 6 averaged, saved in a head and read back.
+    prompts, diff = _two_kinds()
     cfg = GateTrainConfig(steps=200, hidden=16, n_hidden=1, entropy_weight=0.0, temperature=1.0, seed=4, members=3)
     gate, log = train_gate(prompts, diff, cfg)
     probe = np.array([[-1.0, 0, 0], [1.0, 0, 0], [0.3, 0.5, -0.2]])
@@ -142,13 +147,7 @@ def test_gate_ensemble_is_the_mean_of_its_seeds(tmp_path):
 def test_a_gate_floor_keeps_its_share_on_every_prompt_and_is_saved_with_the_head(tmp_path):
     # Kind A prompts are decided by objective 0, kind B by objective 1; objective 0 has a floor of 0.5. Free, the
     # gate gives kind B most of its weight on objective 1; floored, objective 0 keeps at least half everywhere.
-    rng = np.random.default_rng(2)
-    n = 600
-    kind = rng.integers(0, 2, size=n)
-    prompts = np.stack([kind * 2.0 - 1, rng.normal(size=n) * 0.1, rng.normal(size=n) * 0.1], axis=1)
-    diff = rng.normal(size=(n, 2))
-    diff[kind == 0, 0] = np.abs(diff[kind == 0, 0]) * 3
-    diff[kind == 1, 1] = np.abs(diff[kind == 1, 1]) * 3
+    prompts, diff = _two_kinds()
     cfg = GateTrainConfig(steps=300, hidden=16, n_hidden=1, entropy_weight=0.0, temperature=1.0, members=2)
     free, _ = train_gate(prompts, diff, cfg)
     floored, log = train_gate(prompts, diff, GateTrainConfig(**{**cfg.__dict__, "floor": (0.5, 0.0)}))

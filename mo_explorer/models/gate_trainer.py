@@ -84,26 +84,26 @@ def train_gate(prompt_states: np.ndarray, reward_diff: np.ndarray, config: GateT
         if val is not None:
             held = (torch.tensor((val[0] - mu) / sd, dtype=torch.float32),
                     *(torch.tensor(a, dtype=torch.float32) for a in val[1:]))
+        target = None
         if config.route:
             if targets is None:
                 raise ValueError("a routed gate needs each pair's target objective")
-            d = d, torch.tensor(targets, dtype=torch.long)
+            target = torch.tensor(targets, dtype=torch.long)
             if held is not None:
                 held = (*held, torch.tensor(val_targets, dtype=torch.long))
         members, histories, accuracies = [], [], []
         for i in range(max(1, config.members)):
-            gate, history = _train_one(x, d, w, m, config, config.seed + i, held)
+            gate, history = _train_one(x, d, w, m, config, config.seed + i, held, target)
             with torch.no_grad():
-                d_eval = d[0] if config.route else d
                 _exclude(gate, (m == 0).all(0))
-                accuracies.append(float(((_masked(gate(x), m) * d_eval).sum(1) > 0).float().mean()))
+                accuracies.append(float(((_masked(gate(x), m) * d).sum(1) > 0).float().mean()))
                 _fold_standardiser(gate, mu, sd)
             members.append(gate)
             histories.append(history)
         gate = members[0] if len(members) == 1 else GateEnsemble(members)
         with torch.no_grad():
             x_raw = torch.tensor(prompt_states, dtype=torch.float32)
-            train_acc = float(((_masked(gate(x_raw), m) * (d[0] if config.route else d)).sum(1) > 0).float().mean())
+            train_acc = float(((_masked(gate(x_raw), m) * d).sum(1) > 0).float().mean())
     finally:
         torch.set_num_threads(threads)
     log.info("gate: %d pairs, %d member(s) x %d steps, train accuracy %.3f (members %s), final BT loss %.4f",
@@ -118,12 +118,13 @@ def train_gate(prompt_states: np.ndarray, reward_diff: np.ndarray, config: GateT
 
 
 def _train_one(x: torch.Tensor, d: torch.Tensor, w: torch.Tensor, m: torch.Tensor, config: GateTrainConfig,
-               seed: int, held: tuple[torch.Tensor, ...] | None = None) -> tuple[GatingNetwork, list[dict]]:
+               seed: int, held: tuple[torch.Tensor, ...] | None = None, target: torch.Tensor | None = None
+               ) -> tuple[GatingNetwork, list[dict]]:
     """One gate on standardised states x (n, D), trained with `seed`; returned in eval mode. With `held`
-    (standardised states, diffs, weights, mask of validation pairs), the state with the lowest validation loss."""
+    (standardised states, diffs, weights, mask of validation pairs), the state with the lowest validation loss.
+    With `target` (n,) it learns to name each pair's objective (routing) instead of fitting the margins."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    d, target = d if config.route else (d, None)
     n, k = d.shape
     gate = GatingNetwork(x.shape[1], k, config.hidden, config.n_hidden, config.temperature,
                          dropout=config.dropout, floor=list(config.floor) or None)
