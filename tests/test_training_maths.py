@@ -191,6 +191,31 @@ def test_a_routed_gate_learns_the_kind_of_request_even_where_the_margins_say_not
     assert route_targets(subsets, (*objectives, "quality")).tolist() == [5, 2, 3, -1]  # with a trunk: quality
 
 
+def test_a_route_hint_decides_where_the_margins_are_silent_and_yields_where_they_speak():
+    # Kind A pairs are clearly decided by objective 1, though the route names objective 0 for them; kind B pairs'
+    # margins are noise and the route names objective 2. A hint (route_weight) follows the margins on kind A and the
+    # route on kind B; the pure routed gate follows the route on both.
+    rng = np.random.default_rng(6)
+    n = 400
+    kind = rng.integers(0, 2, size=n)
+    prompts = np.stack([kind * 2.0 - 1, rng.normal(size=n) * 0.1], axis=1)
+    diff = rng.normal(size=(n, 3))
+    diff[kind == 0, 1] = 4.0 + 0.5 * rng.normal(size=int((kind == 0).sum()))
+    targets = np.where(kind == 0, 0, 2)
+    base = dict(steps=300, hidden=16, n_hidden=1, entropy_weight=0.0, temperature=1.0, dropout=0.0, lr=1e-2)
+    probe = np.array([[-1.0, 0.0], [1.0, 0.0]])
+
+    def shares(**extra) -> np.ndarray:
+        gate, _ = train_gate(prompts, diff, GateTrainConfig(**base, **extra), targets=targets)
+        g = gate_weights(gate, probe)
+        return g / g.sum(1, keepdims=True)
+
+    free, hinted, routed = shares(), shares(route_weight=0.1), shares(route=True)
+    assert hinted[0].argmax() == 1 and hinted[1].argmax() == 2, hinted
+    assert hinted[1, 2] > free[1, 2] + 0.1, (free, hinted)  # the hint, not the noise, lifts objective 2 on kind B
+    assert routed[0, 0] > 0.8 and routed[1, 2] > 0.8, routed
+
+
 def test_a_gate_floor_that_leaves_nothing_to_the_prompt_or_names_a_missing_objective_is_refused():
     import argparse
     import types

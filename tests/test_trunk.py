@@ -124,3 +124,35 @@ def test_train_subsets_keep_other_sources_out_of_the_trunk_but_every_fold_is_sco
     assert {p.subset for p in train} == {"rmb-helpfulness", "alpacaeval"}
     assert {p.subset for p in held} == {"ratings-compliance", "ratings-overall"}  # scored, though never trained on
     assert {p.subset for p in split(pairs, "ratings")[0]} == {"rmb-helpfulness", "rmb-harmlessness", "alpacaeval"}
+
+
+def test_extra_pairs_add_training_subsets_only_and_keep_the_sample_train_draws(tmp_path):
+    import gzip
+    import json
+
+    from mo_explorer.training.data import read_pairs, stratified_sample
+    from mo_explorer.training.trunk import make_parser, sample_pairs, TrunkRunConfig
+
+    rows = [{"id": f"{s}/{i}", "source": s, "subset": s, "prompt": [{"role": "user", "content": f"q{i}"}],
+             "chosen": f"a{i}", "rejected": f"b{i}"}
+            for s in ("rmb-helpfulness", "rmb-harmlessness", "alpacaeval") for i in range(40)]
+    pairs_path, ratings_path = tmp_path / "pairs.jsonl.gz", tmp_path / "ratings.jsonl.gz"
+    with gzip.open(pairs_path, "wt") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    with gzip.open(ratings_path, "wt") as f:
+        f.write(json.dumps({"id": "r/0", "source": "r", "prompt": [{"role": "user", "content": "q"}],
+                            "response": "a", "helpfulness": 0.5}) + "\n")
+
+    def sampled(extra: int) -> list:
+        args = make_parser().parse_args(["--pairs", str(pairs_path), "--ratings", str(ratings_path),
+                                         "--pairs-limit", "30", "--extra-pairs", str(extra), "--rating-pairs", "0",
+                                         "--train-subsets", "rmb-helpfulness", "alpacaeval"])
+        return sample_pairs(TrunkRunConfig.from_args(args))[0]
+
+    every = read_pairs(str(pairs_path))
+    as_train_draws = [every[i].id for i in stratified_sample([p.subset for p in every], 30, 0)]
+    with_extra = sampled(20)
+    assert [p.id for p in sampled(0)] == as_train_draws == [p.id for p in with_extra[:30]]
+    extra = with_extra[30:]
+    assert len(extra) == 20 and {p.subset for p in extra} == {"rmb-helpfulness", "alpacaeval"}
+    assert len({p.id for p in with_extra}) == 50  # no pair drawn twice

@@ -41,6 +41,7 @@ class GateTrainConfig:
     shrink: float = 0.0  # weight of KL(gate(prompt) || the batch's mean gate): one population weighting as prior
     floor: tuple[float, ...] = ()  # per objective, the share the gate always gives it (GatingNetwork's floor)
     route: bool = False  # trained to name the objective each pair's kind of request calls for (cross-entropy)
+    route_weight: float = 0.0  # without `route`: Bradley-Terry + route_weight x that cross-entropy (a hint)
 
 
 def standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -85,7 +86,7 @@ def train_gate(prompt_states: np.ndarray, reward_diff: np.ndarray, config: GateT
             held = (torch.tensor((val[0] - mu) / sd, dtype=torch.float32),
                     *(torch.tensor(a, dtype=torch.float32) for a in val[1:]))
         target = None
-        if config.route:
+        if config.route or config.route_weight > 0:
             if targets is None:
                 raise ValueError("a routed gate needs each pair's target objective")
             target = torch.tensor(targets, dtype=torch.long)
@@ -141,7 +142,10 @@ def _train_one(x: torch.Tensor, d: torch.Tensor, w: torch.Tensor, m: torch.Tenso
         bt = (F.softplus(-margin) * w[idx]).sum() / w[idx].sum()  # -log sigmoid(margin): Bradley-Terry
         p = g / g.sum(1, keepdim=True)
         entropy = -(p * torch.log(p + 1e-9)).sum(1).mean()
-        fit = _route_loss(raw, target[idx], w[idx]) if target is not None else bt
+        fit = bt
+        if target is not None:
+            ce = _route_loss(raw, target[idx], w[idx])
+            fit = ce if config.route else bt + config.route_weight * ce
         loss = fit - config.entropy_weight * entropy
         if config.shrink > 0:  # departures from the population weighting must pay for themselves in the BT loss
             mean = p.mean(0, keepdim=True)
@@ -151,7 +155,7 @@ def _train_one(x: torch.Tensor, d: torch.Tensor, w: torch.Tensor, m: torch.Tenso
         opt.step()
         sched.step()
         if held is not None and ((step + 1) % config.eval_every == 0 or step == config.steps - 1):
-            loss_val = _validation_loss(gate, held)
+            loss_val = _validation_loss(gate, held, config)
             history.append({"step": step + 1, "loss": fit.item(), "bt_loss": bt.item(), "entropy": entropy.item(),
                             "val_loss": loss_val})
             if loss_val < best[0]:
@@ -174,17 +178,19 @@ def _route_loss(weights: torch.Tensor, target: torch.Tensor, w: torch.Tensor) ->
 
 
 @torch.no_grad()
-def _validation_loss(gate: GatingNetwork, held: tuple[torch.Tensor, ...]) -> float:
-    """The gate's weighted training loss (without dropout) on validation pairs: Bradley-Terry, or the routing
-    cross-entropy when `held` carries targets; leaves it in train mode."""
+def _validation_loss(gate: GatingNetwork, held: tuple[torch.Tensor, ...], config: GateTrainConfig) -> float:
+    """The gate's weighted training loss (without dropout) on validation pairs: Bradley-Terry, the routing
+    cross-entropy (config.route), or their sum with config.route_weight; leaves it in train mode."""
     x, d, w, m, *target = held
     gate.eval()
     raw = gate(x)
     gate.train()
-    if target:
-        return float(_route_loss(raw, target[0], w))
     margin = (_masked(raw, m) * d).sum(1)
-    return float((F.softplus(-margin) * w).sum() / w.sum())
+    bt = float((F.softplus(-margin) * w).sum() / w.sum())
+    if not target:
+        return bt
+    ce = float(_route_loss(raw, target[0], w))
+    return ce if config.route else bt + config.route_weight * ce
 
 
 def _fold_standardiser(gate: GatingNetwork, mu: np.ndarray, sd: np.ndarray) -> None:

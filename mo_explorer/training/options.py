@@ -61,6 +61,7 @@ class TrainConfig:
     gate_shrink: float  # weight of the penalty on the gate's departure from the population weighting (KL)
     gate_floor: dict[str, float]  # objective -> share of the weight the gate always gives it
     gate_route: bool  # the gate learns which kind of request a prompt is (stage2.ROUTES), not the pairs' margins
+    gate_route_weight: float  # the gate fits the margins, with that cross-entropy added at this weight
     debias_within_pairs: bool  # debias every objective against verbosity on the pairs' differences
     dev: str | None
     dev_limit: int
@@ -204,6 +205,10 @@ def configure_gate(parser: argparse.ArgumentParser) -> None:
                              "overall without a trunk; harmful: harmlessness; safe but sounding unsafe: "
                              "compliance; by training subset, stage2.ROUTES) with a cross-entropy loss, rather "
                              "than on the pairs' Bradley-Terry margins.")
+    parser.add_argument("--gate-route-weight", type=float, default=0.0,
+                        help="Keep fitting the pairs' Bradley-Terry margins, and add --gate-route's cross-entropy "
+                             "at this weight: a hint of which objective a kind of request calls for, which the "
+                             "margins may overrule.")
     parser.add_argument("--gate-shrink", type=float, default=0.0,
                         help="Weight of the penalty KL(gate(prompt) || mean gate over the batch): the gate keeps "
                              "one population weighting and departs from it only where the pairs pay for it.")

@@ -96,7 +96,8 @@ def gate_config(cfg, objectives: tuple[str, ...] = ()):
 
     return GateTrainConfig(steps=cfg.gate_steps, seed=cfg.seed, entropy_weight=cfg.gate_entropy,
                            members=cfg.gate_seeds, n_hidden=cfg.gate_layers, shrink=getattr(cfg, "gate_shrink", 0.0),
-                           floor=gate_floor(cfg, objectives), route=bool(getattr(cfg, "gate_route", False)))
+                           floor=gate_floor(cfg, objectives), route=bool(getattr(cfg, "gate_route", False)),
+                           route_weight=float(getattr(cfg, "gate_route_weight", 0.0)))
 
 
 def fit_gate(states: np.ndarray, diff: np.ndarray, weights: np.ndarray, mask: np.ndarray, subsets: list[str],

@@ -48,6 +48,7 @@ class TrunkRunConfig:
     ratings: str
     dev: str | None
     pairs_limit: int
+    extra_pairs: int
     rating_pairs: int
     dev_limit: int
     seed: int
@@ -77,6 +78,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--ratings", required=True, help="Ratings; pairs are derived from them as `train` does.")
     p.add_argument("--dev", default=None, help="RM-Bench dev pairs, scored by the models trained on every source.")
     p.add_argument("--pairs-limit", type=int, default=3000, help="Pairs sampled, stratified by subset.")
+    p.add_argument("--extra-pairs", type=int, default=0,
+                   help="More pairs for the trunk beyond --pairs-limit, drawn (stratified, from the training subsets) "
+                        "among the pairs not sampled. The first --pairs-limit pairs are the ones `train` samples with "
+                        "the same seed, so its head still finds every pair's out-of-fold quality.")
     p.add_argument("--rating-pairs", type=int, default=600, help="Pairs derived from the sampled ratings.")
     p.add_argument("--dev-limit", type=int, default=400, help="Dev pairs sampled, stratified by subset.")
     p.add_argument("--seed", type=int, default=0, help="Sampling and training seed.")
@@ -111,7 +116,13 @@ class Run:
 def sample_pairs(cfg: TrunkRunConfig) -> tuple[list[D.PairRow], list[D.PairRow]]:
     """Training pairs (sampled pairs + rating-derived pairs) and the dev sample."""
     pairs_all = D.read_pairs(cfg.pairs)
-    pairs = [pairs_all[i] for i in D.stratified_sample([p.subset for p in pairs_all], cfg.pairs_limit, cfg.seed)]
+    first = D.stratified_sample([p.subset for p in pairs_all], cfg.pairs_limit, cfg.seed)
+    pairs = [pairs_all[i] for i in first]
+    if cfg.extra_pairs:
+        taken = set(first.tolist())
+        rest = [p for i, p in enumerate(pairs_all)
+                if i not in taken and (not cfg.train_subsets or p.subset in cfg.train_subsets)]
+        pairs += [rest[i] for i in D.stratified_sample([p.subset for p in rest], cfg.extra_pairs, cfg.seed + 1)]
     ratings_all = D.read_ratings(cfg.ratings)
     ratings = [ratings_all[i] for i in D.sample_ratings(ratings_all, DEFAULT_PER_OBJECTIVE, cfg.seed)]
     pairs += rating_pairs(ratings, cfg.rating_pairs, cfg.seed)
