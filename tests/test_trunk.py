@@ -131,7 +131,7 @@ def test_extra_pairs_add_training_subsets_only_and_keep_the_sample_train_draws(t
     import json
 
     from mo_explorer.training.data import read_pairs, stratified_sample
-    from mo_explorer.training.trunk import make_parser, sample_pairs, TrunkRunConfig
+    from mo_explorer.training.trunk import TrunkRunConfig, make_parser, sample_pairs
 
     rows = [{"id": f"{s}/{i}", "source": s, "subset": s, "prompt": [{"role": "user", "content": f"q{i}"}],
              "chosen": f"a{i}", "rejected": f"b{i}"}
