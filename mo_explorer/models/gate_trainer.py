@@ -178,9 +178,11 @@ def _route_loss(weights: torch.Tensor, target: torch.Tensor, w: torch.Tensor) ->
 
 
 @torch.no_grad()
-def _validation_loss(gate: GatingNetwork, held: tuple[torch.Tensor, ...], config: GateTrainConfig) -> float:
+def _validation_loss(gate: GatingNetwork, held: tuple[torch.Tensor, ...],
+                     config: GateTrainConfig | None = None) -> float:
     """The gate's weighted training loss (without dropout) on validation pairs: Bradley-Terry, the routing
     cross-entropy (config.route), or their sum with config.route_weight; leaves it in train mode."""
+    config = config or GateTrainConfig()
     x, d, w, m, *target = held
     gate.eval()
     raw = gate(x)
