@@ -166,22 +166,35 @@ def test_a_gate_floor_keeps_its_share_on_every_prompt_and_is_saved_with_the_head
     np.testing.assert_allclose(gate_weights(ArmoHead.load(tmp_path / "head").gating, probe), g, rtol=1e-6)
 
 
-def test_a_routed_gate_learns_the_kind_of_request_even_where_the_margins_say_nothing():
-    # The pairs' margins are noise; only the targets say kind A calls for objective 0 and kind B for objective 2.
-    from mo_explorer.training.stage2 import route_targets
+ROUTE_TEST_GATE = dict(steps=300, hidden=16, n_hidden=1, entropy_weight=0.0, temperature=1.0, dropout=0.0, lr=1e-2)
 
-    rng = np.random.default_rng(5)
+
+def _two_routed_kinds(seed: int):
+    """400 pairs of two kinds of prompt (state -1 or +1 plus noise), noise margins on 3 objectives, and the route
+    naming objective 0 for kind A and objective 2 for kind B -> (rng, kind, prompts, diff, targets)."""
+    rng = np.random.default_rng(seed)
     n = 400
     kind = rng.integers(0, 2, size=n)
     prompts = np.stack([kind * 2.0 - 1, rng.normal(size=n) * 0.1], axis=1)
     diff = rng.normal(size=(n, 3))
-    targets = np.where(kind == 0, 0, 2)
-    targets[:20] = -1  # pairs of a subset with no route: no target, no loss
-    cfg = GateTrainConfig(steps=300, hidden=16, n_hidden=1, entropy_weight=0.0, temperature=1.0, dropout=0.0,
-                          lr=1e-2, route=True)
-    gate, log = train_gate(prompts, diff, cfg, targets=targets)
+    return rng, kind, prompts, diff, np.where(kind == 0, 0, 2)
+
+
+def _route_shares(prompts, diff, cfg, targets) -> np.ndarray:
+    """The trained gate's shares (2, 3) for a kind A and a kind B prompt."""
+    gate, _ = train_gate(prompts, diff, cfg, targets=targets)
     g = gate_weights(gate, np.array([[-1.0, 0.0], [1.0, 0.0]]))
-    g = g / g.sum(1, keepdims=True)
+    return g / g.sum(1, keepdims=True)
+
+
+def test_a_routed_gate_learns_the_kind_of_request_even_where_the_margins_say_nothing():
+    # The pairs' margins are noise; only the targets say kind A calls for objective 0 and kind B for objective 2.
+    from mo_explorer.training.stage2 import route_targets
+
+    _, kind, prompts, diff, targets = _two_routed_kinds(5)
+    targets[:20] = -1  # pairs of a subset with no route: no target, no loss
+    cfg = GateTrainConfig(**ROUTE_TEST_GATE, route=True)
+    g = _route_shares(prompts, diff, cfg, targets)
     assert g[0, 0] > 0.8 and g[1, 2] > 0.8, g
     with pytest.raises(ValueError, match="target"):
         train_gate(prompts, diff, cfg)
@@ -195,20 +208,11 @@ def test_a_route_hint_decides_where_the_margins_are_silent_and_yields_where_they
     # Kind A pairs are clearly decided by objective 1, though the route names objective 0 for them; kind B pairs'
     # margins are noise and the route names objective 2. A hint (route_weight) follows the margins on kind A and the
     # route on kind B; the pure routed gate follows the route on both.
-    rng = np.random.default_rng(6)
-    n = 400
-    kind = rng.integers(0, 2, size=n)
-    prompts = np.stack([kind * 2.0 - 1, rng.normal(size=n) * 0.1], axis=1)
-    diff = rng.normal(size=(n, 3))
+    rng, kind, prompts, diff, targets = _two_routed_kinds(6)
     diff[kind == 0, 1] = 4.0 + 0.5 * rng.normal(size=int((kind == 0).sum()))
-    targets = np.where(kind == 0, 0, 2)
-    base = dict(steps=300, hidden=16, n_hidden=1, entropy_weight=0.0, temperature=1.0, dropout=0.0, lr=1e-2)
-    probe = np.array([[-1.0, 0.0], [1.0, 0.0]])
 
     def shares(**extra) -> np.ndarray:
-        gate, _ = train_gate(prompts, diff, GateTrainConfig(**base, **extra), targets=targets)
-        g = gate_weights(gate, probe)
-        return g / g.sum(1, keepdims=True)
+        return _route_shares(prompts, diff, GateTrainConfig(**ROUTE_TEST_GATE, **extra), targets)
 
     free, hinted, routed = shares(), shares(route_weight=0.1), shares(route=True)
     assert hinted[0].argmax() == 1 and hinted[1].argmax() == 2, hinted
