@@ -337,3 +337,23 @@ def test_an_early_stopped_gate_is_its_best_state_on_held_out_prompts():
     assert _validation_loss(stopped, raw) == pytest.approx(min(checked), abs=1e-5)
     assert _validation_loss(stopped, raw) < _validation_loss(full, raw)
     assert full_log["train_accuracy"] > log["train_accuracy"]  # the full run memorised more
+
+
+def test_debiasing_within_prompts_ignores_length_between_prompts_and_removes_it_within():
+    # Between prompts, long answers score high (the kind of request sets both); within a prompt, objective 0 does
+    # not follow length and objective 1 does. Pooled debiasing would subtract length from both.
+    from mo_explorer.training.recipe import HeadParams, debias_within_prompts
+    from mo_explorer.training.ridge import debias_transform
+
+    rng = np.random.default_rng(0)
+    prompt_level = np.repeat(rng.normal(0, 2, 40), 8)
+    within = rng.normal(0, 0.5, 320)
+    verbosity = prompt_level + within
+    reference = np.stack([prompt_level + rng.normal(0, 0.5, 320), within + rng.normal(0, 0.2, 320), verbosity], 1)
+    groups = [str(i // 8) for i in range(320)]
+    objectives = ("free", "follows", "verbosity")
+    assert -debias_transform(reference, objectives)[2, 0] > 0.5  # pooled: a large length correction
+    params = HeadParams(objectives, np.zeros((3, 1)), np.zeros(3), {}, np.eye(3))
+    report = debias_within_prompts(params, reference, groups)
+    assert abs(report["free"]["lambda"]) < 0.15 and report["follows"]["lambda"] > 0.5
+    assert abs(report["follows"]["after"]) < 0.05 and report["follows"]["before"] > 0.8

@@ -153,3 +153,50 @@ def test_train_refuses_a_trunk_directory_without_out_of_fold_scores(tmp_path):
 
     with pytest.raises(UserError, match="out_of_fold.npz"):
         train.out_of_fold_quality(str(tmp_path))
+
+
+def _candidates_file(path) -> None:
+    """Answers of growing length to three training-like prompts, as `training.candidates` writes them."""
+    from tests.test_training_pipeline import BAD, GOOD
+
+    rows = []
+    for i, source in enumerate(("s1", "s2", "ratings")):
+        texts = [" ".join([GOOD[(i + j) % len(GOOD)]] * (1 + j)) for j in range(4)] \
+            + [" ".join([BAD[(i + j) % len(BAD)]] * (1 + j)) for j in range(4)]
+        rows.append({"source": source, "prompt": f"Question number {i}: tell me something useful about topic {i}.",
+                     "texts": texts, "mean_logprob": [-1.0 - 0.1 * j for j in range(8)]})
+    path.write_text(json.dumps(rows))
+
+
+def test_with_candidates_no_objective_follows_length_among_the_answers_to_one_prompt(head_with_trunk, tmp_path):
+    from mo_explorer.models.head_reward import HeadRewardModel
+    from mo_explorer.training.ridge import spearman
+
+    tmp, settings = head_with_trunk
+    _candidates_file(tmp_path / "candidates.json")
+    saved = json.loads((tmp / "head" / "config.json").read_text())["extra"]["training"]
+    parser = argparse.ArgumentParser()
+    train.configure(parser)
+    args = parser.parse_args([*_args_of(saved["command"]), "--out", str(tmp_path / "head"),
+                              "--features", str(tmp / "features"),
+                              "--debias-candidates", str(tmp_path / "candidates.json")])
+    assert train.main(args, settings) == 0
+    cfg = json.loads((tmp_path / "head" / "config.json").read_text())
+    debias = cfg["extra"]["training"]["debias"]
+    assert {v["on"] for v in debias.values()} == {"generator candidates, within prompts"}
+    assert "quality" in debias
+    rm = HeadRewardModel.load(tmp_path / "head", settings.models.cache_dir, device="cpu")
+    rows = json.loads((tmp_path / "candidates.json").read_text())
+    centred, words = [], []
+    for row in rows:
+        out = rm.score([{"role": "user", "content": row["prompt"]}], row["texts"],
+                       mean_logprob=np.array(row["mean_logprob"], np.float32))
+        r = out.rewards @ out.transform
+        centred.append(r - r.mean(0))
+        w = np.log1p([len(t.split()) for t in row["texts"]])
+        words.append(w - w.mean())
+    centred, words = np.concatenate(centred), np.concatenate(words)
+    for j, name in enumerate(rm.objectives):
+        if name != "verbosity":
+            assert abs(spearman(centred[:, j], words)) <= 0.1, (name, spearman(centred[:, j], words))
+    assert "Verbosity debiasing within prompts" in (tmp_path / "head" / "MODEL_CARD.md").read_text()

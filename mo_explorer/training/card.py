@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from mo_explorer.training.recipe import CANDIDATES_DEBIAS
+
 MEANINGS = {
     "helpfulness": "How likely a strong judge prefers this response to GPT-4-turbo's (regressed on the logit of "
                    "AlpacaEval 2.0 win probabilities).",
@@ -198,7 +200,12 @@ def objectives_section(cfg: dict, report: dict) -> list[str]:
         held = f"{pct(trust[name])}" if trust.get(name) is not None else ""
         parts.append(f"| {name} | {MEANINGS.get(key, '')} | {rows} | {rho} | {held} |")
     debias = report.get("debias", {})
-    if debias:
+    if debias and all(v.get("on") == CANDIDATES_DEBIAS for v in debias.values()):
+        parts += ["", "Verbosity debiasing within prompts (`--debias-candidates`: the embedded generator's answers to "
+                      "training prompts; Spearman of each objective with verbosity among the answers to one prompt):",
+                  "", "| objective | before | after | lambda |", "|---|---|---|---|"]
+        parts += [f"| {k} | {v['before']:+.3f} | {v['after']:+.3f} | {v['lambda']:.3f} |" for k, v in debias.items()]
+    elif debias:
         parts += ["", "Verbosity debiasing (Spearman with verbosity on the training responses; within pairs: of the "
                       "difference between two answers to one prompt with their difference in verbosity):", "",
                   "| objective | before | after | within pairs, before | within pairs, after | lambda |",

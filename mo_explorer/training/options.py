@@ -63,6 +63,7 @@ class TrainConfig:
     gate_route: bool  # the gate learns which kind of request a prompt is (stage2.ROUTES), not the pairs' margins
     gate_route_weight: float  # the gate fits the margins, with that cross-entropy added at this weight
     debias_within_pairs: bool  # debias every objective against verbosity on the pairs' differences
+    debias_candidates: str | None  # a `training.candidates` file: debias within the prompts of the app's generator
     dev: str | None
     dev_limit: int
     features: str | None
@@ -147,6 +148,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="Debias every objective against verbosity on the training pairs' differences (what a "
                              "pairwise judgement compares), not across all training responses: each objective then "
                              "ranks two answers to one prompt without following their length.")
+    parser.add_argument("--debias-candidates", default=None,
+                        help="Candidates file written by `python -m mo_explorer.training.candidates`: every "
+                             "objective is debiased against verbosity within the prompts of the app's own generator "
+                             "(its answers to training prompts), not across all training responses. Overrides "
+                             "--debias-within-pairs.")
     parser.add_argument("--preference-l2", type=float, default=0.0,
                         help="Also learn a 'preference' objective: a Bradley-Terry linear head on the training "
                              "pairs' feature differences, with this L2 penalty on standardised features (0: none).")

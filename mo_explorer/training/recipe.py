@@ -186,6 +186,33 @@ def set_transform(params: HeadParams, reference: np.ndarray, verbosity_in_score:
     return _debias_report(params, reference, pair_rewards if within_pairs else None, pair_diff)
 
 
+CANDIDATES_DEBIAS = "generator candidates, within prompts"  # the debias report's `on` for debias_within_prompts
+
+
+def debias_within_prompts(params: HeadParams, reference: np.ndarray, groups: list[str]) -> dict:
+    """Refit every objective's lambda in params.transform on reference rewards (n, k) centred within each prompt
+    (`groups`, one key per row): each objective then ranks answers to one prompt without following their length,
+    whatever length does between prompts. Returns each objective's within-prompt Spearman with verbosity before and
+    after, and its lambda."""
+    v = params.objectives.index(VERBOSITY)
+    keys = np.array(groups)
+    centred = np.array(reference, np.float64)
+    for key in set(groups):
+        rows = keys == key
+        centred[rows] -= centred[rows].mean(0)
+    report = {}
+    for i, name in enumerate(params.objectives):
+        ok = np.isfinite(centred[:, i])
+        if i == v or ok.sum() < 20:
+            continue
+        params.transform[v, i] = -debias_lambda(centred[ok, i], centred[ok, v])
+        after = centred[ok, i] + params.transform[v, i] * centred[ok, v]
+        report[name] = {"on": CANDIDATES_DEBIAS,
+                        "before": spearman(centred[ok, i], centred[ok, v]),
+                        "after": spearman(after, centred[ok, v]), "lambda": float(-params.transform[v, i])}
+    return report
+
+
 def _row_debias(params: HeadParams, reference: np.ndarray) -> np.ndarray:
     """ArmoRM's transform on the reference rows. The trunk's quality exists on the training pairs only: it is
     debiased on its own rows, the others on every row where they are all measured."""

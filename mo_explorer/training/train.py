@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from mo_explorer import config
+from mo_explorer.training import candidates, recipe, stage2
 from mo_explorer.training import data as D
-from mo_explorer.training import recipe, stage2
 from mo_explorer.training.contrastive import build_contrastive, rating_pairs
 from mo_explorer.training.feature_cache import FeatureCache, text_key
 from mo_explorer.training.options import (  # noqa: F401 - re-exported: train.X is how the commands read them
@@ -45,6 +45,10 @@ class Prepared:
     rejected: recipe.FeatureTable
     spec: dict
     timings: dict = field(default_factory=dict)
+    # --debias-candidates: the generator's answers to training prompts, their prompt keys and sources, row by row
+    candidates: recipe.FeatureTable | None = None
+    candidate_groups: list[str] = field(default_factory=list)
+    candidate_sources: list[str] = field(default_factory=list)
 
 
 def feature_spec(backbone: str, layer: int | None) -> dict:
@@ -106,15 +110,16 @@ def out_of_fold_quality(trunk_dir: str | None) -> dict[str, float] | None:
         return {str(k): float(v) for k, v in zip(z["keys"], z["quality"])}
 
 
-def trunk_quality(trunk_dir: str, items: list[tuple[list[dict], str]], settings: config.Settings
-                  ) -> dict[str, float]:
+def trunk_quality(trunk_dir: str, items: list[tuple[list[dict], str]], settings: config.Settings,
+                  backbone: str = "embedded:minilm") -> dict[str, float]:
     """{text key: quality} of (prompt, response) items scored by the trunk in `trunk_dir` (trained on every
-    source): what the head will compute for text it never trained on, e.g. the dev answers."""
-    from mo_explorer.models.embedded import MINILM, resolve_model_path
+    source) on top of `backbone`'s lower layers: what the head will compute for text it never trained on, e.g.
+    the dev answers."""
+    from mo_explorer.models.embedded import resolve_model_path
     from mo_explorer.models.trunk import TrunkScorer, load_encoder
 
     # threads=None: the caller (variants, ablate) keeps its own torch threads for the fits that follow.
-    scorer = TrunkScorer.load(trunk_dir, *load_encoder(resolve_model_path(MINILM, settings.models.cache_dir),
+    scorer = TrunkScorer.load(trunk_dir, *load_encoder(resolve_model_path(backbone, settings.models.cache_dir),
                                                        threads=None))
     groups: dict[str, tuple[list[dict], list[str]]] = {}
     for p, r in items:
@@ -180,11 +185,39 @@ def prepare(cfg: TrainConfig, settings: config.Settings) -> Prepared:
                     table(cache, [(r.prompt, r.response) for r in ratings], layer_index, lik, measured),
                     pairs, table(cache, [(p.prompt, p.chosen) for p in pairs], layer_index, lik, measured, oof),
                     table(cache, [(p.prompt, p.rejected) for p in pairs], layer_index, lik, measured, oof), spec)
+    if cfg.debias_candidates:
+        prepare_candidates(prep, cfg, cache, layer_index, settings, state)
     if oof is not None:
         log.info("trunk quality out of fold on %d of %d pairs",
                  int((np.isfinite(prep.chosen.quality) & np.isfinite(prep.rejected.quality)).sum()), len(pairs))
     prep.timings["features_s"] = time.perf_counter() - start
     return prep
+
+
+def prepare_candidates(prep: Prepared, cfg: TrainConfig, cache: FeatureCache, layer_index: int,
+                       settings: config.Settings, state: dict) -> None:
+    """Features of the --debias-candidates file's answers into prep. Their quality comes from the trunk trained on
+    every source (they have no out-of-fold score; the debiasing reads no label), their log-prob from the file (the
+    generator measured it while writing them, as in the app)."""
+    rows = candidates.load(cfg.debias_candidates)
+    items = [([{"role": "user", "content": r["prompt"]}], t) for r in rows for t in r["texts"]]
+    fill(cache, prep.spec, items, settings, state)
+    quality = trunk_quality(cfg.trunk, items, settings, cfg.backbone) if cfg.trunk else None
+    tab = table(cache, items, layer_index, None, None, quality)
+    tab.logprob = np.array([lp for r in rows for lp in r["mean_logprob"]], np.float32)
+    prep.candidates = tab
+    prep.candidate_groups = [r["prompt"] for r in rows for _ in r["texts"]]
+    prep.candidate_sources = [r["source"] for r in rows for _ in r["texts"]]
+
+
+def candidate_debias(prep: Prepared, params: recipe.HeadParams, subsets: tuple[str, ...] | None) -> dict:
+    """Refit params' debiasing within the prompts of the candidates this fit may see (recipe.debias_within_prompts)."""
+    if prep.candidates is None:
+        from mo_explorer.errors import UserError
+        raise UserError("--debias-candidates was not given when the features were prepared")
+    keep = np.flatnonzero(candidates.kept(prep.candidate_sources, subsets))
+    return recipe.debias_within_prompts(params, recipe.rewards(params, prep.candidates.take(keep)),
+                                        [prep.candidate_groups[i] for i in keep])
 
 
 def likelihood_rows(pairs: list[D.PairRow], limit: int, seed: int) -> list[D.PairRow]:
@@ -239,6 +272,8 @@ def fit(prep: Prepared, cfg: TrainConfig, use_contrastive: bool = True, use_like
     debias = recipe.set_transform(params, recipe.rewards(params, union), cfg.verbosity_in_score,
                                   (recipe.rewards(params, prep.chosen.take(keep)),
                                    recipe.rewards(params, prep.rejected.take(keep))), cfg.debias_within_pairs)
+    if cfg.debias_candidates:
+        debias = candidate_debias(prep, params, subsets)
     diff = recipe.pair_reward_diff(params, prep.chosen.take(keep), prep.rejected.take(keep), held_margin)
     mask = stage2.measured_mask(params.objectives, prep.chosen.take(keep), prep.rejected.take(keep),
                                 params.transform)
