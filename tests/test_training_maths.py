@@ -357,3 +357,16 @@ def test_debiasing_within_prompts_ignores_length_between_prompts_and_removes_it_
     report = debias_within_prompts(params, reference, groups)
     assert abs(report["free"]["lambda"]) < 0.15 and report["follows"]["lambda"] > 0.5
     assert abs(report["follows"]["after"]) < 0.05 and report["follows"]["before"] > 0.8
+
+
+def test_an_objective_kept_out_of_debiasing_keeps_its_length_and_the_others_lose_theirs():
+    # The trunk's quality is trained with its own length term: --no-debias-quality leaves it as it is.
+    from mo_explorer.training.recipe import HeadParams, set_transform
+
+    rng = np.random.default_rng(1)
+    verbosity = rng.normal(size=400)
+    reference = np.stack([verbosity + rng.normal(size=400), verbosity + rng.normal(size=400), verbosity], 1)
+    params = HeadParams(("helpfulness", "quality", "verbosity"), np.zeros((3, 1)), np.zeros(3), {}, np.eye(3))
+    report = set_transform(params, reference, verbosity_in_score=False, keep=("quality",))
+    assert report["quality"]["lambda"] == 0.0 and report["quality"]["after"] == report["quality"]["before"] > 0.5
+    assert report["helpfulness"]["lambda"] > 0.5 and abs(report["helpfulness"]["after"]) < 0.05

@@ -63,6 +63,7 @@ class TrainConfig:
     gate_route: bool  # the gate learns which kind of request a prompt is (stage2.ROUTES), not the pairs' margins
     gate_route_weight: float  # the gate fits the margins, with that cross-entropy added at this weight
     debias_within_pairs: bool  # debias every objective against verbosity on the pairs' differences
+    debias_quality: bool  # debias the trunk's quality too (it was trained with a length term of its own)
     debias_candidates: str | None  # a `training.candidates` file: debias within the prompts of the app's generator
     dev: str | None
     dev_limit: int
@@ -148,6 +149,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="Debias every objective against verbosity on the training pairs' differences (what a "
                              "pairwise judgement compares), not across all training responses: each objective then "
                              "ranks two answers to one prompt without following their length.")
+    parser.add_argument("--debias-quality", action=argparse.BooleanOptionalAction, default=True,
+                        help="Debias the trunk's `quality` against verbosity like the other objectives. With "
+                             "--no-debias-quality it keeps the trunk's own length control: the trunk is trained "
+                             "with a length term that absorbs length within each pair, and debiasing it again over "
+                             "all training responses subtracted the length that differs between prompts (within a "
+                             "prompt, longer answers then scored lower).")
     parser.add_argument("--debias-candidates", default=None,
                         help="Candidates file written by `python -m mo_explorer.training.candidates`: every "
                              "objective is debiased against verbosity within the prompts of the app's own generator "

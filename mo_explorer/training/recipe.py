@@ -159,7 +159,8 @@ def rewards(params: HeadParams, table: FeatureTable) -> np.ndarray:
 
 
 def set_transform(params: HeadParams, reference: np.ndarray, verbosity_in_score: bool,
-                  pair_rewards: tuple[np.ndarray, np.ndarray] | None = None, within_pairs: bool = False) -> dict:
+                  pair_rewards: tuple[np.ndarray, np.ndarray] | None = None, within_pairs: bool = False,
+                  keep: tuple[str, ...] = ()) -> dict:
     """Debias every objective against verbosity on reference rewards (n, k); returns Spearman before/after.
 
     With pair_rewards (chosen (m, k), rejected (m, k)), the likelihood is debiased on within-pair differences
@@ -167,6 +168,7 @@ def set_transform(params: HeadParams, reference: np.ndarray, verbosity_in_score:
     row-level debiasing added about 0.13 verbosity to the likelihood, a length preference inside every pair.
     With `within_pairs`, every objective is: a pairwise judgement compares two answers to one prompt, so what must
     not follow length is the difference between them (ArmoRM's decorrelation, taken on pair differences).
+    Objectives in `keep` are not debiased (the trunk's quality, trained with its own length term).
     """
     transform = _row_debias(params, reference)
     pair_diff = _debias_likelihood(params, transform, reference, pair_rewards)
@@ -177,6 +179,9 @@ def set_transform(params: HeadParams, reference: np.ndarray, verbosity_in_score:
             ok = np.isfinite(d[:, i])
             if i != v and name != LIKELIHOOD and ok.sum() >= 20:  # the likelihood is handled above
                 transform[v, i] = -debias_lambda(d[ok, i], d[ok, v])
+    for name in keep:
+        if name in params.objectives and VERBOSITY in params.objectives:
+            transform[params.objectives.index(VERBOSITY), params.objectives.index(name)] = 0.0
     if VERBOSITY in params.objectives and not verbosity_in_score:
         # Verbosity stays visible as an objective but cannot buy score: its column of T is zero.
         transform[:, params.objectives.index(VERBOSITY)] = 0.0
@@ -189,11 +194,12 @@ def set_transform(params: HeadParams, reference: np.ndarray, verbosity_in_score:
 CANDIDATES_DEBIAS = "generator candidates, within prompts"  # the debias report's `on` for debias_within_prompts
 
 
-def debias_within_prompts(params: HeadParams, reference: np.ndarray, groups: list[str]) -> dict:
+def debias_within_prompts(params: HeadParams, reference: np.ndarray, groups: list[str],
+                          keep: tuple[str, ...] = ()) -> dict:
     """Refit every objective's lambda in params.transform on reference rewards (n, k) centred within each prompt
     (`groups`, one key per row): each objective then ranks answers to one prompt without following their length,
-    whatever length does between prompts. Returns each objective's within-prompt Spearman with verbosity before and
-    after, and its lambda."""
+    whatever length does between prompts; those in `keep` keep their lambda. Returns each objective's
+    within-prompt Spearman with verbosity before and after, and its lambda."""
     v = params.objectives.index(VERBOSITY)
     keys = np.array(groups)
     centred = np.array(reference, np.float64)
@@ -205,7 +211,8 @@ def debias_within_prompts(params: HeadParams, reference: np.ndarray, groups: lis
         ok = np.isfinite(centred[:, i])
         if i == v or ok.sum() < 20:
             continue
-        params.transform[v, i] = -debias_lambda(centred[ok, i], centred[ok, v])
+        if name not in keep:
+            params.transform[v, i] = -debias_lambda(centred[ok, i], centred[ok, v])
         after = centred[ok, i] + params.transform[v, i] * centred[ok, v]
         report[name] = {"on": CANDIDATES_DEBIAS,
                         "before": spearman(centred[ok, i], centred[ok, v]),

@@ -210,14 +210,15 @@ def prepare_candidates(prep: Prepared, cfg: TrainConfig, cache: FeatureCache, la
     prep.candidate_sources = [r["source"] for r in rows for _ in r["texts"]]
 
 
-def candidate_debias(prep: Prepared, params: recipe.HeadParams, subsets: tuple[str, ...] | None) -> dict:
+def candidate_debias(prep: Prepared, params: recipe.HeadParams, subsets: tuple[str, ...] | None,
+                     keep: tuple[str, ...] = ()) -> dict:
     """Refit params' debiasing within the prompts of the candidates this fit may see (recipe.debias_within_prompts)."""
     if prep.candidates is None:
         from mo_explorer.errors import UserError
         raise UserError("--debias-candidates was not given when the features were prepared")
-    keep = np.flatnonzero(candidates.kept(prep.candidate_sources, subsets))
-    return recipe.debias_within_prompts(params, recipe.rewards(params, prep.candidates.take(keep)),
-                                        [prep.candidate_groups[i] for i in keep])
+    rows = np.flatnonzero(candidates.kept(prep.candidate_sources, subsets))
+    return recipe.debias_within_prompts(params, recipe.rewards(params, prep.candidates.take(rows)),
+                                        [prep.candidate_groups[i] for i in rows], keep)
 
 
 def likelihood_rows(pairs: list[D.PairRow], limit: int, seed: int) -> list[D.PairRow]:
@@ -271,9 +272,10 @@ def fit(prep: Prepared, cfg: TrainConfig, use_contrastive: bool = True, use_like
     # Only the pairs this fit trains on: a left-out source's pairs must not set the debiasing either.
     debias = recipe.set_transform(params, recipe.rewards(params, union), cfg.verbosity_in_score,
                                   (recipe.rewards(params, prep.chosen.take(keep)),
-                                   recipe.rewards(params, prep.rejected.take(keep))), cfg.debias_within_pairs)
+                                   recipe.rewards(params, prep.rejected.take(keep))), cfg.debias_within_pairs,
+                                  keep=() if cfg.debias_quality else (recipe.QUALITY,))
     if cfg.debias_candidates:
-        debias = candidate_debias(prep, params, subsets)
+        debias = candidate_debias(prep, params, subsets, keep=() if cfg.debias_quality else (recipe.QUALITY,))
     diff = recipe.pair_reward_diff(params, prep.chosen.take(keep), prep.rejected.take(keep), held_margin)
     mask = stage2.measured_mask(params.objectives, prep.chosen.take(keep), prep.rejected.take(keep),
                                 params.transform)
