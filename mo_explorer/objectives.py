@@ -14,8 +14,9 @@ MEANINGS = {
     "overall": "Overall quality as GPT-4 rubrics rate it (Prometheus, Auto-J).",
     "harmlessness": "Refuses clearly unsafe requests (1 = a full refusal of an unsafe prompt).",
     "compliance": "Answers safe requests instead of over-refusing them.",
-    "verbosity": "How long the answer is: log(1 + words). Shown, not rewarded: the gate gives it no weight and the "
-                 "other objectives are debiased against it. Point the arrow at it to ask for longer answers.",
+    "verbosity": "How long the answer is: log(1 + words). Shown, not rewarded: the gate gives it no weight, the "
+                 "ridge objectives are debiased against it and `quality` is trained with a length term that absorbs "
+                 "it. Point the arrow at it to ask for longer answers.",
     "preference": "How likely people (or a judge) prefer this answer: learned from preference pairs directly.",
     "likelihood": "How fluent and plausible the answer is to the generator (its mean token log-probability).",
     "quality": "How good an answer to an ordinary request is, beyond its length: MiniLM's top layers fine-tuned on "

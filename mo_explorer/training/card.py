@@ -15,7 +15,8 @@ MEANINGS = {
     "compliance": "Answers safe requests instead of over-refusing (XSTest v2 safe prompts: 1 = full compliance).",
     "verbosity": "Measured length: log(1 + words) of the response. Shown, not rewarded (its column of the "
                  "transform is zero and the gate gives it no weight), and every other objective is debiased "
-                 "against it.",
+                 "against it (or, for the trunk's `quality` with `--no-debias-quality`, by the length term the "
+                 "trunk is trained with).",
     "verbosity-in-score": "Measured length: log(1 + words) of the response. Every other objective is debiased "
                           "against it, and the gate gives it the weight the training pairs support for the prompt "
                           "at hand (`--verbosity-in-score`).",
