@@ -143,10 +143,10 @@ def test_extra_pairs_add_training_subsets_only_and_keep_the_sample_train_draws(t
         f.write(json.dumps({"id": "r/0", "source": "r", "prompt": [{"role": "user", "content": "q"}],
                             "response": "a", "helpfulness": 0.5}) + "\n")
 
-    def sampled(extra: int) -> list:
+    def sampled(extra: int, *more: str) -> list:
         args = make_parser().parse_args(["--pairs", str(pairs_path), "--ratings", str(ratings_path),
                                          "--pairs-limit", "30", "--extra-pairs", str(extra), "--rating-pairs", "0",
-                                         "--train-subsets", "rmb-helpfulness", "alpacaeval"])
+                                         "--train-subsets", "rmb-helpfulness", "alpacaeval", *more])
         return sample_pairs(TrunkRunConfig.from_args(args))[0]
 
     every = read_pairs(str(pairs_path))
@@ -156,3 +156,5 @@ def test_extra_pairs_add_training_subsets_only_and_keep_the_sample_train_draws(t
     extra = with_extra[30:]
     assert len(extra) == 20 and {p.subset for p in extra} == {"rmb-helpfulness", "alpacaeval"}
     assert len({p.id for p in with_extra}) == 50  # no pair drawn twice
+    # another member of an ensemble: another fit seed, the very same pairs (so the same out-of-fold keys)
+    assert [p.id for p in sampled(20, "--fit-seed", "1")] == [p.id for p in with_extra]

@@ -200,3 +200,60 @@ def test_with_candidates_no_objective_follows_length_among_the_answers_to_one_pr
         if name != "verbosity":
             assert abs(spearman(centred[:, j], words)) <= 0.1, (name, spearman(centred[:, j], words))
     assert "Verbosity debiasing within prompts" in (tmp_path / "head" / "MODEL_CARD.md").read_text()
+
+
+def test_an_ensemble_of_two_trunks_scores_and_trains_on_the_mean_of_its_members(head_with_trunk, tiny_minilm,
+                                                                               tmp_path):
+    import shutil
+
+    import torch
+
+    from mo_explorer.errors import UserError
+    from mo_explorer.models import trunk as T
+    from mo_explorer.models.head_reward import HeadRewardModel
+    from mo_explorer.training.card import trunk_command
+    from mo_explorer.training.trunk_ensemble import combine
+
+    tmp, settings = head_with_trunk
+    first, member = tmp_path / "member-0", tmp_path / "member-1"
+    shutil.copytree(tmp / "trunk", first)
+    shutil.copytree(tmp / "trunk", member)
+    tok, model = T.load_encoder(str(tiny_minilm))
+    second, spec = T.load_trunk(member, model)
+    T.save_trunk(second, spec, first, report={"config": {"fit_seed": 0, "out": str(first)}})
+    torch.manual_seed(7)
+    with torch.no_grad():
+        second.quality.weight.normal_()
+    T.save_trunk(second, spec, member, report={"config": {"fit_seed": 1, "out": str(member)}})
+    with np.load(member / "out_of_fold.npz") as z:
+        keys = z["keys"]
+    np.savez(member / "out_of_fold.npz", keys=keys, quality=np.zeros(len(keys)))
+    combine([first, member], tmp_path / "ensemble")
+
+    with np.load(tmp_path / "ensemble" / "out_of_fold.npz") as z:  # members said +-2 and 0: the mean is +-1
+        assert sorted(set(np.abs(z["quality"]).round(6))) == [1.0]
+    prompt = [{"role": "user", "content": "Question number 3: tell me something useful about topic 3."}]
+    texts = ["Paris is the capital of France.", "No.", "The sea and the wind."]
+    each = [T.TrunkScorer.load(d, tok, model).encode(prompt, texts)[1] for d in (first, member)]
+    both = T.TrunkScorer.load(tmp_path / "ensemble", tok, model).encode(prompt, texts)[1]
+    np.testing.assert_allclose(both, np.mean(each, axis=0), rtol=1e-5, atol=1e-5)
+
+    saved = json.loads((tmp / "head" / "config.json").read_text())["extra"]["training"]
+    parser = argparse.ArgumentParser()
+    train.configure(parser)
+    args = parser.parse_args([*_args_of(saved["command"]), "--out", str(tmp_path / "head"),
+                              "--features", str(tmp / "features")])
+    args.trunk = str(tmp_path / "ensemble")
+    assert train.main(args, settings) == 0
+    assert (tmp_path / "head" / "trunk-1.safetensors").exists()
+    rm = HeadRewardModel.load(tmp_path / "head", settings.models.cache_dir, device="cpu")
+    stats = rm.measured["quality"]
+    np.testing.assert_allclose(rm.score(prompt, texts).rewards[:, rm.objectives.index("quality")],
+                               (both - stats["mean"]) / stats["std"], rtol=1e-4, atol=1e-4)
+    lines = trunk_command(tmp_path / "head", saved["command"].replace(str(tmp / "trunk"), "/tmp/ens")).splitlines()
+    assert len(lines) == 3 and "--fit-seed 1" in lines[1] and lines[2].endswith("--members /tmp/ens-0 /tmp/ens-1 "
+                                                                                 "--out /tmp/ens")
+
+    np.savez(member / "out_of_fold.npz", keys=keys[:3], quality=np.zeros(3))  # scored on other pairs: refused
+    with pytest.raises(UserError, match="same pairs"):
+        combine([first, member], tmp_path / "other")

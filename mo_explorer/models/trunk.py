@@ -33,6 +33,7 @@ from mo_explorer import schema
 log = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "trunk.safetensors"
+MEMBER_FILE = "trunk-{}.safetensors"  # an ensemble's further members (training.trunk_ensemble)
 
 
 @dataclass(frozen=True)
@@ -242,12 +243,42 @@ def save_trunk(trunk: Trunk, spec: TrunkSpec, directory: str | Path, report: dic
     return directory / WEIGHTS_FILE
 
 
-def load_trunk(directory: str | Path, model) -> tuple[Trunk, TrunkSpec]:
-    """The trunk saved in `directory`, its layers shaped as `model`'s (the MiniLM the features use)."""
+class TrunkEnsemble(nn.Module):
+    """Trunks fitted on the same pairs with different seeds (`training.trunk --fit-seed`): the mean of their pooled
+    states and of their qualities, on one pass of the shared lower layers."""
+
+    def __init__(self, members: Sequence[Trunk]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        outs = [m(hidden, mask) for m in self.members]
+        return torch.stack([o[0] for o in outs]).mean(0), torch.stack([o[1] for o in outs]).mean(0)
+
+
+def member_files(directory: str | Path) -> list[Path]:
+    """trunk.safetensors, then an ensemble's further members trunk-1.safetensors, trunk-2... (each file stays under
+    the 10 MB a Space accepts without git-lfs)."""
+    directory = Path(directory)
+    more = sorted(directory.glob(MEMBER_FILE.format("*")), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+    return [directory / WEIGHTS_FILE, *more]
+
+
+def load_trunk(directory: str | Path, model) -> tuple[Trunk | TrunkEnsemble, TrunkSpec]:
+    """The trunk saved in `directory` (an ensemble when it has several members), its layers shaped as `model`'s
+    (the MiniLM the features use)."""
+    loaded = [_load_member(path, model) for path in member_files(directory)]
+    if any(spec != loaded[0][1] for _, spec in loaded):
+        raise ValueError(f"{directory}: the ensemble's members have different specs")
+    if len(loaded) == 1:
+        return loaded[0]
+    return TrunkEnsemble([t for t, _ in loaded]).eval(), loaded[0][1]
+
+
+def _load_member(path: Path, model) -> tuple[Trunk, TrunkSpec]:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    path = Path(directory) / WEIGHTS_FILE
     with safe_open(str(path), "pt") as f:
         spec = TrunkSpec.from_json(json.loads(f.metadata()["spec"]))
     trunk = Trunk.from_encoder(model, spec)

@@ -143,22 +143,33 @@ def write_card(head_dir: str | Path, dev: dict | None = None, ablation: str | No
 
 def trunk_command(head_dir: Path, command: str | None) -> str | None:
     """The `python -m mo_explorer.training.trunk ...` command of the trunk stored beside a head (from its trunk.json),
-    writing where the head's command reads it (its --trunk); None without a trunk."""
+    writing where the head's command reads it (its --trunk); for an ensemble, one command per member and the one
+    that combines them. None without a trunk."""
     path = head_dir / "trunk.json"
     if not path.is_file():
         return None
-    run = json.loads(path.read_text()).get("report", {}).get("config", {})
+    report = json.loads(path.read_text()).get("report", {})
+    run = report.get("config", {})
     if not run:
         return None
     words = command.split() if command else []
     out = words[words.index("--trunk") + 1] if "--trunk" in words[:-1] else run.get("out")
+    members = report.get("ensemble", [])
+    if not members:
+        return _trunk_line(run, str(out))
+    dirs = [f"{out}-{i}" for i in range(len(members))]
+    lines = [_trunk_line(m, d) for m, d in zip(members, dirs)]
+    return "\n".join(lines + [f"python -m mo_explorer.training.trunk_ensemble --members {' '.join(dirs)} --out {out}"])
+
+
+def _trunk_line(run: dict, out: str) -> str:
     parts = ["python -m mo_explorer.training.trunk"]
     for key, value in run.items():
         if key in ("out", "bench", "features") or value is None:
             continue
         flag = "--" + key.replace("_", "-")
         parts += [flag, *map(str, value)] if isinstance(value, list) else [flag, str(value)]
-    return " ".join(parts + ["--out", str(out)])
+    return " ".join(parts + ["--out", out])
 
 
 def feature_section(cfg: dict) -> list[str]:

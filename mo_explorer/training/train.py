@@ -364,8 +364,12 @@ def save_head(out: str | Path, params: recipe.HeadParams, gate, spec: dict, repo
         head.reward_transform_matrix.copy_(torch.tensor(params.transform, dtype=torch.float32))
     head.save(out)
     if recipe.QUALITY in params.objectives:
-        from mo_explorer.models.trunk import WEIGHTS_FILE
-        shutil.copy2(Path(trunk_dir) / WEIGHTS_FILE, Path(out) / WEIGHTS_FILE)
+        from mo_explorer.models.trunk import member_files
+
+        for stale in member_files(out)[1:]:  # a previous ensemble's members must not join this head's trunk
+            stale.unlink()
+        for path in member_files(trunk_dir):
+            shutil.copy2(path, Path(out) / path.name)
         shutil.copy2(Path(trunk_dir) / "trunk.json", Path(out) / "trunk.json")
 
 

@@ -52,6 +52,7 @@ class TrunkRunConfig:
     rating_pairs: int
     dev_limit: int
     seed: int
+    fit_seed: int | None  # the trunk's initialisation and batch order (None: --seed); the samples keep --seed
     steps: int
     batch_pairs: int
     lr: float
@@ -85,6 +86,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--rating-pairs", type=int, default=600, help="Pairs derived from the sampled ratings.")
     p.add_argument("--dev-limit", type=int, default=400, help="Dev pairs sampled, stratified by subset.")
     p.add_argument("--seed", type=int, default=0, help="Sampling and training seed.")
+    p.add_argument("--fit-seed", type=int, default=None,
+                   help="Seed of the trunk's initialisation and batch order only (default: --seed). Another fit "
+                        "seed on the same pairs gives a second member for `training.trunk_ensemble`: `train`'s "
+                        "sample, and so every pair's out-of-fold quality, stays the same.")
     p.add_argument("--steps", type=int, default=400, help="Optimiser steps per trunk fit.")
     p.add_argument("--batch-pairs", type=int, default=8, help="Pairs per step.")
     p.add_argument("--lr", type=float, default=5e-5, help="Learning rate of the trunk layers.")
@@ -190,7 +195,8 @@ def fit_and_score(run: Run, cfg: TrunkRunConfig, train: list[D.PairRow], held: l
                      probe.score(np.stack([run.frozen[k] for k in hr])))}
     trunk = T.Trunk.from_encoder(run.encoder[1], T.TrunkSpec(max_tokens=cfg.max_tokens,
                                                             prompt_tokens=cfg.prompt_tokens))
-    settings = T.FitSettings(steps=cfg.steps, batch_pairs=cfg.batch_pairs, lr=cfg.lr, seed=cfg.seed)
+    settings = T.FitSettings(steps=cfg.steps, batch_pairs=cfg.batch_pairs, lr=cfg.lr,
+                             seed=cfg.seed if cfg.fit_seed is None else cfg.fit_seed)
     start = time.perf_counter()
     report = T.fit_pairs(trunk, [run.states[k] for k in kc], [run.states[k] for k in kr], dl, w, settings)
     report["fit_s"] = time.perf_counter() - start
