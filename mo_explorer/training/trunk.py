@@ -52,7 +52,7 @@ class TrunkRunConfig:
     rating_pairs: int
     dev_limit: int
     seed: int
-    fit_seed: int | None  # the trunk's initialisation and batch order (None: --seed); the samples keep --seed
+    fit_seed: int | None  # the trunk's batch order and dropout (None: --seed); the samples keep --seed
     steps: int
     batch_pairs: int
     lr: float
@@ -87,7 +87,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--dev-limit", type=int, default=400, help="Dev pairs sampled, stratified by subset.")
     p.add_argument("--seed", type=int, default=0, help="Sampling and training seed.")
     p.add_argument("--fit-seed", type=int, default=None,
-                   help="Seed of the trunk's initialisation and batch order only (default: --seed). Another fit "
+                   help="Seed of the trunk's batch order and dropout only (default: --seed; it starts from MiniLM's "
+                        "layers and a zero head whatever the seed). Another fit "
                         "seed on the same pairs gives a second member for `training.trunk_ensemble`: `train`'s "
                         "sample, and so every pair's out-of-fold quality, stays the same.")
     p.add_argument("--steps", type=int, default=400, help="Optimiser steps per trunk fit.")

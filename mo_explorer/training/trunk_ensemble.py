@@ -35,8 +35,10 @@ def combine(members: list[Path], out: Path) -> dict:
         infos.append(json.loads((m / "trunk.json").read_text()))
     if any(info["spec"] != infos[0]["spec"] for info in infos):
         raise UserError("the members have different specs (layers or token budget): train them with the same options")
-    oof = [dict(np.load(m / OOF_FILE).items()) for m in members]
-    tables = [dict(zip(z["keys"].tolist(), z["quality"].tolist())) for z in oof]
+    tables = []
+    for m in members:
+        with np.load(m / OOF_FILE) as z:
+            tables.append(dict(zip(z["keys"].tolist(), z["quality"].tolist())))
     keys = [k for k in tables[0] if all(k in t for t in tables[1:])]
     if len(keys) < len(tables[0]):
         raise UserError("the members scored different pairs out of fold: train them on the same pairs (the same "
