@@ -24,3 +24,13 @@ def test_a_variant_changes_how_the_head_is_fitted():
 def test_a_variant_that_would_need_other_features_is_refused_not_judged_on_the_first_ones(options):
     with pytest.raises(SystemExit, match="prepared once"):
         variants.variant_config(config(), options)
+
+
+def test_a_variant_may_drop_the_likelihood_but_not_add_rows_it_was_never_given():
+    base = config()
+    assert variants.variant_config(base, "--likelihood-pairs 0").likelihood_pairs == 0
+    with pytest.raises(SystemExit, match="likelihood_pairs"):
+        variants.variant_config(base, f"--likelihood-pairs {base.likelihood_pairs + 1}")
+    without = variants.variant_config(base, "--likelihood-pairs 0")
+    with pytest.raises(SystemExit, match="likelihood_pairs"):
+        variants.variant_config(without, "--likelihood-pairs 800")

@@ -46,6 +46,10 @@ def variant_config(cfg: train.TrainConfig, options: str) -> train.TrainConfig:
     args = parser.parse_args(["--ratings", cfg.ratings, "--pairs", cfg.pairs, *shlex.split(options)])
     variant = train.TrainConfig.from_args(args)
     changed = [name for name in PREPARED_ONCE if getattr(variant, name) != getattr(cfg, name)]
+    # The likelihood rows are sampled once: a variant may drop the objective (0), not add it or resample it; an
+    # added one would silently be fitted without likelihood features.
+    if variant.likelihood_pairs not in (0, cfg.likelihood_pairs):
+        changed.append("likelihood_pairs")
     if changed:
         raise SystemExit(f"variant {options!r} changes {', '.join(changed)}: the features and samples are prepared "
                          "once for every variant, so compare those in separate runs (the same --rows-cached-by)")
