@@ -158,3 +158,32 @@ def test_extra_pairs_add_training_subsets_only_and_keep_the_sample_train_draws(t
     assert len({p.id for p in with_extra}) == 50  # no pair drawn twice
     # another member of an ensemble: another fit seed, the very same pairs (so the same out-of-fold keys)
     assert [p.id for p in sampled(20, "--fit-seed", "1")] == [p.id for p in with_extra]
+
+
+def test_code_pairs_teach_correct_over_mutated_code_only_where_the_trunk_sees_it_and_respect_the_folds():
+    from mo_explorer.training.data import PairRow
+    from mo_explorer.training.trunk import CODE_SUBSET, code_origin, code_pairs, split, visible_code_pairs
+
+    code = "Here you go:\n```python\ndef add(a, b):\n    return a + b\n```\n"
+    late = "word " * 300 + code  # the block lies past any window the trunk reads
+
+    def pair(i, subset, chosen):
+        return PairRow(f"{subset}/{i}", subset, [{"role": "user", "content": f"q{i}"}], chosen, "no")
+
+    rows = [pair(0, "rmb-helpfulness", code), pair(1, "alpacaeval", code), pair(2, "alpacaeval", late),
+            pair(3, "rmb-harmlessness", code), pair(4, "alpacaeval", "no code here")]
+    made = code_pairs(rows, ("rmb-helpfulness", "alpacaeval"), 10, seed=0)
+    assert {p.subset for p in made} == {CODE_SUBSET} and len(made) == 3  # not from harmlessness, nor without code
+    assert all(p.chosen != p.rejected and "```" in p.rejected for p in made)
+    assert sorted(code_origin(p) for p in made) == ["alpacaeval", "alpacaeval", "rmb-helpfulness"]
+
+    def window(prompt, text):  # a stand-in for the budgeted token ids: the first 40 words
+        return text.split()[:40]
+
+    seen = visible_code_pairs(rows + made, window, limit=10)
+    assert [p for p in seen if p.subset == CODE_SUBSET] == [p for p in made if p.chosen != late]
+    assert len([p for p in visible_code_pairs(rows + made, window, limit=1) if p.subset == CODE_SUBSET]) == 1
+
+    train, held = split(rows + made, "alpacaeval", ("rmb-helpfulness", "alpacaeval"))
+    assert [code_origin(p) for p in train if p.subset == CODE_SUBSET] == ["rmb-helpfulness"]  # no leak of the fold
+    assert CODE_SUBSET not in {p.subset for p in held}

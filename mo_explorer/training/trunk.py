@@ -17,6 +17,7 @@ Measured numbers: bench/trunk.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import time
@@ -31,6 +32,7 @@ from mo_explorer.training.bt_probe import fit_probe
 from mo_explorer.training.contrastive import rating_pairs
 from mo_explorer.training.feature_cache import text_key
 from mo_explorer.training.metrics import length_balanced, pair_correct
+from mo_explorer.training.pairs import code_mutation_pairs
 from mo_explorer.training.sources import HELD_OUT_SOURCES, JUDGED_BY_ALPACAEVAL, longer_wins, source_of, word_lengths
 from mo_explorer.training.state_cache import StateCache
 from mo_explorer.training.train import DEFAULT_PER_OBJECTIVE, length_balance
@@ -38,6 +40,7 @@ from mo_explorer.training.train import DEFAULT_PER_OBJECTIVE, length_balance
 log = logging.getLogger(__name__)
 
 MODELS = ("probe", "trunk")
+CODE_SUBSET = "code-mutation"  # the subset of pairs.code_mutation_pairs (--code-pairs)
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class TrunkRunConfig:
     pairs_limit: int
     extra_pairs: int
     rating_pairs: int
+    code_pairs: int
     dev_limit: int
     seed: int
     fit_seed: int | None  # the trunk's batch order and dropout (None: --seed); the samples keep --seed
@@ -84,6 +88,11 @@ def make_parser() -> argparse.ArgumentParser:
                         "among the pairs not sampled. The first --pairs-limit pairs are the ones `train` samples with "
                         "the same seed, so its head still finds every pair's out-of-fold quality.")
     p.add_argument("--rating-pairs", type=int, default=600, help="Pairs derived from the sampled ratings.")
+    p.add_argument("--code-pairs", type=int, default=0,
+                   help="Constructed pairs that teach correct over buggy code: a training answer with a fenced code "
+                        "block beats the same answer with the block mutated (pairs.code_mutation_pairs), kept only "
+                        "where the mutation falls inside the tokens the trunk reads. Drawn from the chosen answers of "
+                        "the training subsets; never held out, so in a fold they may come from the left-out source.")
     p.add_argument("--dev-limit", type=int, default=400, help="Dev pairs sampled, stratified by subset.")
     p.add_argument("--seed", type=int, default=0, help="Sampling and training seed.")
     p.add_argument("--fit-seed", type=int, default=None,
@@ -132,11 +141,45 @@ def sample_pairs(cfg: TrunkRunConfig) -> tuple[list[D.PairRow], list[D.PairRow]]
     ratings_all = D.read_ratings(cfg.ratings)
     ratings = [ratings_all[i] for i in D.sample_ratings(ratings_all, DEFAULT_PER_OBJECTIVE, cfg.seed)]
     pairs += rating_pairs(ratings, cfg.rating_pairs, cfg.seed)
+    if cfg.code_pairs:
+        pairs += code_pairs(pairs_all, cfg.train_subsets, 4 * cfg.code_pairs, cfg.seed + 5)
     dev: list[D.PairRow] = []
     if cfg.dev:
         dev_all = D.read_pairs(cfg.dev)
         dev = [dev_all[i] for i in D.stratified_sample([p.subset for p in dev_all], cfg.dev_limit, cfg.seed)]
     return pairs, dev
+
+
+def code_pairs(pairs: list[D.PairRow], train_subsets: tuple[str, ...], limit: int, seed: int) -> list[D.PairRow]:
+    """Code-mutation pairs from the chosen answers holding a fenced block, their id prefixed by the source the answer
+    came from (`code_origin`), so that a fold leaving that source out does not train on its answers."""
+    coded = [p for p in pairs if "```" in p.chosen and (not train_subsets or p.subset in train_subsets)]
+    made = code_mutation_pairs([p.prompt for p in coded], [p.chosen for p in coded], limit, seed)
+    # code_mutation_pairs' ids are "code-mutation/<index into coded>/<mutation>".
+    return [dataclasses.replace(m, id=f"{source_of(coded[int(m.id.split('/')[1])])}|{m.id}") for m in made]
+
+
+def code_origin(pair: D.PairRow) -> str:
+    """The source a code-mutation pair's answer came from ('' for any other pair)."""
+    return pair.id.split("|", 1)[0] if pair.subset == CODE_SUBSET and "|" in pair.id else ""
+
+
+def trains(pair: D.PairRow, train_subsets: tuple[str, ...]) -> bool:
+    """Whether a pair trains the trunk: every pair without --train-subsets; else those subsets' and the code pairs."""
+    return not train_subsets or pair.subset in train_subsets or pair.subset == CODE_SUBSET
+
+
+def visible_code_pairs(pairs: list[D.PairRow], ids, limit: int) -> list[D.PairRow]:
+    """pairs with at most `limit` code-mutation pairs, only those whose two sides differ in the token ids the trunk
+    reads (`ids(prompt, text)`): a mutation past the window would teach it to prefer one of two identical inputs."""
+    kept, out = 0, []
+    for p in pairs:
+        if p.subset == CODE_SUBSET:
+            if kept >= limit or ids(p.prompt, p.chosen) == ids(p.prompt, p.rejected):
+                continue
+            kept += 1
+        out.append(p)
+    return out
 
 
 def keys(pairs: list[D.PairRow]) -> tuple[list[str], list[str]]:
@@ -152,6 +195,7 @@ def prepare(cfg: TrunkRunConfig, settings: config.Settings, timings: dict) -> Ru
     pairs, dev = sample_pairs(cfg)
     spec = T.TrunkSpec(max_tokens=cfg.max_tokens, prompt_tokens=cfg.prompt_tokens)
     tok, model = T.load_encoder(resolve_model_path(MINILM, settings.models.cache_dir), cfg.threads)
+    pairs = visible_code_pairs(pairs, lambda q, r: T.budgeted_ids(tok, q, r, spec), cfg.code_pairs)
     cache = StateCache(cfg.features or settings.models.features_dir,
                        {"name": MINILM, "layout": "budgeted", **spec.to_json()})
     items = {text_key(p.prompt, t): (p.prompt, t) for p in pairs + dev for t in (p.chosen, p.rejected)}
@@ -220,9 +264,9 @@ def split(pairs: list[D.PairRow], source: str, train_subsets: tuple[str, ...] = 
     """(training pairs, held-out pairs) of a fold, as validate.fit_without splits them; with `train_subsets`, only
     pairs of those subsets train."""
     held = [p for p in pairs if source_of(p) == source]
-    train = [p for p in pairs if source_of(p) != source
+    train = [p for p in pairs if source_of(p) != source and code_origin(p) != source
              and not (source == "alpacaeval" and p.subset == JUDGED_BY_ALPACAEVAL)
-             and (not train_subsets or p.subset in train_subsets)]
+             and trains(p, train_subsets)]
     return train, held
 
 
@@ -292,7 +336,7 @@ def merge_out_of_fold(folds: dict) -> dict[str, float]:
 
 def on_dev(run: Run, cfg: TrunkRunConfig, fits: dict | None = None) -> dict:
     """Both models trained on every source, scored on the dev sample, per subset; the trunk itself."""
-    train = [p for p in run.pairs if not cfg.train_subsets or p.subset in cfg.train_subsets]
+    train = [p for p in run.pairs if trains(p, cfg.train_subsets)]
     fitted = _fit_once(run, cfg, train, run.dev or run.pairs[:1], {} if fits is None else fits)
     result: dict = {"report": fitted["report"], "fitted": fitted["trunk"]}
     if run.dev:
@@ -346,7 +390,7 @@ def markdown(folds: dict, dev: dict) -> str:
         lines.append(row(f"left out: {source}", f, _pct(f["longer_wins"])))
         for subset, cell in f.get("subsets", {}).items():
             lines.append(row(f"&nbsp;&nbsp;of which {subset}", cell, _pct(cell["longer_wins"])))
-    for stat, fn in (("mean", np.mean), ("worst", np.min)):
+    for stat, fn in (("mean", np.mean), ("worst", np.min)) if folds else ():  # `--folds` with none: dev only
         cells = [f"| LOSO {stat} | | "]
         for m in MODELS:
             cells.append(f"{_pct(float(fn([f[m]['accuracy'] for f in folds.values()])))} | | "
@@ -360,6 +404,8 @@ def markdown(folds: dict, dev: dict) -> str:
 
 def verdict(folds: dict) -> dict:
     """Does the trunk beat the probe on the length-balanced LOSO mean and worst?"""
+    if not folds:
+        return {"trunk_wins": None, "folds": 0}
     out = {}
     for m in MODELS:
         values = [f[m]["balanced"] for f in folds.values()]
