@@ -187,3 +187,16 @@ def test_code_pairs_teach_correct_over_mutated_code_only_where_the_trunk_sees_it
     train, held = split(rows + made, "alpacaeval", ("rmb-helpfulness", "alpacaeval"))
     assert [code_origin(p) for p in train if p.subset == CODE_SUBSET] == ["rmb-helpfulness"]  # no leak of the fold
     assert CODE_SUBSET not in {p.subset for p in held}
+
+
+def test_top_layers_choose_which_of_minilms_six_layers_train_and_which_are_cached():
+    from mo_explorer.training.trunk import TrunkRunConfig, make_parser, trunk_spec
+
+    def spec(*more: str):
+        args = make_parser().parse_args(["--pairs", "p", "--ratings", "r", *more])
+        return trunk_spec(TrunkRunConfig.from_args(args))
+
+    assert (spec().lower_layers, spec().top_layers) == (4, 2)  # the shipped trunk: layers 5-6 on cached layer 4
+    assert (spec("--top-layers", "4").lower_layers, spec("--top-layers", "4").top_layers) == (2, 4)
+    with pytest.raises(SystemExit):
+        spec("--top-layers", "7")

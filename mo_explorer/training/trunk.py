@@ -62,6 +62,7 @@ class TrunkRunConfig:
     lr: float
     max_tokens: int
     prompt_tokens: int
+    top_layers: int
     folds: tuple[str, ...]
     train_subsets: tuple[str, ...]  # () = every subset trains the trunk
     features: str | None
@@ -105,6 +106,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=5e-5, help="Learning rate of the trunk layers.")
     p.add_argument("--max-tokens", type=int, default=128, help="Tokens per sequence ([CLS] ... [SEP]).")
     p.add_argument("--prompt-tokens", type=int, default=64, help="Last tokens of the last user turn kept.")
+    p.add_argument("--top-layers", type=int, default=2, choices=range(1, 7), metavar="{1..6}",
+                   help="MiniLM's top layers trained (of 6); the states below them are cached once.")
     p.add_argument("--folds", nargs="*", default=list(HELD_OUT_SOURCES), help="Sources left out in turn.")
     p.add_argument("--train-subsets", nargs="*", default=[],
                    help="Only pairs of these subsets train the trunk (default: every subset). E.g. the helpfulness "
@@ -115,6 +118,14 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--bench", default=None, help="Write the table (markdown) and run facts here.")
     p.add_argument("--threads", type=int, default=1, help="Torch threads.")
     return p
+
+
+def trunk_spec(cfg: TrunkRunConfig):
+    """The TrunkSpec of a run: its token budget and which of MiniLM's 6 layers it trains."""
+    from mo_explorer.models import trunk as T
+
+    return T.TrunkSpec(lower_layers=6 - cfg.top_layers, top_layers=cfg.top_layers, max_tokens=cfg.max_tokens,
+                       prompt_tokens=cfg.prompt_tokens)
 
 
 @dataclass
@@ -193,7 +204,7 @@ def prepare(cfg: TrunkRunConfig, settings: config.Settings, timings: dict) -> Ru
     from mo_explorer.models.embedded import MINILM, resolve_model_path
 
     pairs, dev = sample_pairs(cfg)
-    spec = T.TrunkSpec(max_tokens=cfg.max_tokens, prompt_tokens=cfg.prompt_tokens)
+    spec = trunk_spec(cfg)
     tok, model = T.load_encoder(resolve_model_path(MINILM, settings.models.cache_dir), cfg.threads)
     pairs = visible_code_pairs(pairs, lambda q, r: T.budgeted_ids(tok, q, r, spec), cfg.code_pairs)
     cache = StateCache(cfg.features or settings.models.features_dir,
@@ -238,8 +249,7 @@ def fit_and_score(run: Run, cfg: TrunkRunConfig, train: list[D.PairRow], held: l
     probe_s = time.perf_counter() - start
     out = {"probe": (probe.score(np.stack([run.frozen[k] for k in hc])),
                      probe.score(np.stack([run.frozen[k] for k in hr])))}
-    trunk = T.Trunk.from_encoder(run.encoder[1], T.TrunkSpec(max_tokens=cfg.max_tokens,
-                                                            prompt_tokens=cfg.prompt_tokens))
+    trunk = T.Trunk.from_encoder(run.encoder[1], trunk_spec(cfg))
     settings = T.FitSettings(steps=cfg.steps, batch_pairs=cfg.batch_pairs, lr=cfg.lr,
                              seed=cfg.seed if cfg.fit_seed is None else cfg.fit_seed)
     start = time.perf_counter()
@@ -355,7 +365,7 @@ def time_scoring(run: Run, trunk, cfg: TrunkRunConfig, repeats: int = 5) -> dict
     from mo_explorer.models import trunk as T
 
     tok, model = run.encoder
-    spec = T.TrunkSpec(max_tokens=cfg.max_tokens, prompt_tokens=cfg.prompt_tokens)
+    spec = trunk_spec(cfg)
     scorer = T.TrunkScorer(trunk, spec, tok, model)
     words = "the quick brown fox jumps over the lazy dog while the cat sleeps".split()
     answers = [" ".join(words[(i + j) % len(words)] for j in range(140)) for i in range(8)]
@@ -434,7 +444,7 @@ def main(args: argparse.Namespace) -> int:
     if cfg.out:
         from mo_explorer.models import trunk as T
 
-        spec = T.TrunkSpec(max_tokens=cfg.max_tokens, prompt_tokens=cfg.prompt_tokens)
+        spec = trunk_spec(cfg)
         T.save_trunk(dev["fitted"], spec, cfg.out, {"verdict": won, "fit": dev["report"], "config": vars(args)})
         held = merge_out_of_fold(folds)
         np.savez(Path(cfg.out) / "out_of_fold.npz", keys=np.array(list(held)), quality=np.array(list(held.values())))
