@@ -200,3 +200,24 @@ def test_top_layers_choose_which_of_minilms_six_layers_train_and_which_are_cache
     assert (spec("--top-layers", "4").lower_layers, spec("--top-layers", "4").top_layers) == (2, 4)
     with pytest.raises(SystemExit):
         spec("--top-layers", "7")
+
+
+def test_a_trunk_over_the_file_limit_is_cut_into_parts_that_load_back_to_the_same_scores(tiny_bert, tmp_path,
+                                                                                         trained):
+    trunk = trained[True]
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    T.save_trunk(trunk, SPEC, whole)
+    limit = (whole / T.WEIGHTS_FILE).stat().st_size // 4
+    T.save_trunk(trunk, SPEC, cut, max_file_bytes=limit)  # a quarter of the whole: several parts
+    assert T.trunk_files(whole) == [whole / T.WEIGHTS_FILE]
+    files = T.trunk_files(cut)
+    assert len(files) > 2 and T.member_files(cut) == [cut / T.WEIGHTS_FILE]  # parts are not ensemble members
+    answers = [answer(np.random.default_rng(3), 12, good) for good in (True, False, True, False)]
+    expected = T.TrunkScorer.load(whole, *tiny_bert).encode(PROMPT, answers)[1]
+    np.testing.assert_array_equal(T.TrunkScorer.load(cut, *tiny_bert).encode(PROMPT, answers)[1], expected)
+    T.save_trunk(trunk, SPEC, cut)  # saved again whole: the old parts go, nothing stale is left to load
+    assert T.trunk_files(cut) == [cut / T.WEIGHTS_FILE]
+    T.save_trunk(trunk, SPEC, cut, max_file_bytes=limit)
+    (cut / T.PART_FILE.format("trunk", 1)).unlink()
+    with pytest.raises(ValueError, match="missing"):
+        T.TrunkScorer.load(cut, *tiny_bert)

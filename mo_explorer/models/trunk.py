@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "trunk.safetensors"
 MEMBER_FILE = "trunk-{}.safetensors"  # an ensemble's further members (training.trunk_ensemble)
+PART_FILE = "{}.part-{}.safetensors"  # the further parts of one member's weights (a trunk over MAX_FILE_BYTES)
+MAX_FILE_BYTES = 9_000_000  # a Space takes files under 10 MB without git-lfs
 
 
 @dataclass(frozen=True)
@@ -227,20 +229,39 @@ def score_states(trunk: Trunk, states: Sequence[np.ndarray], batch_size: int = 3
     return pooled, quality
 
 
-def save_trunk(trunk: Trunk, spec: TrunkSpec, directory: str | Path, report: dict | None = None) -> Path:
+def save_trunk(trunk: Trunk, spec: TrunkSpec, directory: str | Path, report: dict | None = None,
+               max_file_bytes: int = MAX_FILE_BYTES) -> Path:
     """Write trunk.safetensors (top layers + quality head; beta is not needed to score) and trunk.json.
 
-    The weights are stored in bfloat16 and read back into float32: 7 MB rather than 14, under the 10 MB above which
-    a Hugging Face Space refuses a file pushed without git-lfs (the head ships inside the Space's repository).
+    The weights are stored in bfloat16 and read back into float32: 7 MB rather than 14 for two layers, under the 10
+    MB above which a Hugging Face Space refuses a file pushed without git-lfs (the head ships inside the Space's
+    repository). A larger trunk (`--top-layers`) is cut into parts of at most `max_file_bytes`
+    (trunk.part-1.safetensors, ...; the first file's metadata counts them).
     """
     from safetensors.torch import save_file
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to(torch.bfloat16).contiguous() for k, v in trunk.state_dict().items() if k != "beta"}
-    save_file(tensors, str(directory / WEIGHTS_FILE), metadata={"spec": json.dumps(spec.to_json())})
+    parts: list[dict] = [{}]
+    for name, t in tensors.items():
+        size = t.numel() * t.element_size()
+        if parts[-1] and sum(v.numel() * v.element_size() for v in parts[-1].values()) + size > max_file_bytes:
+            parts.append({})
+        parts[-1][name] = t
+    for stale in directory.glob(PART_FILE.format(Path(WEIGHTS_FILE).stem, "*")):
+        stale.unlink()
+    meta = {"spec": json.dumps(spec.to_json()), "parts": str(len(parts))}
+    save_file(parts[0], str(directory / WEIGHTS_FILE), metadata=meta)
+    for i, part in enumerate(parts[1:], start=1):
+        save_file(part, str(directory / PART_FILE.format(Path(WEIGHTS_FILE).stem, i)))
     (directory / "trunk.json").write_text(json.dumps({"spec": spec.to_json(), "report": report or {}}, indent=2))
     return directory / WEIGHTS_FILE
+
+
+def trunk_files(directory: str | Path) -> list[Path]:
+    """Every weights file of the trunk in `directory`: its members and their parts (what a head directory ships)."""
+    return sorted(Path(directory).glob("trunk*.safetensors"))
 
 
 class TrunkEnsemble(nn.Module):
@@ -280,9 +301,16 @@ def _load_member(path: Path, model) -> tuple[Trunk, TrunkSpec]:
     from safetensors.torch import load_file
 
     with safe_open(str(path), "pt") as f:
-        spec = TrunkSpec.from_json(json.loads(f.metadata()["spec"]))
+        meta = f.metadata()
+    spec = TrunkSpec.from_json(json.loads(meta["spec"]))
+    tensors = load_file(str(path))
+    for i in range(1, int(meta.get("parts", "1"))):
+        part = path.with_name(PART_FILE.format(path.stem, i))
+        if not part.is_file():
+            raise ValueError(f"{path}: its part {part.name} is missing (copy every trunk*.safetensors file)")
+        tensors.update(load_file(str(part)))
     trunk = Trunk.from_encoder(model, spec)
-    missing, unexpected = trunk.load_state_dict(load_file(str(path)), strict=False)
+    missing, unexpected = trunk.load_state_dict(tensors, strict=False)
     if unexpected or set(missing) - {"beta"}:
         raise ValueError(f"{path}: missing {missing}, unexpected {unexpected}")
     return trunk.eval(), spec

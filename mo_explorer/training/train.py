@@ -364,11 +364,11 @@ def save_head(out: str | Path, params: recipe.HeadParams, gate, spec: dict, repo
         head.reward_transform_matrix.copy_(torch.tensor(params.transform, dtype=torch.float32))
     head.save(out)
     if recipe.QUALITY in params.objectives:
-        from mo_explorer.models.trunk import member_files
+        from mo_explorer.models.trunk import trunk_files
 
-        for stale in member_files(out)[1:]:  # a previous ensemble's members must not join this head's trunk
+        for stale in trunk_files(out):  # a previous ensemble's members or parts must not join this head's trunk
             stale.unlink()
-        for path in member_files(trunk_dir):
+        for path in trunk_files(trunk_dir):
             shutil.copy2(path, Path(out) / path.name)
         shutil.copy2(Path(trunk_dir) / "trunk.json", Path(out) / "trunk.json")
 

@@ -23,15 +23,16 @@ OOF_FILE = "out_of_fold.npz"
 
 def combine(members: list[Path], out: Path) -> dict:
     """Write the ensemble directory; returns {"members", "out_of_fold"}."""
-    from mo_explorer.models.trunk import MEMBER_FILE, WEIGHTS_FILE, member_files
+    from mo_explorer.models.trunk import MEMBER_FILE, WEIGHTS_FILE, member_files, trunk_files
 
     if len(members) < 2:
         raise UserError("an ensemble needs at least two --members")
     infos = []
     for m in members:
         if not (m / "trunk.json").is_file() or not (m / OOF_FILE).is_file() or len(member_files(m)) != 1 \
-                or not (m / WEIGHTS_FILE).is_file():
-            raise UserError(f"{m}: not a single trunk written by `python -m mo_explorer.training.trunk --out`")
+                or not (m / WEIGHTS_FILE).is_file() or len(trunk_files(m)) != 1:
+            raise UserError(f"{m}: not a single one-file trunk written by `python -m mo_explorer.training.trunk --out` "
+                        "(a trunk cut into parts, over 9 MB, cannot join an ensemble)")
         infos.append(json.loads((m / "trunk.json").read_text()))
     if any(info["spec"] != infos[0]["spec"] for info in infos):
         raise UserError("the members have different specs (layers or token budget): train them with the same options")
