@@ -93,7 +93,7 @@ def make_parser() -> argparse.ArgumentParser:
                    help="Constructed pairs that teach correct over buggy code: a training answer with a fenced code "
                         "block beats the same answer with the block mutated (pairs.code_mutation_pairs), kept only "
                         "where the mutation falls inside the tokens the trunk reads. Drawn from the chosen answers of "
-                        "the training subsets; never held out, so in a fold they may come from the left-out source.")
+                        "the training subsets; a fold never trains on those made from its left-out source's answers.")
     p.add_argument("--dev-limit", type=int, default=400, help="Dev pairs sampled, stratified by subset.")
     p.add_argument("--seed", type=int, default=0, help="Sampling and training seed.")
     p.add_argument("--fit-seed", type=int, default=None,
