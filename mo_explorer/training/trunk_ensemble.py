@@ -23,16 +23,16 @@ OOF_FILE = "out_of_fold.npz"
 
 def combine(members: list[Path], out: Path) -> dict:
     """Write the ensemble directory; returns {"members", "out_of_fold"}."""
-    from mo_explorer.models.trunk import MEMBER_FILE, WEIGHTS_FILE, member_files, trunk_files
+    from mo_explorer.models.trunk import MEMBER_FILE, WEIGHTS_FILE, trunk_files
 
     if len(members) < 2:
         raise UserError("an ensemble needs at least two --members")
     infos = []
     for m in members:
-        if not (m / "trunk.json").is_file() or not (m / OOF_FILE).is_file() or len(member_files(m)) != 1 \
-                or not (m / WEIGHTS_FILE).is_file() or len(trunk_files(m)) != 1:
+        # One file, trunk.safetensors: neither an ensemble already nor a trunk cut into parts (over 9 MB).
+        if not (m / "trunk.json").is_file() or not (m / OOF_FILE).is_file() or trunk_files(m) != [m / WEIGHTS_FILE]:
             raise UserError(f"{m}: not a single one-file trunk written by `python -m mo_explorer.training.trunk --out` "
-                        "(a trunk cut into parts, over 9 MB, cannot join an ensemble)")
+                            "(a trunk cut into parts, over 9 MB, cannot join an ensemble)")
         infos.append(json.loads((m / "trunk.json").read_text()))
     if any(info["spec"] != infos[0]["spec"] for info in infos):
         raise UserError("the members have different specs (layers or token budget): train them with the same options")
@@ -45,7 +45,7 @@ def combine(members: list[Path], out: Path) -> dict:
         raise UserError("the members scored different pairs out of fold: train them on the same pairs (the same "
                         "--seed, --pairs-limit, --extra-pairs and --train-subsets; only --fit-seed differs)")
     out.mkdir(parents=True, exist_ok=True)
-    for stale in member_files(out)[1:]:
+    for stale in trunk_files(out):  # a former ensemble's members or a former trunk's parts
         stale.unlink()
     for i, m in enumerate(members):
         shutil.copy2(m / WEIGHTS_FILE, out / (WEIGHTS_FILE if i == 0 else MEMBER_FILE.format(i)))
