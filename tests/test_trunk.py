@@ -221,3 +221,39 @@ def test_a_trunk_over_the_file_limit_is_cut_into_parts_that_load_back_to_the_sam
     (cut / T.PART_FILE.format("trunk", 1)).unlink()
     with pytest.raises(ValueError, match="missing"):
         T.TrunkScorer.load(cut, *tiny_bert)
+
+
+def test_an_ensemble_of_trunks_that_train_different_layers_scores_the_mean_of_what_each_scores_alone(
+        tiny_bert, tmp_path, trained):
+    from mo_explorer.errors import UserError
+    from mo_explorer.training.trunk_ensemble import combine
+
+    tok, model = tiny_bert
+    deep_spec = T.TrunkSpec(lower_layers=1, top_layers=3, max_tokens=SPEC.max_tokens, prompt_tokens=SPEC.prompt_tokens)
+    deep = T.Trunk.from_encoder(model, deep_spec)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        deep.quality.weight.normal_()
+    two, three = tmp_path / "two-layers", tmp_path / "three-layers"
+    T.save_trunk(trained[True], SPEC, two)
+    limit = (two / T.WEIGHTS_FILE).stat().st_size // 2
+    T.save_trunk(deep, deep_spec, three, max_file_bytes=limit)  # cut into parts, as a four-layer MiniLM trunk is
+    for d, q in ((two, 1.0), (three, 3.0)):
+        np.savez(d / "out_of_fold.npz", keys=np.array(["a", "b"]), quality=np.array([q, -q]))
+    combine([two, three], tmp_path / "both")
+
+    answers = [answer(np.random.default_rng(4), 10, good) for good in (True, False, True)]
+    alone = [T.TrunkScorer.load(d, tok, model).encode(PROMPT, answers)[1] for d in (two, three)]
+    assert not np.allclose(alone[0], alone[1])
+    both = T.TrunkScorer.load(tmp_path / "both", tok, model)
+    assert both.spec == deep_spec  # handed the states of the lowest member's cache (layer 1)
+    np.testing.assert_allclose(both.encode(PROMPT, answers)[1], np.mean(alone, axis=0), rtol=1e-5, atol=1e-5)
+    with np.load(tmp_path / "both" / "out_of_fold.npz") as z:
+        np.testing.assert_allclose(z["quality"], [2.0, -2.0])
+    assert len(T.member_files(tmp_path / "both")) == 2 and len(T.trunk_files(tmp_path / "both")) > 2
+
+    other = tmp_path / "other-tokens"
+    T.save_trunk(deep, T.TrunkSpec(1, 3, SPEC.max_tokens + 8, SPEC.prompt_tokens), other)
+    np.savez(other / "out_of_fold.npz", keys=np.array(["a", "b"]), quality=np.array([0.0, 0.0]))
+    with pytest.raises(UserError, match="different tokens"):
+        combine([two, other], tmp_path / "refused")

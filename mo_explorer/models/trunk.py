@@ -265,35 +265,41 @@ def trunk_files(directory: str | Path) -> list[Path]:
 
 
 class TrunkEnsemble(nn.Module):
-    """Trunks fitted on the same pairs with different seeds (`training.trunk --fit-seed`): the mean of their pooled
-    states and of their qualities, on one pass of the shared lower layers."""
+    """Trunks fitted on the same pairs (`training.trunk_ensemble`): the mean of their pooled states and of their
+    qualities, on one pass of the shared lower layers. Members may train different numbers of top layers: a member
+    whose cached layers sit higher (layers 5-6 on layer 4) runs the frozen encoder layers in between (`bridges`,
+    MiniLM's own layers 3-4) on the states of the lowest member's cache (layer 2)."""
 
-    def __init__(self, members: Sequence[Trunk]):
+    def __init__(self, members: Sequence[Trunk], bridges: Sequence[Sequence[nn.Module]] | None = None):
         super().__init__()
         self.members = nn.ModuleList(members)
+        self.bridges = [list(b) for b in bridges] if bridges is not None else [[] for _ in members]
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        outs = [m(hidden, mask) for m in self.members]
+        outs = [m(_run_layers(b, hidden, mask) if b else hidden, mask) for m, b in zip(self.members, self.bridges)]
         return torch.stack([o[0] for o in outs]).mean(0), torch.stack([o[1] for o in outs]).mean(0)
 
 
 def member_files(directory: str | Path) -> list[Path]:
     """trunk.safetensors, then an ensemble's further members trunk-1.safetensors, trunk-2... (each file stays under
-    the 10 MB a Space accepts without git-lfs)."""
+    the 10 MB a Space accepts without git-lfs; a member's parts, trunk-1.part-1.safetensors, are not members)."""
     directory = Path(directory)
-    more = sorted(directory.glob(MEMBER_FILE.format("*")), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
-    return [directory / WEIGHTS_FILE, *more]
+    more = [p for p in directory.glob(MEMBER_FILE.format("*")) if ".part-" not in p.name]
+    return [directory / WEIGHTS_FILE, *sorted(more, key=lambda p: int(p.stem.rsplit("-", 1)[1]))]
 
 
 def load_trunk(directory: str | Path, model) -> tuple[Trunk | TrunkEnsemble, TrunkSpec]:
     """The trunk saved in `directory` (an ensemble when it has several members), its layers shaped as `model`'s
-    (the MiniLM the features use)."""
+    (the MiniLM the features use). An ensemble's spec is its lowest member's: the states it is handed."""
     loaded = [_load_member(path, model) for path in member_files(directory)]
-    if any(spec != loaded[0][1] for _, spec in loaded):
-        raise ValueError(f"{directory}: the ensemble's members have different specs")
     if len(loaded) == 1:
         return loaded[0]
-    return TrunkEnsemble([t for t, _ in loaded]).eval(), loaded[0][1]
+    specs = [spec for _, spec in loaded]
+    if any((s.max_tokens, s.prompt_tokens) != (specs[0].max_tokens, specs[0].prompt_tokens) for s in specs):
+        raise ValueError(f"{directory}: the ensemble's members read different tokens (max_tokens, prompt_tokens)")
+    base = min(specs, key=lambda s: s.lower_layers)
+    bridges = [model.encoder.layer[base.lower_layers: s.lower_layers] for s in specs]
+    return TrunkEnsemble([t for t, _ in loaded], bridges).eval(), base
 
 
 def _load_member(path: Path, model) -> tuple[Trunk, TrunkSpec]:

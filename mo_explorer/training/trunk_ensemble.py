@@ -1,9 +1,9 @@
 """`python -m mo_explorer.training.trunk_ensemble --members A B --out C`: one trunk directory from several.
 
-Each member is a `training.trunk --out` directory fitted on the same pairs with a different `--fit-seed`. The
-ensemble scores text with the mean of the members' qualities (models/trunk.py, TrunkEnsemble: the lower layers
-run once), and its out_of_fold.npz holds the mean of the members' out-of-fold qualities, so that `train --trunk C`
-learns the gate on exactly what the head will compute.
+Each member is a `training.trunk --out` directory fitted on the same pairs, with a different `--fit-seed` or a
+different `--top-layers`. The ensemble scores text with the mean of the members' qualities (models/trunk.py,
+TrunkEnsemble: the lower layers run once), and its out_of_fold.npz holds the mean of the members' out-of-fold
+qualities, so that `train --trunk C` learns the gate on exactly what the head will compute.
 """
 
 from __future__ import annotations
@@ -23,19 +23,19 @@ OOF_FILE = "out_of_fold.npz"
 
 def combine(members: list[Path], out: Path) -> dict:
     """Write the ensemble directory; returns {"members", "out_of_fold"}."""
-    from mo_explorer.models.trunk import MEMBER_FILE, WEIGHTS_FILE, trunk_files
+    from mo_explorer.models.trunk import MEMBER_FILE, WEIGHTS_FILE, member_files, trunk_files
 
     if len(members) < 2:
         raise UserError("an ensemble needs at least two --members")
     infos = []
     for m in members:
-        # One file, trunk.safetensors: neither an ensemble already nor a trunk cut into parts (over 9 MB).
-        if not (m / "trunk.json").is_file() or not (m / OOF_FILE).is_file() or trunk_files(m) != [m / WEIGHTS_FILE]:
-            raise UserError(f"{m}: not a single one-file trunk written by `python -m mo_explorer.training.trunk --out` "
-                            "(a trunk cut into parts, over 9 MB, cannot join an ensemble)")
+        if not (m / "trunk.json").is_file() or not (m / OOF_FILE).is_file() or member_files(m) != [m / WEIGHTS_FILE]:
+            raise UserError(f"{m}: not a single trunk written by `python -m mo_explorer.training.trunk --out` "
+                            "(an ensemble cannot join an ensemble)")
         infos.append(json.loads((m / "trunk.json").read_text()))
-    if any(info["spec"] != infos[0]["spec"] for info in infos):
-        raise UserError("the members have different specs (layers or token budget): train them with the same options")
+    tokens = [(info["spec"]["max_tokens"], info["spec"]["prompt_tokens"]) for info in infos]
+    if any(t != tokens[0] for t in tokens):
+        raise UserError("the members read different tokens (--max-tokens, --prompt-tokens): train them with the same")
     tables = []
     for m in members:
         with np.load(m / OOF_FILE) as z:
@@ -48,11 +48,14 @@ def combine(members: list[Path], out: Path) -> dict:
     for stale in trunk_files(out):  # a former ensemble's members or a former trunk's parts
         stale.unlink()
     for i, m in enumerate(members):
-        shutil.copy2(m / WEIGHTS_FILE, out / (WEIGHTS_FILE if i == 0 else MEMBER_FILE.format(i)))
+        stem = Path(WEIGHTS_FILE if i == 0 else MEMBER_FILE.format(i)).stem
+        for path in trunk_files(m):  # the member's weights and their parts (a trunk over 9 MB), renamed as member i
+            shutil.copy2(path, out / path.name.replace(Path(WEIGHTS_FILE).stem, stem, 1))
     quality = np.mean([[t[k] for k in keys] for t in tables], axis=0)
     np.savez(out / OOF_FILE, keys=np.array(keys), quality=quality)
     report = {**infos[0]["report"], "ensemble": [info["report"].get("config", {}) for info in infos]}
-    (out / "trunk.json").write_text(json.dumps({"spec": infos[0]["spec"], "report": report}, indent=2))
+    base = min(infos, key=lambda info: info["spec"]["lower_layers"])["spec"]  # the states the ensemble is handed
+    (out / "trunk.json").write_text(json.dumps({"spec": base, "report": report}, indent=2))
     return {"members": [str(m) for m in members], "out_of_fold": len(keys)}
 
 
