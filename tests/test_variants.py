@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import pytest
 
@@ -34,3 +35,11 @@ def test_a_variant_may_drop_the_likelihood_but_not_add_rows_it_was_never_given()
     without = variants.variant_config(base, "--likelihood-pairs 0")
     with pytest.raises(SystemExit, match="likelihood_pairs"):
         variants.variant_config(without, "--likelihood-pairs 800")
+
+
+def test_a_variant_may_compare_without_the_trunk_but_not_swap_in_another_it_would_be_judged_on_the_first_ones():
+    with_trunk = dataclasses.replace(config(), trunk="/tmp/quality-trunk")
+    assert not variants.variant_config(with_trunk, "--trunk ''").trunk
+    assert variants.variant_config(with_trunk, "--gate-route-weight 0.1").trunk == "/tmp/quality-trunk"
+    with pytest.raises(SystemExit, match="trunk"):
+        variants.variant_config(with_trunk, "--trunk /tmp/another-trunk")

@@ -50,6 +50,10 @@ def variant_config(cfg: train.TrainConfig, options: str) -> train.TrainConfig:
     # added one would silently be fitted without likelihood features.
     if variant.likelihood_pairs not in (0, cfg.likelihood_pairs):
         changed.append("likelihood_pairs")
+    # The trunk's out-of-fold quality is read once too: a variant may drop it (--trunk ''), not swap in another trunk,
+    # which would be judged on the first trunk's quality under its own name.
+    if variant.trunk and variant.trunk != cfg.trunk:
+        changed.append("trunk")
     if changed:
         raise SystemExit(f"variant {options!r} changes {', '.join(changed)}: the features and samples are prepared "
                          "once for every variant, so compare those in separate runs (the same --rows-cached-by)")
