@@ -126,6 +126,30 @@ def test_train_subsets_keep_other_sources_out_of_the_trunk_but_every_fold_is_sco
     assert {p.subset for p in split(pairs, "ratings")[0]} == {"rmb-helpfulness", "rmb-harmlessness", "alpacaeval"}
 
 
+def test_length_match_lets_pairs_of_near_equal_length_teach_most_and_keeps_every_balance():
+    from mo_explorer.training.data import PairRow
+    from mo_explorer.training.trunk import pair_weights
+
+    def pair(i, subset, chosen_words, rejected_words):
+        return PairRow(f"{subset}/{i}", subset, [{"role": "user", "content": f"q{i}"}],
+                       " ".join(["w"] * chosen_words), " ".join(["w"] * rejected_words))
+
+    # AlpacaEval as it is: the chosen answer mostly much longer; RMB helpfulness: lengths close either way
+    pairs = ([pair(i, "alpacaeval", 300, 60) for i in range(8)] + [pair(8, "alpacaeval", 110, 100),
+                                                                    pair(9, "alpacaeval", 50, 55)]
+             + [pair(10 + i, "rmb-helpfulness", 100 + 5 * i, 100 - 5 * i) for i in range(1, 4)]
+             + [pair(20 + i, "rmb-helpfulness", 100 - 5 * i, 100 + 5 * i) for i in range(1, 4)])
+    plain, matched = pair_weights(pairs), pair_weights(pairs, length_match=0.35)
+    alpaca = np.arange(10)
+    for w in (plain, matched):  # each source weighs the same, and in it the chosen-longer and -shorter halves
+        assert w[alpaca].sum() == pytest.approx(w[10:].sum())
+        assert w[:9].sum() == pytest.approx(w[9])
+    # without the kernel the eight long-against-short pairs carry most of the longer half; with it the near-equal one
+    assert plain[8] / plain[0] == pytest.approx(1.0)
+    assert matched[8] / matched[0] > 50
+    assert matched[8] > matched[:8].sum()
+
+
 def test_extra_pairs_add_training_subsets_only_and_keep_the_sample_train_draws(tmp_path):
     import gzip
     import json

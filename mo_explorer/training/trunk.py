@@ -63,6 +63,7 @@ class TrunkRunConfig:
     max_tokens: int
     prompt_tokens: int
     top_layers: int
+    length_match: float | None  # sigma of the kernel on the log length difference; None: every pair as it is
     folds: tuple[str, ...]
     train_subsets: tuple[str, ...]  # () = every subset trains the trunk
     features: str | None
@@ -108,6 +109,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt-tokens", type=int, default=64, help="Last tokens of the last user turn kept.")
     p.add_argument("--top-layers", type=int, default=2, choices=range(1, 7), metavar="{1..6}",
                    help="MiniLM's top layers trained (of 6); the states below them are cached once.")
+    p.add_argument("--length-match", type=float, default=None, metavar="SIGMA",
+                   help="Weigh each pair by exp(-d^2 / 2 SIGMA^2), d the log length difference of its answers, so "
+                        "that pairs of near-equal length teach the trunk most: they differ in content, where a "
+                        "pair of a long and a short answer differs in style too (detail, headings, lists), which the "
+                        "length term cannot remove. Each source keeps its weight, and within each subset the "
+                        "chosen-longer and chosen-shorter pairs their halves (default: no kernel).")
     p.add_argument("--folds", nargs="*", default=list(HELD_OUT_SOURCES), help="Sources left out in turn.")
     p.add_argument("--train-subsets", nargs="*", default=[],
                    help="Only pairs of these subsets train the trunk (default: every subset). E.g. the helpfulness "
@@ -221,13 +228,32 @@ def prepare(cfg: TrunkRunConfig, settings: config.Settings, timings: dict) -> Ru
     return Run(pairs, dev, {k: cache.states[k] for k in names}, dict(zip(names, pooled)), (tok, model))
 
 
-def pair_weights(pairs: list[D.PairRow]) -> np.ndarray:
-    """(n,) weights: each source weighs the same; within each subset chosen-longer and -shorter pairs too."""
-    w = length_balance(pairs, [p.subset for p in pairs])
+def pair_weights(pairs: list[D.PairRow], length_match: float | None = None) -> np.ndarray:
+    """(n,) weights: each source weighs the same; within each subset chosen-longer and -shorter pairs too. With
+    `length_match` (sigma), pairs far apart in length weigh less (a Gaussian kernel on the log length difference)."""
+    if length_match is None:
+        w = length_balance(pairs, [p.subset for p in pairs])
+    else:
+        w = balance_weights(np.exp(-log_len_diff(pairs) ** 2 / (2 * length_match**2)), pairs)
     src = np.array([source_of(p) or p.subset for p in pairs])
     for s in set(src):
         w[src == s] /= w[src == s].sum()
     return w * len(w) / w.sum()
+
+
+def balance_weights(w: np.ndarray, pairs: list[D.PairRow]) -> np.ndarray:
+    """Weights (n,) rescaled so that, within each subset, the chosen-longer and the chosen-shorter pairs carry half
+    of the subset's weight each (length_balance, by weight rather than by count)."""
+    len_c, len_r = word_lengths(pairs)
+    side, subsets, out = np.sign(len_c - len_r), np.array([p.subset for p in pairs]), w.astype(float).copy()
+    for s in set(subsets):
+        sel = subsets == s
+        longer, shorter = out[sel & (side > 0)].sum(), out[sel & (side < 0)].sum()
+        if longer > 0 and shorter > 0:
+            half = (longer + shorter) / 2
+            out[sel & (side > 0)] *= half / longer
+            out[sel & (side < 0)] *= half / shorter
+    return out
 
 
 def log_len_diff(pairs: list[D.PairRow]) -> np.ndarray:
@@ -240,7 +266,8 @@ def fit_and_score(run: Run, cfg: TrunkRunConfig, train: list[D.PairRow], held: l
     """Both models fitted on `train`, scored on `held` -> {model: (score chosen (n,), score rejected (n,))}, report."""
     from mo_explorer.models import trunk as T
 
-    w, dl = pair_weights(train), log_len_diff(train)
+    w, dl = pair_weights(train, cfg.length_match), log_len_diff(train)
+    log.info("%d training pairs, %.0f effective (weights' sum^2 / sum of squares)", len(w), w.sum()**2 / (w**2).sum())
     kc, kr = keys(train)
     hc, hr = keys(held)
     start = time.perf_counter()
