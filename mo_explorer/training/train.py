@@ -287,21 +287,22 @@ def fit(prep: Prepared, cfg: TrainConfig, use_contrastive: bool = True, use_like
     return params, gate, report
 
 
-def length_balance(pairs: list[D.PairRow], groups: list[str]) -> np.ndarray:
-    """Per-pair factors (n,) that, within each group, give the pairs whose chosen answer is the longer and those
+def length_balance(pairs: list[D.PairRow], groups: list[str], weights: np.ndarray | None = None) -> np.ndarray:
+    """Per-pair weights (n,) that, within each group, give the pairs whose chosen answer is the longer and those
     whose chosen answer is the shorter the same total weight (pairs of equal length keep their share; a group
-    with one side empty is left as it is). The group's total weight is unchanged."""
+    with one side empty is left as it is). The group's total weight is unchanged. `weights` (default: 1 each) are
+    the weights rescaled."""
     len_c, len_r = word_lengths(pairs)
     side = np.sign(len_c - len_r)
     keys = np.array(groups)
-    out = np.ones(len(pairs))
+    out = np.ones(len(pairs)) if weights is None else np.asarray(weights, float).copy()
     for g in set(groups):
         sel = keys == g
-        n_l, n_s = int((side[sel] > 0).sum()), int((side[sel] < 0).sum())
-        if n_l and n_s:
-            half = (n_l + n_s) / 2
-            out[sel & (side > 0)] = half / n_l
-            out[sel & (side < 0)] = half / n_s
+        longer, shorter = out[sel & (side > 0)].sum(), out[sel & (side < 0)].sum()
+        if longer > 0 and shorter > 0:
+            half = (longer + shorter) / 2
+            out[sel & (side > 0)] *= half / longer
+            out[sel & (side < 0)] *= half / shorter
     return out
 
 

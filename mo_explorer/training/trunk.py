@@ -231,29 +231,12 @@ def prepare(cfg: TrunkRunConfig, settings: config.Settings, timings: dict) -> Ru
 def pair_weights(pairs: list[D.PairRow], length_match: float | None = None) -> np.ndarray:
     """(n,) weights: each source weighs the same; within each subset chosen-longer and -shorter pairs too. With
     `length_match` (sigma), pairs far apart in length weigh less (a Gaussian kernel on the log length difference)."""
-    if length_match is None:
-        w = length_balance(pairs, [p.subset for p in pairs])
-    else:
-        w = balance_weights(np.exp(-log_len_diff(pairs) ** 2 / (2 * length_match**2)), pairs)
+    kernel = None if length_match is None else np.exp(-log_len_diff(pairs) ** 2 / (2 * length_match**2))
+    w = length_balance(pairs, [p.subset for p in pairs], kernel)
     src = np.array([source_of(p) or p.subset for p in pairs])
     for s in set(src):
         w[src == s] /= w[src == s].sum()
     return w * len(w) / w.sum()
-
-
-def balance_weights(w: np.ndarray, pairs: list[D.PairRow]) -> np.ndarray:
-    """Weights (n,) rescaled so that, within each subset, the chosen-longer and the chosen-shorter pairs carry half
-    of the subset's weight each (length_balance, by weight rather than by count)."""
-    len_c, len_r = word_lengths(pairs)
-    side, subsets, out = np.sign(len_c - len_r), np.array([p.subset for p in pairs]), w.astype(float).copy()
-    for s in set(subsets):
-        sel = subsets == s
-        longer, shorter = out[sel & (side > 0)].sum(), out[sel & (side < 0)].sum()
-        if longer > 0 and shorter > 0:
-            half = (longer + shorter) / 2
-            out[sel & (side > 0)] *= half / longer
-            out[sel & (side < 0)] *= half / shorter
-    return out
 
 
 def log_len_diff(pairs: list[D.PairRow]) -> np.ndarray:
