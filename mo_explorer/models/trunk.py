@@ -7,6 +7,7 @@ whose logit carries a length term fitted with it and dropped at inference:
     logit = q(chosen) - q(rejected) + beta * (log words(chosen) - log words(rejected))
 
 so the length preference of the training pairs goes into beta, and q learns what decides pairs beyond length.
+Further style terms (training/style.py: markdown) add columns to the covariate and entries to beta, the same way.
 States after `lower_layers` layers are computed once (bfloat16 bits, as uint16 numpy arrays, so the numpy-only
 cache stores them) and reused by every epoch and fold.
 
@@ -133,21 +134,22 @@ class LowerEncoder:
 
 
 class Trunk(nn.Module):
-    """Top encoder layers + mean pooling + a linear quality head; beta is the training-only length term."""
+    """Top encoder layers + mean pooling + a linear quality head; beta holds the training-only style terms (length
+    first)."""
 
-    def __init__(self, layers: Sequence[nn.Module], hidden_size: int):
+    def __init__(self, layers: Sequence[nn.Module], hidden_size: int, style_terms: int = 1):
         super().__init__()
         self.layers = nn.ModuleList(layers)
         self.quality = nn.Linear(hidden_size, 1)
         nn.init.zeros_(self.quality.weight)
         nn.init.zeros_(self.quality.bias)
-        self.beta = nn.Parameter(torch.zeros(()))
+        self.beta = nn.Parameter(torch.zeros(style_terms))
 
     @classmethod
-    def from_encoder(cls, model, spec: TrunkSpec) -> Trunk:
+    def from_encoder(cls, model, spec: TrunkSpec, style_terms: int = 1) -> Trunk:
         """Copies of the encoder's layers above spec.lower_layers (MiniLM's layers 5-6), a zero head."""
         top = model.encoder.layer[spec.lower_layers: spec.lower_layers + spec.top_layers]
-        return cls([copy.deepcopy(layer) for layer in top], model.config.hidden_size)
+        return cls([copy.deepcopy(layer) for layer in top], model.config.hidden_size, style_terms)
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Lower-layer states (B, T, D) and mask (B, T) -> pooled (B, D), quality (B,)."""
@@ -158,23 +160,28 @@ class Trunk(nn.Module):
 
 
 def pair_loss(trunk: Trunk, chosen: Sequence[np.ndarray], rejected: Sequence[np.ndarray],
-              log_len_diff: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Weighted Bradley-Terry loss of a batch of pairs, with the length term beta * (log words diff)."""
+              style_diff: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Weighted Bradley-Terry loss of a batch of pairs, with the style terms style_diff (B, k) @ beta (length
+    first)."""
     hidden, mask = pad_states(list(chosen) + list(rejected))
     _, q = trunk(hidden, mask)  # (2B,)
     n = len(chosen)
-    logit = q[:n] - q[n:] + trunk.beta * log_len_diff  # (B,)
+    logit = q[:n] - q[n:] + style_diff @ trunk.beta  # (B,)
     return -(weight * F.logsigmoid(logit)).sum() / weight.sum()
 
 
 def fit_pairs(trunk: Trunk, chosen: Sequence[np.ndarray], rejected: Sequence[np.ndarray],
-              log_len_diff: np.ndarray, weights: np.ndarray, settings: FitSettings) -> dict:
-    """Train on pairs (states as bf16 bits); pairs are drawn with probability proportional to `weights` (n,)."""
+              style_diff: np.ndarray, weights: np.ndarray, settings: FitSettings) -> dict:
+    """Train on pairs (states as bf16 bits); pairs are drawn with probability proportional to `weights` (n,).
+    `style_diff`: the log length difference (n,), or (n, k) with further style terms, one per entry of beta."""
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
-    if settings.length_term:  # start from length alone: q is then pushed only by what length does not explain
+    style_diff = np.asarray(style_diff, float).reshape(len(chosen), -1)
+    if style_diff.shape[1] != trunk.beta.numel():
+        raise ValueError(f"{style_diff.shape[1]} style terms for a trunk built with {trunk.beta.numel()}")
+    if settings.length_term:  # start from style alone: q is then pushed only by what style does not explain
         with torch.no_grad():
-            trunk.beta.fill_(length_beta(log_len_diff, weights))
+            trunk.beta.copy_(torch.tensor(style_beta(style_diff, weights), dtype=torch.float32))
     else:
         trunk.beta.requires_grad_(False)
     head = [trunk.quality.weight, trunk.quality.bias] + ([trunk.beta] if settings.length_term else [])
@@ -188,7 +195,7 @@ def fit_pairs(trunk: Trunk, chosen: Sequence[np.ndarray], rejected: Sequence[np.
     losses = []
     for step, idx in enumerate(draws):
         loss = pair_loss(trunk, [chosen[i] for i in idx], [rejected[i] for i in idx],
-                         torch.tensor(log_len_diff[idx], dtype=torch.float32), torch.ones(len(idx)))
+                         torch.tensor(style_diff[idx], dtype=torch.float32), torch.ones(len(idx)))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trunk.parameters(), 1.0)
@@ -196,22 +203,24 @@ def fit_pairs(trunk: Trunk, chosen: Sequence[np.ndarray], rejected: Sequence[np.
         sched.step()
         losses.append(loss.item())
         if (step + 1) % 100 == 0:
-            log.info("step %d/%d loss %.4f beta %.3f", step + 1, settings.steps, np.mean(losses[-100:]),
-                     trunk.beta.item())
+            log.info("step %d/%d loss %.4f beta %s", step + 1, settings.steps, np.mean(losses[-100:]),
+                     np.round(trunk.beta.tolist(), 3).tolist())
     trunk.eval()
     tail = max(1, len(losses) // 10)
     return {"steps": settings.steps, "loss_first": float(np.mean(losses[:tail])),
-            "loss_last": float(np.mean(losses[-tail:])), "beta": trunk.beta.item()}
+            "loss_last": float(np.mean(losses[-tail:])), "beta": trunk.beta.tolist()}
 
 
-def length_beta(log_len_diff: np.ndarray, weights: np.ndarray, iters: int = 25) -> float:
-    """The weighted Bradley-Terry fit of length alone: beta maximising sum w log sigmoid(beta * dlen) (Newton)."""
-    beta, w = 0.0, weights / weights.sum()
+def style_beta(style_diff: np.ndarray, weights: np.ndarray | None = None, iters: int = 25) -> np.ndarray:
+    """The weighted Bradley-Terry fit of style alone: beta (k,) maximising sum w log sigmoid(style_diff @ beta)
+    (Newton), style_diff (n,) or (n, k)."""
+    x = np.asarray(style_diff, float).reshape(len(style_diff), -1)
+    w = np.ones(len(x)) if weights is None else np.asarray(weights, float)
+    w, beta = w / w.sum(), np.zeros(x.shape[1])
     for _ in range(iters):
-        p = 1.0 / (1.0 + np.exp(-beta * log_len_diff))
-        grad = float(np.sum(w * (1.0 - p) * log_len_diff))
-        hess = float(np.sum(w * p * (1.0 - p) * log_len_diff**2)) + 1e-9
-        beta += grad / hess
+        p = 1.0 / (1.0 + np.exp(-x @ beta))
+        hess = (x * (w * p * (1.0 - p))[:, None]).T @ x + 1e-9 * np.eye(x.shape[1])
+        beta += np.linalg.solve(hess, x.T @ (w * (1.0 - p)))
     return beta
 
 

@@ -35,6 +35,7 @@ from mo_explorer.training.metrics import length_balanced, pair_correct
 from mo_explorer.training.pairs import code_mutation_pairs
 from mo_explorer.training.sources import HELD_OUT_SOURCES, JUDGED_BY_ALPACAEVAL, longer_wins, source_of, word_lengths
 from mo_explorer.training.state_cache import StateCache
+from mo_explorer.training.style import STYLE_TERMS, log_len_diff, style_diffs
 from mo_explorer.training.train import DEFAULT_PER_OBJECTIVE, length_balance
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class TrunkRunConfig:
     prompt_tokens: int
     top_layers: int
     length_match: float | None  # sigma of the kernel on the log length difference; None: every pair as it is
+    style_terms: tuple[str, ...]  # style terms beyond length fitted with the trunk and dropped (style.STYLE_TERMS)
     folds: tuple[str, ...]
     train_subsets: tuple[str, ...]  # () = every subset trains the trunk
     features: str | None
@@ -75,7 +77,8 @@ class TrunkRunConfig:
     def from_args(cls, args: argparse.Namespace) -> TrunkRunConfig:
         """The config of parsed arguments."""
         values = {f.name: getattr(args, f.name) for f in fields(cls)}
-        return cls(**{**values, "folds": tuple(values["folds"]), "train_subsets": tuple(values["train_subsets"])})
+        return cls(**{**values, "folds": tuple(values["folds"]), "train_subsets": tuple(values["train_subsets"]),
+                      "style_terms": tuple(values["style_terms"])})
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -115,6 +118,10 @@ def make_parser() -> argparse.ArgumentParser:
                         "pair of a long and a short answer differs in style too (detail, headings, lists), which the "
                         "length term cannot remove. Each source keeps its weight, and within each subset the "
                         "chosen-longer and chosen-shorter pairs their halves (default: no kernel).")
+    p.add_argument("--style-terms", nargs="*", default=[], choices=STYLE_TERMS,
+                   help="Style terms fitted with the trunk beside length and dropped when it scores, as the length "
+                        "term is (training/style.py). `markdown`: the log count of headings, list items and bold, "
+                        "which the training judges reward beyond length and RM-Bench chat does not (default: none).")
     p.add_argument("--folds", nargs="*", default=list(HELD_OUT_SOURCES), help="Sources left out in turn.")
     p.add_argument("--train-subsets", nargs="*", default=[],
                    help="Only pairs of these subsets train the trunk (default: every subset). E.g. the helpfulness "
@@ -239,17 +246,12 @@ def pair_weights(pairs: list[D.PairRow], length_match: float | None = None) -> n
     return w * len(w) / w.sum()
 
 
-def log_len_diff(pairs: list[D.PairRow]) -> np.ndarray:
-    """log(1 + words chosen) - log(1 + words rejected) (n,): the length term's input."""
-    len_c, len_r = word_lengths(pairs)
-    return np.log1p(len_c) - np.log1p(len_r)
-
-
 def fit_and_score(run: Run, cfg: TrunkRunConfig, train: list[D.PairRow], held: list[D.PairRow]) -> dict:
     """Both models fitted on `train`, scored on `held` -> {model: (score chosen (n,), score rejected (n,))}, report."""
     from mo_explorer.models import trunk as T
 
-    w, dl = pair_weights(train, cfg.length_match), log_len_diff(train)
+    w, style = pair_weights(train, cfg.length_match), style_diffs(train, cfg.style_terms)
+    dl = style[:, 0]  # the probe keeps the length term alone
     log.info("%d training pairs, %.0f effective (weights' sum^2 / sum of squares)", len(w), w.sum()**2 / (w**2).sum())
     kc, kr = keys(train)
     hc, hr = keys(held)
@@ -259,11 +261,11 @@ def fit_and_score(run: Run, cfg: TrunkRunConfig, train: list[D.PairRow], held: l
     probe_s = time.perf_counter() - start
     out = {"probe": (probe.score(np.stack([run.frozen[k] for k in hc])),
                      probe.score(np.stack([run.frozen[k] for k in hr])))}
-    trunk = T.Trunk.from_encoder(run.encoder[1], trunk_spec(cfg))
+    trunk = T.Trunk.from_encoder(run.encoder[1], trunk_spec(cfg), style_terms=style.shape[1])
     settings = T.FitSettings(steps=cfg.steps, batch_pairs=cfg.batch_pairs, lr=cfg.lr,
                              seed=cfg.seed if cfg.fit_seed is None else cfg.fit_seed)
     start = time.perf_counter()
-    report = T.fit_pairs(trunk, [run.states[k] for k in kc], [run.states[k] for k in kr], dl, w, settings)
+    report = T.fit_pairs(trunk, [run.states[k] for k in kc], [run.states[k] for k in kr], style, w, settings)
     report["fit_s"] = time.perf_counter() - start
     _, qc = T.score_states(trunk, [run.states[k] for k in hc])
     _, qr = T.score_states(trunk, [run.states[k] for k in hr])
